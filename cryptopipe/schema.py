@@ -1,0 +1,193 @@
+"""The market tick record, declared once and derived for every system that stores it.
+
+``schemas/market_tick.json`` is the single source of truth. Everything that has to
+agree on the record's shape is generated from it here:
+
+- :func:`record_model`: the pydantic model the producer validates each CoinGecko
+  record with (aliases map CoinGecko's names onto ours);
+- :func:`spark_schema`: the ``StructType`` the streaming job parses landing lines with;
+- :func:`duckdb_columns`: the column definitions of the local warehouse;
+- :func:`bigquery_fields`: the BigQuery table schema the CDKTF app declares.
+
+A test checks all four field by field, so a change to the JSON file changes all of
+them or fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    Strict,
+    create_model,
+    field_validator,
+)
+
+#: How far in the future an event time may be before a record is rejected: clocks
+#: drift, but a ``last_updated`` hours ahead of now is corrupt data.
+MAX_CLOCK_SKEW = timedelta(hours=1)
+
+#: The landing format's timestamp layout (ISO-8601, UTC, milliseconds), as Python
+#: writes it and as Spark's ``timestampFormat`` reads it.
+TIMESTAMP_FORMAT_SPARK = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
+
+# Each logical type and what it is called in every system; one row per type keeps
+# the mappings side by side so they cannot drift apart.
+_TYPES: dict[str, dict[str, str]] = {
+    "string": {"duckdb": "VARCHAR", "bigquery": "STRING", "spark": "StringType"},
+    "float64": {"duckdb": "DOUBLE", "bigquery": "FLOAT64", "spark": "DoubleType"},
+    "int64": {"duckdb": "BIGINT", "bigquery": "INT64", "spark": "LongType"},
+    "timestamp": {"duckdb": "TIMESTAMPTZ", "bigquery": "TIMESTAMP", "spark": "TimestampType"},
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One column of the record."""
+
+    name: str
+    type: str
+    nullable: bool
+    description: str
+    source: str | None = None
+    """CoinGecko's name for the field; None when the producer supplies it."""
+    minimum: float | None = None
+    """Smallest valid value for numeric fields, checked by producer and stream alike."""
+
+
+@dataclass(frozen=True)
+class RecordSchema:
+    """The record: its fields, its de-duplication key and its physical layout."""
+
+    name: str
+    description: str
+    fields: tuple[FieldSpec, ...]
+    key: tuple[str, ...]
+    partition_field: str
+    cluster_fields: tuple[str, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no field {name!r} in schema {self.name!r}; fields are {self.names}")
+
+
+@cache
+def market_tick() -> RecordSchema:
+    """Load and check ``schemas/market_tick.json``."""
+    raw = json.loads(resources.files("cryptopipe").joinpath("schemas/market_tick.json").read_text())
+    fields = tuple(FieldSpec(**f) for f in raw["fields"])
+    schema = RecordSchema(
+        name=raw["name"],
+        description=raw["description"],
+        fields=fields,
+        key=tuple(raw["key"]),
+        partition_field=raw["partition_field"],
+        cluster_fields=tuple(raw["cluster_fields"]),
+    )
+    for spec in fields:
+        if spec.type not in _TYPES:
+            raise ValueError(f"field {spec.name!r} has type {spec.type!r}; expected one of {sorted(_TYPES)}")
+    for name in (*schema.key, schema.partition_field, *schema.cluster_fields):
+        schema.field(name)  # raises on a name that is not a field
+    return schema
+
+
+def _utc_millis(value: datetime) -> str:
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+_UtcTimestamp = Annotated[AwareDatetime, PlainSerializer(_utc_millis, return_type=str)]
+
+
+def _python_type(spec: FieldSpec) -> Any:
+    if spec.type == "string":
+        base: Any = Annotated[str, Strict(), Field(min_length=1)]
+    elif spec.type == "float64":
+        # Strict: a price sent as a string is a wrong-typed record, not a number.
+        base = Annotated[float, Strict(), Field(ge=spec.minimum, allow_inf_nan=False)]
+    elif spec.type == "int64":
+        base = Annotated[int, Strict(), Field(ge=spec.minimum)]
+    else:
+        base = _UtcTimestamp
+    return base | None if spec.nullable else base
+
+
+class _RecordBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    @field_validator("last_updated", check_fields=False)
+    @classmethod
+    def _not_in_future(cls, value: datetime) -> datetime:
+        limit = datetime.now(timezone.utc) + MAX_CLOCK_SKEW
+        if value > limit:
+            raise ValueError(f"is in the future ({_utc_millis(value)} > now + {MAX_CLOCK_SKEW})")
+        return value
+
+
+@cache
+def record_model() -> type[BaseModel]:
+    """The pydantic model of one record, reading CoinGecko's names and writing ours.
+
+    ``model_validate({**coingecko_record, "vs_currency": ..., "ingested_at": ...,
+    "poll_id": ...})`` validates a record; ``model_dump(mode="json")`` gives the
+    landing line, timestamps as ISO-8601 UTC with milliseconds.
+    """
+    definitions: dict[str, Any] = {}
+    for spec in market_tick().fields:
+        default = None if spec.nullable else ...
+        alias = spec.source or spec.name
+        definitions[spec.name] = (
+            _python_type(spec),
+            Field(default, validation_alias=alias, description=spec.description),
+        )
+    return create_model("MarketTick", __base__=_RecordBase, **definitions)
+
+
+def spark_schema():
+    """The record as a Spark ``StructType``; pyspark is imported only when asked for."""
+    from pyspark.sql import types as T
+
+    return T.StructType(
+        [
+            T.StructField(spec.name, getattr(T, _TYPES[spec.type]["spark"])(), spec.nullable)
+            for spec in market_tick().fields
+        ]
+    )
+
+
+def duckdb_columns() -> list[str]:
+    """Column definitions (``name TYPE [NOT NULL]``) for the DuckDB table."""
+    return [
+        f"{spec.name} {_TYPES[spec.type]['duckdb']}{'' if spec.nullable else ' NOT NULL'}"
+        for spec in market_tick().fields
+    ]
+
+
+def bigquery_fields() -> list[dict[str, str]]:
+    """The BigQuery table schema, in the JSON form ``google_bigquery_table`` takes."""
+    return [
+        {
+            "name": spec.name,
+            "type": _TYPES[spec.type]["bigquery"],
+            "mode": "NULLABLE" if spec.nullable else "REQUIRED",
+            "description": spec.description,
+        }
+        for spec in market_tick().fields
+    ]
