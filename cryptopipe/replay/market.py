@@ -1,0 +1,378 @@
+"""The bundled market: a CoinGecko ``/coins/markets`` snapshot, and how it moves.
+
+Provenance: ``data/coins.json`` is synthetic, modelled on the API's shape; it is not
+market history. About 130 well-known coins carry their real ids, symbols and names,
+with prices and supplies hand-approximated to mid-2025 levels; the long tail (about
+190 coins) was generated with plausible names and magnitudes. Every record has the
+exact shape of ``GET /api/v3/coins/markets``: the same fields in the same order,
+whole numbers sent as JSON integers, ``last_updated`` in ISO-8601 UTC with
+milliseconds. The file is the source of truth: edit it by hand.
+
+The snapshot keeps on purpose the quirks a consumer of the real API must survive:
+
+- nulls in ``fully_diluted_valuation``, ``max_supply``, ``roi`` and ``market_cap_rank``
+  (unranked coins with an unverified supply report a market cap of 0);
+- tiny prices such as ``1.2e-08``, and prices that are JSON integers (``104512``);
+- thin coins, whose ``last_updated`` is hours old at the snapshot: they never change,
+  so their ``last_updated`` stays hours old in every frame;
+- exactly one dead coin (``orbis-legacy``) whose ``current_price`` is null.
+
+How it moves: frame ``k`` is a pure function of the snapshot and ``k`` (plus the
+frame spacing, which sets how much market time a frame covers). Each live coin's
+log-price follows its own seeded Gaussian random walk, with the daily volatility
+its 24 h change in the snapshot suggests; highs, lows, 24 h changes, market caps
+and ROI follow the price. The walk is built by Brownian-bridge refinement rather
+than step by step, so any frame costs a few dozen draws per coin and frame 10**6
+is as cheap as frame 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import cache, lru_cache
+from importlib import resources
+from statistics import NormalDist
+from typing import Any, Final
+
+#: The fields of a ``/coins/markets`` record, in the order CoinGecko sends them.
+FIELDS: Final = (
+    "id",
+    "symbol",
+    "name",
+    "image",
+    "current_price",
+    "market_cap",
+    "market_cap_rank",
+    "fully_diluted_valuation",
+    "total_volume",
+    "high_24h",
+    "low_24h",
+    "price_change_24h",
+    "price_change_percentage_24h",
+    "market_cap_change_24h",
+    "market_cap_change_percentage_24h",
+    "circulating_supply",
+    "total_supply",
+    "max_supply",
+    "ath",
+    "ath_change_percentage",
+    "ath_date",
+    "atl",
+    "atl_change_percentage",
+    "atl_date",
+    "roi",
+    "last_updated",
+)
+
+#: Units of a quote currency per US dollar. Fixed (mid-2025 levels) so that a replayed
+#: frame never depends on a live exchange-rate feed.
+RATES: Final = {"usd": 1.0, "eur": 0.88, "gbp": 0.74, "jpy": 144.0}
+
+#: A coin whose ``last_updated`` is older than this at the snapshot is thin: frozen.
+STALE_AFTER: Final = timedelta(hours=1)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+_DAY_MS = 86_400_000
+# CoinGecko refreshes a coin about once a minute: a live coin's last_updated trails
+# its frame's time by less than that (and by less than one frame).
+_MAX_LAG_MS = 60_000
+# Frames per random-walk block; a block's end points are drawn directly, the frames
+# inside by bridge refinement (2**20 frames is 12 days at 1 s a frame).
+_BLOCK = 1 << 20
+_NORMAL = NormalDist()
+
+_PRICE_FIELDS = ("current_price", "high_24h", "low_24h", "ath", "atl", "price_change_24h")
+_WHOLE_FIELDS = ("market_cap", "fully_diluted_valuation", "total_volume")
+_PERCENT_FIELDS = (
+    "price_change_percentage_24h",
+    "market_cap_change_percentage_24h",
+    "ath_change_percentage",
+    "atl_change_percentage",
+)
+
+
+def _to_ms(timestamp: str) -> int:
+    return (datetime.fromisoformat(timestamp) - _EPOCH) // _MS
+
+
+def _to_iso(ms: int) -> str:
+    return (_EPOCH + ms * _MS).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _significant(value: float | None, digits: int) -> float | int | None:
+    """Round like CoinGecko: a few significant digits, whole numbers as JSON integers."""
+    if value is None:
+        return None
+    rounded = float(f"{value:.{digits}g}")
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+def _uniform(*key: object) -> float:
+    """A number in (0, 1) that is a pure function of ``key``, in any process."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 0.5) / 2**64
+
+
+def _normal(*key: object) -> float:
+    return _NORMAL.inv_cdf(_uniform(*key))
+
+
+def _walk(key: str, n: int) -> float:
+    """Position after ``n >= 0`` unit-variance Gaussian steps of the walk named ``key``.
+
+    The end points of each block of ``_BLOCK`` steps are drawn directly; inside a
+    block, the midpoint of an interval is drawn from the Brownian bridge between its
+    ends, halving the interval until it lands on ``n``. The result has exactly the
+    distribution of a step-by-step walk at O(log n) cost.
+    """
+    block, offset = divmod(n, _BLOCK)
+    lo_value = math.sqrt(_BLOCK) * sum(_normal(key, b) for b in range(block))
+    hi_value = lo_value + math.sqrt(_BLOCK) * _normal(key, block)
+    lo, hi = 0, _BLOCK
+    while lo < offset < hi:
+        mid = (lo + hi) // 2
+        mid_value = (lo_value + hi_value) / 2 + math.sqrt((hi - lo) / 4) * _normal(key, block, mid)
+        if offset < mid:
+            hi, hi_value = mid, mid_value
+        else:
+            lo, lo_value = mid, mid_value
+    return lo_value if offset == lo else hi_value
+
+
+@dataclass(frozen=True)
+class _Coin:
+    """One snapshot record and what its movement needs, precomputed."""
+
+    record: Mapping[str, Any]
+    key: str
+    """Names the coin's random walks; carries the market's seed."""
+    live: bool
+    """False for thin and dead coins: they repeat their snapshot record in every frame."""
+
+    @property
+    def price(self) -> float:
+        return self.record["current_price"]
+
+    @property
+    def price_24h_ago(self) -> float:
+        return self.price / (1 + self.record["price_change_percentage_24h"] / 100)
+
+    @property
+    def daily_sigma(self) -> float:
+        # The snapshot's 24 h move stands in for the coin's daily volatility; the floor
+        # keeps stablecoins moving a little.
+        return max(abs(self.record["price_change_percentage_24h"]), 0.01) / 100
+
+    def log_price(self, k: int, window: int) -> float:
+        """Log-price ``k`` frames after the snapshot; ``-window <= k`` (a day before).
+
+        The day before the snapshot is a Brownian bridge from the price 24 h ago to
+        the snapshot price, so a frame's 24 h change agrees with the snapshot's at
+        frame 0 and with the walk afterwards.
+        """
+        sigma = self.daily_sigma / math.sqrt(window)
+        if k >= 0:
+            return math.log(self.price) + sigma * _walk(self.key, k)
+        j = k + window
+        start, end = math.log(self.price_24h_ago), math.log(self.price)
+        back = self.key + "<"
+        bridge = _walk(back, j) - j / window * _walk(back, window)
+        return start + j / window * (end - start) + sigma * bridge
+
+    def at(self, k: int, frame_ms: int, time_ms: int) -> dict[str, Any]:
+        """The record in US dollars at frame ``k``, unrounded, timestamps unshifted."""
+        if not self.live:
+            return dict(self.record)
+        window = max(1, round(_DAY_MS / frame_ms))
+        snap = self.record
+        price = math.exp(self.log_price(k, window))
+        ago = math.exp(self.log_price(k - window, window))
+        ratio = price / self.price
+        change = price / ago - 1
+        high_ratio = max(1.0, snap["high_24h"] / max(self.price, self.price_24h_ago))
+        low_ratio = min(1.0, snap["low_24h"] / min(self.price, self.price_24h_ago))
+        updated = time_ms - math.floor(_uniform(self.key, "lag", k) * min(frame_ms, _MAX_LAG_MS))
+        market_cap = snap["market_cap"] * ratio
+        ath, atl = max(snap["ath"], price), min(snap["atl"], price)
+        roi = snap["roi"]
+        if roi is not None:
+            times = (1 + roi["times"]) * ratio - 1
+            roi = {"times": times, "currency": roi["currency"], "percentage": times * 100}
+        fdv = snap["fully_diluted_valuation"]
+        return {
+            **snap,
+            "current_price": price,
+            "market_cap": market_cap,
+            "fully_diluted_valuation": None if fdv is None else fdv * ratio,
+            "total_volume": snap["total_volume"] * ratio,
+            "high_24h": max(price, ago) * high_ratio,
+            "low_24h": min(price, ago) * low_ratio,
+            "price_change_24h": price - ago,
+            "price_change_percentage_24h": 100 * change,
+            "market_cap_change_24h": market_cap * change / (1 + change),
+            "market_cap_change_percentage_24h": 100 * change if market_cap else 0,
+            "ath": ath,
+            "ath_change_percentage": 100 * (price / ath - 1),
+            "ath_date": _to_iso(updated) if price > snap["ath"] else snap["ath_date"],
+            "atl": atl,
+            "atl_change_percentage": 100 * (price / atl - 1),
+            "atl_date": _to_iso(updated) if price < snap["atl"] else snap["atl_date"],
+            "roi": roi,
+            "last_updated": _to_iso(updated),
+        }
+
+
+def _by_rank(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (row["market_cap_rank"] is None, row["market_cap_rank"] or 0, row["id"])
+
+
+def _by_volume(sign: int) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    # Coins without a volume come last in both directions.
+    return lambda row: (row["total_volume"] is None, sign * (row["total_volume"] or 0), row["id"])
+
+
+# Each order as (sort key, reverse the sorted list).
+_ORDERINGS: dict[str, tuple[Callable[[Mapping[str, Any]], Any], bool]] = {
+    "market_cap_desc": (_by_rank, False),
+    "market_cap_asc": (_by_rank, True),
+    "volume_desc": (_by_volume(-1), False),
+    "volume_asc": (_by_volume(1), False),
+    "id_asc": (lambda row: row["id"], False),
+    "id_desc": (lambda row: row["id"], True),
+}
+
+#: The ``order`` values ``/coins/markets`` accepts; the first is the API's default.
+ORDERS: Final = tuple(_ORDERINGS)
+
+
+def _render(row: Mapping[str, Any], rate: float, shift_ms: int) -> dict[str, Any]:
+    """Convert to the quote currency, round like CoinGecko and shift the timestamps."""
+    out = {name: row[name] for name in FIELDS}
+    for name in _PRICE_FIELDS:
+        out[name] = _significant(None if row[name] is None else row[name] * rate, 6)
+    for name in _WHOLE_FIELDS:
+        out[name] = None if row[name] is None else round(row[name] * rate)
+    change = row["market_cap_change_24h"]
+    out["market_cap_change_24h"] = _significant(None if change is None else change * rate, 10)
+    for name in _PERCENT_FIELDS:
+        out[name] = None if row[name] is None else round(row[name], 5)
+    for name in ("ath_date", "atl_date", "last_updated"):
+        out[name] = _to_iso(_to_ms(row[name]) + shift_ms)
+    return out
+
+
+class Market:
+    """A snapshot of ``/coins/markets`` records and its frames.
+
+    Usage::
+
+        market = Market.bundled()
+        records = market.frame(3, "eur")  # what the API would send at frame 3
+    """
+
+    def __init__(self, snapshot: Mapping[str, Any], *, seed: int = 0) -> None:
+        """``snapshot`` is ``{"as_of": ISO-8601, "coins": [records]}``; ``seed`` picks the walks."""
+        self.as_of: datetime = datetime.fromisoformat(snapshot["as_of"])
+        self._as_of_ms = _to_ms(snapshot["as_of"])
+        stale_before = self._as_of_ms - STALE_AFTER // _MS
+        self._coins = tuple(
+            _Coin(
+                record=record,
+                key=f"{seed}:{record['id']}",
+                live=record["current_price"] is not None and _to_ms(record["last_updated"]) >= stale_before,
+            )
+            for record in snapshot["coins"]
+        )
+        # Computing a frame takes tens of milliseconds and rendering it in a currency
+        # and order about fifteen, while a frame is polled many times as long as it is
+        # current: keep the last few of each.
+        self._rows = lru_cache(maxsize=8)(self._compute_rows)
+        self._records = lru_cache(maxsize=32)(self._render_records)
+
+    @classmethod
+    @cache
+    def bundled(cls) -> Market:
+        """The market in ``data/coins.json``, loaded once per process."""
+        text = resources.files(__package__).joinpath("data/coins.json").read_text(encoding="utf-8")
+        return cls(json.loads(text))
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every coin id, in snapshot order."""
+        return tuple(coin.record["id"] for coin in self._coins)
+
+    @property
+    def frozen_ids(self) -> tuple[str, ...]:
+        """Ids of the thin and dead coins: their records never change, apart from their rank."""
+        return tuple(coin.record["id"] for coin in self._coins if not coin.live)
+
+    def frame(
+        self,
+        k: int,
+        vs_currency: str = "usd",
+        *,
+        order: str = "market_cap_desc",
+        frame_seconds: float = 60.0,
+        shift: timedelta = timedelta(0),
+    ) -> list[dict[str, Any]]:
+        """Every coin's record at frame ``k``, as ``/coins/markets`` would send it.
+
+        - ``vs_currency``: a key of :data:`RATES`.
+        - ``order``: one of :data:`ORDERS`. Ranks are recomputed from each frame's market
+          caps, so a coin can change rank (and page) between frames, as on CoinGecko.
+        - ``frame_seconds``: event time between frames; frame ``k`` is at
+          ``as_of + k * frame_seconds`` and live coins' ``last_updated`` trail it
+          by under a minute (and under a frame).
+        - ``shift``: added to every timestamp (a server rebasing frame 0 to "now").
+        """
+        if k < 0:
+            raise ValueError(f"frame must be >= 0, got {k}")
+        if vs_currency not in RATES:
+            raise ValueError(f"vs_currency {vs_currency!r} is not supported; expected one of {sorted(RATES)}")
+        if order not in _ORDERINGS:
+            raise ValueError(f"order {order!r} is not supported; expected one of {list(ORDERS)}")
+        frame_ms = round(frame_seconds * 1000)
+        if frame_ms < 1:
+            raise ValueError(f"frame_seconds must be at least 0.001, got {frame_seconds}")
+        records = self._records(k, frame_ms, vs_currency, order, shift // _MS)
+        return [{**record, "roi": record["roi"] and dict(record["roi"])} for record in records]
+
+    def _render_records(
+        self, k: int, frame_ms: int, vs_currency: str, order: str, shift_ms: int
+    ) -> tuple[Mapping[str, Any], ...]:
+        """Frame ``k`` as the API sends it; cached, so callers get copies."""
+        key, reverse = _ORDERINGS[order]
+        rows = sorted(self._rows(k, frame_ms), key=key)
+        if reverse:
+            rows.reverse()
+        return tuple(_render(row, RATES[vs_currency], shift_ms) for row in rows)
+
+    def _compute_rows(self, k: int, frame_ms: int) -> tuple[Mapping[str, Any], ...]:
+        """Every coin at frame ``k`` in US dollars, ranked; cached per instance, never mutated."""
+        time_ms = self._as_of_ms + k * frame_ms
+        rows = [coin.at(k, frame_ms, time_ms) for coin in self._coins]
+        ranked = sorted(
+            (row for row in rows if row["market_cap_rank"] is not None),
+            key=lambda row: (-row["market_cap"], row["id"]),
+        )
+        for rank, row in enumerate(ranked, start=1):
+            row["market_cap_rank"] = rank
+        return tuple(rows)
+
+
+def frame(
+    k: int,
+    vs_currency: str = "usd",
+    *,
+    order: str = "market_cap_desc",
+    frame_seconds: float = 60.0,
+    shift: timedelta = timedelta(0),
+) -> list[dict[str, Any]]:
+    """Frame ``k`` of the bundled market; arguments as for :meth:`Market.frame`."""
+    return Market.bundled().frame(k, vs_currency, order=order, frame_seconds=frame_seconds, shift=shift)

@@ -1,0 +1,365 @@
+"""A CoinGecko-compatible HTTP server on loopback that replays the bundled market.
+
+It stands in for ``api.coingecko.com`` in local runs and tests: the same paths,
+parameters, record shape and error bodies, with market data that moves
+deterministically (:mod:`cryptopipe.replay.market`), scripted faults
+(:mod:`cryptopipe.replay.faults`), an optional per-minute rate limit and a log of
+every request.
+
+Usage::
+
+    with ReplayServer(auto_advance=False) as server:
+        httpx.get(f"{server.url}/coins/markets", params={"vs_currency": "usd"})
+        server.advance()                       # the next frame: prices move
+        server.inject(Fault.status(429, retry_after="2"), Fault.reset())
+        assert server.requests[0].params == {"vs_currency": "usd"}
+
+Endpoints (JSON; anything else is a 404 with a JSON error):
+
+- ``GET /api/v3/coins/markets``: ``vs_currency`` (required), ``order``, ``per_page``
+  (1-250, default 100), ``page`` (from 1; past the end gives ``[]``), ``ids``
+  (comma-separated). Other CoinGecko parameters are accepted and ignored.
+- ``GET /api/v3/ping``: ``{"gecko_says": "(V3) To the Moon!"}``.
+- ``GET /healthz``: ``{"status": "ok", "frame": k}``; never faulted nor rate limited.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
+
+from .faults import Fault, Reply, error_object
+from .market import ORDERS, RATES, Market
+from .ratelimit import SlidingWindow
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX: Final = "/api/v3"
+MAX_PER_PAGE: Final = 250
+DEFAULT_PER_PAGE: Final = 100
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server received it."""
+
+    at: float
+    """Arrival time on the server's clock (``time.monotonic`` unless one was injected)."""
+    method: str
+    path: str
+    params: dict[str, str]
+    """Query parameters; a repeated parameter keeps its last value."""
+    headers: dict[str, str]
+    """Request headers, names in lower case."""
+    frame: int
+    """The frame current when the request arrived."""
+    status: int | None
+    """The status answered; None while the answer is pending or when the connection was reset."""
+
+
+def _error(status: int, message: str) -> Reply:
+    return Reply.json(status, {"error": message})
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int | None:
+    try:
+        return int(params.get(name, default))
+    except ValueError:
+        return None
+
+
+class ReplayServer:
+    """Serves the bundled market over HTTP on a background thread.
+
+    - ``host``, ``port``: where to listen; port 0 (the default) picks a free port.
+    - ``frame_seconds``: event time between frames, and, with ``auto_advance``, real
+      time between them too. Within a frame every answer is identical, like
+      CoinGecko's cache: consecutive polls repeat rows with the same ``last_updated``.
+    - ``auto_advance``: the frame is ``int((clock() - started) // frame_seconds)``
+      plus whatever :meth:`advance` added. Off, the frame moves only by
+      :meth:`advance` or by setting :attr:`frame`: what deterministic tests want.
+    - ``rebase``: shift every timestamp so frame 0 is the wall-clock time at
+      :meth:`start` (to the millisecond), for live local runs; off, the snapshot's
+      fixed epoch is kept, so tests can compute exact records with
+      ``market.frame(k, frame_seconds=...)``.
+    - ``rate_limit_per_minute``: answer 429 with ``Retry-After`` to the request that
+      would exceed this many ``/api/v3`` requests in a sliding 60 s window; None
+      for no limit. The budget is shared by all clients.
+    - ``clock``: monotonic seconds, for frames, the rate limit and the request log;
+      tests inject a fake one.
+    - ``market``: the data to serve; the bundled market by default.
+
+    :attr:`shift` is what was added to every timestamp served (zero unless
+    rebasing), so ``market.frame(k, frame_seconds=..., shift=server.shift)`` is
+    exactly what the server sends at frame ``k``.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        frame_seconds: float = 60.0,
+        auto_advance: bool = True,
+        rebase: bool = False,
+        rate_limit_per_minute: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        market: Market | None = None,
+    ) -> None:
+        if frame_seconds < 0.001:
+            raise ValueError(f"frame_seconds must be at least 0.001, got {frame_seconds}")
+        self.market = market or Market.bundled()
+        self.frame_seconds = frame_seconds
+        self.auto_advance = auto_advance
+        self.rebase = rebase
+        self.shift = timedelta(0)
+        self._address = (host, port)
+        self._clock = clock
+        self._limiter = None if rate_limit_per_minute is None else SlidingWindow(rate_limit_per_minute)
+        self._lock = threading.Lock()
+        self._offset = 0
+        self._started: float | None = None
+        self._faults: deque[Fault] = deque()
+        self._requests: list[RecordedRequest] = []
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> ReplayServer:
+        """Bind the socket and serve on a background thread."""
+        if self._httpd is not None:
+            raise RuntimeError("the replay server is already started")
+        self._httpd = _HTTPServer(self._address, self)
+        self._stopping.clear()
+        with self._lock:
+            self._started = self._clock()
+        if self.rebase:
+            now = datetime.now(timezone.utc)
+            self.shift = now.replace(microsecond=now.microsecond // 1000 * 1000) - self.market.as_of
+        # A short poll interval keeps stop() quick.
+        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.05)
+        self._thread = threading.Thread(target=serve, name="replay-server", daemon=True)
+        self._thread.start()
+        logger.info("replay server listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and pending delays, and wait for the threads."""
+        if self._httpd is None:
+            return
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.close_connections()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._httpd = None
+
+    def __enter__(self) -> ReplayServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The API base, e.g. ``http://127.0.0.1:PORT/api/v3``."""
+        if self._httpd is None:
+            raise RuntimeError("the replay server is not started: call start() or use it in a with block")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}{API_PREFIX}"
+
+    # -- frames --------------------------------------------------------------
+
+    def _elapsed_frames(self, now: float) -> int:
+        if not self.auto_advance or self._started is None:
+            return 0
+        return int((now - self._started) // self.frame_seconds)
+
+    @property
+    def frame(self) -> int:
+        """The frame served now; settable (to any frame >= 0) in either mode."""
+        with self._lock:
+            return self._offset + self._elapsed_frames(self._clock())
+
+    @frame.setter
+    def frame(self, value: int) -> None:
+        if value < 0:
+            raise ValueError(f"frame must be >= 0, got {value}")
+        with self._lock:
+            self._offset = value - self._elapsed_frames(self._clock())
+
+    def advance(self, n: int = 1) -> int:
+        """Move ``n`` frames ahead (on top of any auto-advance); returns the new frame."""
+        if n < 0:
+            raise ValueError(f"frames only move forward; got n={n}")
+        with self._lock:
+            self._offset += n
+            return self._offset + self._elapsed_frames(self._clock())
+
+    # -- faults and the request log -------------------------------------------
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults; each following ``/api/v3`` request takes the next one."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    @property
+    def pending_faults(self) -> tuple[Fault, ...]:
+        """Injected faults no request has taken yet."""
+        with self._lock:
+            return tuple(self._faults)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    # -- answering -----------------------------------------------------------
+
+    def _handle(self, method: str, target: str, headers: Mapping[str, str]) -> Reply | None:
+        """Answer one request: the reply to send, or None to reset the connection.
+
+        Order: log the request; for ``/api/v3`` paths, refuse it if over the rate
+        limit (a refused request takes no fault), else take the next fault; then
+        compute the normal answer and let the fault replace it.
+        """
+        url = urlsplit(target)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        is_api = url.path.startswith(API_PREFIX + "/")
+        with self._lock:
+            now = self._clock()
+            frame = self._offset + self._elapsed_frames(now)
+            record = RecordedRequest(now, method, url.path, params, dict(headers), frame, None)
+            index = len(self._requests)
+            self._requests.append(record)
+            wait = self._limiter.admit(now) if is_api and self._limiter is not None else None
+            fault = self._faults.popleft() if is_api and wait is None and self._faults else None
+        reply: Reply | None
+        if wait is not None:
+            reply = Reply.json(429, error_object(429), {"Retry-After": str(max(1, math.ceil(wait)))})
+        else:
+            reply = self._route(url.path, params, frame)
+            if fault is not None:
+                reply = fault.apply(reply, self._stopping.wait)
+        with self._lock:
+            self._requests[index] = replace(record, status=None if reply is None else reply.status)
+        return reply
+
+    def _route(self, path: str, params: Mapping[str, str], frame: int) -> Reply:
+        if path == "/healthz":
+            return Reply.json(200, {"status": "ok", "frame": frame})
+        if path == f"{API_PREFIX}/ping":
+            return Reply.json(200, {"gecko_says": "(V3) To the Moon!"})
+        if path == f"{API_PREFIX}/coins/markets":
+            return self._markets(params, frame)
+        return _error(404, "Incorrect path. Please check https://www.coingecko.com/api/")
+
+    def _markets(self, params: Mapping[str, str], frame: int) -> Reply:
+        vs_currency = params.get("vs_currency", "").lower()
+        if not vs_currency:
+            return _error(400, "Missing parameter vs_currency")
+        if vs_currency not in RATES:
+            return _error(400, "invalid vs_currency")
+        order = params.get("order", ORDERS[0])
+        if order not in ORDERS:
+            return _error(400, f"invalid order: expected one of {', '.join(ORDERS)}")
+        per_page = _int_param(params, "per_page", DEFAULT_PER_PAGE)
+        if per_page is None or not 1 <= per_page <= MAX_PER_PAGE:
+            return _error(400, f"invalid per_page: expected an integer from 1 to {MAX_PER_PAGE}")
+        page = _int_param(params, "page", 1)
+        if page is None or page < 1:
+            return _error(400, "invalid page: expected an integer from 1")
+        records = self.market.frame(
+            frame, vs_currency, order=order, frame_seconds=self.frame_seconds, shift=self.shift
+        )
+        ids = {coin_id.strip().lower() for coin_id in params.get("ids", "").split(",") if coin_id.strip()}
+        if ids:
+            records = [record for record in records if record["id"] in ids]
+        start = (page - 1) * per_page
+        return Reply.json(200, records[start : start + per_page])
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """The stdlib server, tracking open connections so :meth:`ReplayServer.stop` can cut them.
+
+    Handler threads are joined on close (not daemons): a stopped server leaves no
+    thread behind, since cutting the connections unblocks every one of them.
+    """
+
+    daemon_threads = False
+
+    def __init__(self, address: tuple[str, int], replay: ReplayServer) -> None:
+        self.replay = replay
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive, as the real API allows: clients reuse pooled connections.
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = self.server.replay._handle("GET", self.path, headers)
+        if reply is None:
+            self._reset()
+            return
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (its read timeout during a delay fault).
+            self.close_connection = True
+
+    def _reset(self) -> None:
+        # Linger 0 makes close() send RST instead of FIN: the client sees a connection
+        # reset, not a clean end of stream. Closing here, before the server's own
+        # shutdown(SHUT_WR), keeps that FIN from going out first.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
