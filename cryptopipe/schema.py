@@ -16,22 +16,20 @@ them or fails loudly.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    Strict,
-    create_model,
-    field_validator,
-)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+# pydantic and pyspark are imported inside the functions that need them: the Spark
+# job ships this module to Dataproc in a --py-files zip, where pydantic (a compiled
+# extension that cannot load from a zip) may be absent, and the producer VM never
+# installs pyspark.
 
 #: How far in the future an event time may be before a record is rejected: clocks
 #: drift, but a ``last_updated`` hours ahead of now is corrupt data.
@@ -113,34 +111,6 @@ def _utc_millis(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-_UtcTimestamp = Annotated[AwareDatetime, PlainSerializer(_utc_millis, return_type=str)]
-
-
-def _python_type(spec: FieldSpec) -> Any:
-    if spec.type == "string":
-        base: Any = Annotated[str, Strict(), Field(min_length=1)]
-    elif spec.type == "float64":
-        # Strict: a price sent as a string is a wrong-typed record, not a number.
-        base = Annotated[float, Strict(), Field(ge=spec.minimum, allow_inf_nan=False)]
-    elif spec.type == "int64":
-        base = Annotated[int, Strict(), Field(ge=spec.minimum)]
-    else:
-        base = _UtcTimestamp
-    return base | None if spec.nullable else base
-
-
-class _RecordBase(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    @field_validator("last_updated", check_fields=False)
-    @classmethod
-    def _not_in_future(cls, value: datetime) -> datetime:
-        limit = datetime.now(timezone.utc) + MAX_CLOCK_SKEW
-        if value > limit:
-            raise ValueError(f"is in the future ({_utc_millis(value)} > now + {MAX_CLOCK_SKEW})")
-        return value
-
-
 @cache
 def record_model() -> type[BaseModel]:
     """The pydantic model of one record, reading CoinGecko's names and writing ours.
@@ -149,15 +119,51 @@ def record_model() -> type[BaseModel]:
     "poll_id": ...})`` validates a record; ``model_dump(mode="json")`` gives the
     landing line, timestamps as ISO-8601 UTC with milliseconds.
     """
+    from pydantic import (
+        AwareDatetime,
+        BaseModel,
+        ConfigDict,
+        Field,
+        PlainSerializer,
+        Strict,
+        create_model,
+        field_validator,
+    )
+
+    utc_timestamp = Annotated[AwareDatetime, PlainSerializer(_utc_millis, return_type=str)]
+
+    def python_type(spec: FieldSpec) -> Any:
+        if spec.type == "string":
+            base: Any = Annotated[str, Strict(), Field(min_length=1)]
+        elif spec.type == "float64":
+            # Strict: a price sent as a string is a wrong-typed record, not a number.
+            base = Annotated[float, Strict(), Field(ge=spec.minimum, allow_inf_nan=False)]
+        elif spec.type == "int64":
+            base = Annotated[int, Strict(), Field(ge=spec.minimum)]
+        else:
+            base = utc_timestamp
+        return base | None if spec.nullable else base
+
+    class RecordBase(BaseModel):
+        model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+        @field_validator("last_updated", check_fields=False)
+        @classmethod
+        def _not_in_future(cls, value: datetime) -> datetime:
+            limit = datetime.now(timezone.utc) + MAX_CLOCK_SKEW
+            if value > limit:
+                raise ValueError(f"is in the future ({_utc_millis(value)} > now + {MAX_CLOCK_SKEW})")
+            return value
+
     definitions: dict[str, Any] = {}
     for spec in market_tick().fields:
         default = None if spec.nullable else ...
         alias = spec.source or spec.name
         definitions[spec.name] = (
-            _python_type(spec),
+            python_type(spec),
             Field(default, validation_alias=alias, description=spec.description),
         )
-    return create_model("MarketTick", __base__=_RecordBase, **definitions)
+    return create_model("MarketTick", __base__=RecordBase, **definitions)
 
 
 def spark_schema():
@@ -172,16 +178,23 @@ def spark_schema():
     )
 
 
-def duckdb_columns() -> list[str]:
-    """Column definitions (``name TYPE [NOT NULL]``) for the DuckDB table."""
+def duckdb_columns(fields: Iterable[FieldSpec] | None = None) -> list[str]:
+    """Column definitions (``name TYPE [NOT NULL]``) for the DuckDB table.
+
+    ``fields`` defaults to the market tick's; the warehouse's other tables (the
+    quarantine) pass their own so every table maps types the same way.
+    """
     return [
         f"{spec.name} {_TYPES[spec.type]['duckdb']}{'' if spec.nullable else ' NOT NULL'}"
-        for spec in market_tick().fields
+        for spec in (market_tick().fields if fields is None else fields)
     ]
 
 
-def bigquery_fields() -> list[dict[str, str]]:
-    """The BigQuery table schema, in the JSON form ``google_bigquery_table`` takes."""
+def bigquery_fields(fields: Iterable[FieldSpec] | None = None) -> list[dict[str, str]]:
+    """The BigQuery table schema, in the JSON form ``google_bigquery_table`` takes.
+
+    ``fields`` defaults to the market tick's, as in :func:`duckdb_columns`.
+    """
     return [
         {
             "name": spec.name,
@@ -189,5 +202,5 @@ def bigquery_fields() -> list[dict[str, str]]:
             "mode": "NULLABLE" if spec.nullable else "REQUIRED",
             "description": spec.description,
         }
-        for spec in market_tick().fields
+        for spec in (market_tick().fields if fields is None else fields)
     ]

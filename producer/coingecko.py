@@ -1,0 +1,248 @@
+"""The CoinGecko ``/coins/markets`` client: paging, keys, budget, retries.
+
+Every request, retries included, first takes a slot from the :class:`RequestBudget`.
+Every fault of one request (timeout, reset, 408/429/5xx, a body that is not a list
+of coins) is a failed attempt, retried by tenacity with full-jitter exponential
+backoff up to a cap, or after the server's ``Retry-After`` (seconds or an HTTP
+date), which also holds back every later request through the budget. A retry that
+would land after the poll's deadline is not made. :meth:`CoinGeckoClient.fetch_page`
+never raises for any of this: it returns a :class:`PageResult` saying what happened.
+
+The network sits behind httpx's transport, so tests can inject one; the replay
+server in ``cryptopipe.replay`` plays CoinGecko (and its faults) on loopback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
+from tenacity.wait import wait_random_exponential
+
+from producer.budget import RequestBudget
+from producer.config import MAX_PER_PAGE, PLAN_HEADERS, ProducerConfig
+from producer.errors import ApiRejected, ApiUnavailable, GaveUp, ProducerError, RateLimited, RetryableError
+from producer.logs import log_event
+from producer.validate import parse_page
+
+log = logging.getLogger(__name__)
+
+MARKETS_PATH = "/coins/markets"
+_HINTS = {
+    401: "check api_key and api_plan (demo keys go to api.coingecko.com, pro keys to pro-api.coingecko.com)",
+    403: "check api_key and api_plan (demo keys go to api.coingecko.com, pro keys to pro-api.coingecko.com)",
+    404: "check base_url: it should end in /api/v3",
+    400: "check vs_currency and coin_ids",
+}
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One request of a poll."""
+
+    params: dict[str, str]
+    """Its query parameters."""
+    limit: int
+    """How many of the returned records the poll wants (the last page of a top N
+    that is not a multiple of 250 asks for 250 and keeps fewer)."""
+
+    @property
+    def label(self) -> str:
+        """Short name for logs."""
+        return f"page {self.params['page']}" if "ids" not in self.params else f"ids {self.params['ids'][:40]}"
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """What fetching one page came to."""
+
+    request: PageRequest
+    records: list[Any] | None
+    """The raw records (at most ``request.limit``), or None when every attempt failed."""
+    received_at: datetime | None
+    """When the successful response arrived (UTC): the records' ``ingested_at``."""
+    attempts: int
+    """Requests sent for this page."""
+    latency_seconds: float
+    """Duration of the successful request; 0 when none succeeded."""
+    error: str | None
+    """The last failure when ``records`` is None."""
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    >>> parse_retry_after("30")
+    30.0
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", datetime(2015, 10, 21, 7, 27, 0, tzinfo=timezone.utc))
+    60.0
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None  # unreadable: fall back to backoff
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = (moment - (now or datetime.now(timezone.utc))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+class CoinGeckoClient:
+    """Fetches ``/coins/markets`` pages for one config.
+
+    Usage::
+
+        with CoinGeckoClient(config) as client:
+            for request in client.page_requests():
+                page = client.fetch_page(request, deadline=time.monotonic() + 45, stop=threading.Event())
+
+    ``budget`` defaults to ``config.requests_per_minute`` per 60 s; ``transport`` to
+    real HTTP.
+    """
+
+    def __init__(
+        self,
+        config: ProducerConfig,
+        *,
+        budget: RequestBudget | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._config = config
+        self.budget = budget or RequestBudget(config.requests_per_minute, 60.0)
+        headers = {"accept": "application/json", "user-agent": "cryptopipe-producer"}
+        if config.api_plan in PLAN_HEADERS:
+            headers[PLAN_HEADERS[config.api_plan]] = config.api_key
+        self._http = httpx.Client(base_url=config.base_url, headers=headers, transport=transport)
+        self._backoff = wait_random_exponential(multiplier=config.backoff_base_seconds, max=config.backoff_cap_seconds)
+
+    def __enter__(self) -> CoinGeckoClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def page_requests(self) -> list[PageRequest]:
+        """Every request one poll makes.
+
+        Top N: ``ceil(N / 250)`` pages of 250 by market cap (one smaller page when N
+        is below 250); explicit ids: one request per 250 ids, which keeps URLs short.
+        """
+        cfg = self._config
+        common = {"vs_currency": cfg.vs_currency, "order": "market_cap_desc"}
+        if cfg.coin_ids:
+            chunks = [cfg.coin_ids[i : i + MAX_PER_PAGE] for i in range(0, len(cfg.coin_ids), MAX_PER_PAGE)]
+            return [
+                PageRequest({**common, "ids": ",".join(chunk), "per_page": str(MAX_PER_PAGE), "page": "1"}, len(chunk))
+                for chunk in chunks
+            ]
+        per_page = min(cfg.top_n, MAX_PER_PAGE)
+        pages = math.ceil(cfg.top_n / per_page)
+        return [
+            PageRequest(
+                {**common, "per_page": str(per_page), "page": str(page)},
+                min(per_page, cfg.top_n - (page - 1) * per_page),
+            )
+            for page in range(1, pages + 1)
+        ]
+
+    def fetch_page(self, request: PageRequest, *, deadline: float, stop: threading.Event) -> PageResult:
+        """Fetch one page with retries; never raises for a fault of the API.
+
+        ``deadline`` is a ``time.monotonic()`` value: no attempt starts or waits past
+        it. Once ``stop`` is set waits end at once and nothing is retried: a page not
+        yet tried gets one attempt if a request slot is free right away.
+        """
+        attempts = 0
+
+        def attempt() -> tuple[list[Any], float, datetime]:
+            nonlocal attempts
+            if attempts and stop.is_set():
+                raise GaveUp("shutting down: no more retries")
+            with self.budget.slot(deadline=deadline, stop=stop):
+                attempts += 1
+                return self._request(request.params, deadline)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(RetryableError),
+            wait=self._wait,
+            stop=stop_any(
+                stop_after_attempt(self._config.max_attempts),
+                lambda state: stop.is_set() or time.monotonic() + state.upcoming_sleep > deadline,
+            ),
+            sleep=stop.wait,
+            before_sleep=lambda state: self._log_retry(request, state),
+            reraise=True,
+        )
+        try:
+            records, latency, received_at = retrying(attempt)
+        except ProducerError as exc:
+            return PageResult(request, None, None, attempts, 0.0, f"{type(exc).__name__}: {exc}")
+        return PageResult(request, records[: request.limit], received_at, attempts, latency, None)
+
+    def _request(self, params: dict[str, str], deadline: float) -> tuple[list[Any], float, datetime]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise GaveUp("the poll's deadline passed")
+        cfg = self._config
+        connect = min(cfg.connect_timeout_seconds, remaining)
+        read = min(cfg.read_timeout_seconds, remaining)
+        started = time.monotonic()
+        try:
+            response = self._http.get(
+                MARKETS_PATH, params=params, timeout=httpx.Timeout(read, connect=connect, pool=connect)
+            )
+        except httpx.TimeoutException as exc:
+            raise ApiUnavailable(f"{type(exc).__name__} after {time.monotonic() - started:.1f} s") from exc
+        except httpx.HTTPError as exc:  # resets, refused connections, broken chunked bodies
+            raise ApiUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        latency = time.monotonic() - started
+        received_at = datetime.now(timezone.utc)
+        status = response.status_code
+        if status == 429 or status == 408 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if retry_after is not None:
+                self.budget.block_until(time.monotonic() + retry_after)
+            kind = RateLimited if status == 429 else ApiUnavailable
+            raise kind(f"HTTP {status}{_retry_after_note(retry_after)}", retry_after=retry_after)
+        if not 200 <= status < 300:
+            hint = _HINTS.get(status, "check base_url" if status < 400 else "the request itself was refused")
+            raise ApiRejected(f"HTTP {status} for {response.url}: {response.text[:200]!r}; {hint}")
+        return parse_page(response.content), latency, received_at
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        return retry_after if retry_after is not None else self._backoff(state)
+
+    def _log_retry(self, request: PageRequest, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log_event(
+            log,
+            logging.WARNING,
+            "api_attempt_failed",
+            request=request.label,
+            attempt=state.attempt_number,
+            error=f"{type(error).__name__}: {error}",
+            retry_in_seconds=round(state.upcoming_sleep, 3),
+        )
+
+
+def _retry_after_note(retry_after: float | None) -> str:
+    return "" if retry_after is None else f", Retry-After {retry_after:g} s"

@@ -1,0 +1,40 @@
+"""Structured logs: one JSON object per line, so Cloud Logging (via the VM's ops
+agent or journald) indexes every field and a per-poll line can be queried as data.
+
+``log_event`` works with any handler: the message stays readable text, and the
+fields ride on the record for :class:`JsonFormatter`, which ``python -m producer``
+installs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+_FIELDS = "cryptopipe_event"
+
+
+def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
+    """Log ``event`` with ``fields``, e.g. ``log_event(log, INFO, "poll", accepted=250)``."""
+    if not logger.isEnabledFor(level):
+        return
+    text = " ".join(f"{key}={value}" for key, value in fields.items())
+    logger.log(level, "%s %s", event, text, extra={_FIELDS: {"event": event, **fields}})
+
+
+class JsonFormatter(logging.Formatter):
+    """Render every record as one JSON line: time, level, logger, then the event's
+    fields (or the plain message), and the traceback if there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "severity": record.levelname,
+            "logger": record.name,
+        }
+        entry.update(getattr(record, _FIELDS, None) or {"message": record.getMessage()})
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, separators=(",", ":"))

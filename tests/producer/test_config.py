@@ -1,0 +1,153 @@
+"""ProducerConfig: environment variables, validation, masking, the Secret Manager key."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import producer
+from producer import ConfigError, ProducerConfig
+from producer.apikey import resolve_api_key
+from producer.config import ENV_PREFIX, PRO_API_URL, PUBLIC_API_URL
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "PRODUCER.md"
+
+
+def test_from_env_overrides_defaults_when_variables_are_set():
+    config = ProducerConfig.from_env(
+        {
+            "CRYPTOPIPE__PRODUCER__TOP_N": "100",
+            "CRYPTOPIPE__PRODUCER__COIN_IDS": "bitcoin, ethereum,",
+            "CRYPTOPIPE__PRODUCER__INTERVAL_SECONDS": "30",
+            "CRYPTOPIPE__PRODUCER__LANDING_URI": "gs://bucket/landing",
+            "UNRELATED": "ignored",
+        }
+    )
+    assert config.top_n == 100
+    assert config.coin_ids == ("bitcoin", "ethereum")
+    assert config.interval_seconds == 30.0
+    assert config.landing_uri == "gs://bucket/landing"
+    assert config.vs_currency == "usd"  # untouched default
+
+
+def test_from_env_keyword_overrides_beat_environment():
+    config = ProducerConfig.from_env({"CRYPTOPIPE__PRODUCER__TOP_N": "100"}, top_n=50)
+    assert config.top_n == 50
+
+
+def test_from_env_rejects_unknown_variable_naming_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown setting CRYPTOPIPE__PRODUCER__TOPN.*CRYPTOPIPE__PRODUCER__TOP_N"):
+        ProducerConfig.from_env({"CRYPTOPIPE__PRODUCER__TOPN": "100"})
+
+
+def test_from_env_rejects_non_number_naming_variable_and_value():
+    with pytest.raises(ConfigError, match=r"CRYPTOPIPE__PRODUCER__TOP_N='lots' is invalid: expected an integer"):
+        ProducerConfig.from_env({"CRYPTOPIPE__PRODUCER__TOP_N": "lots"})
+
+
+def test_config_uses_pro_host_when_plan_is_pro():
+    assert ProducerConfig(api_plan="pro", api_key="k").base_url == PRO_API_URL
+    assert ProducerConfig(api_plan="demo", api_key="k").base_url == PUBLIC_API_URL
+    assert ProducerConfig().base_url == PUBLIC_API_URL
+
+
+@pytest.mark.parametrize(
+    ("plan", "url"), [("pro", PUBLIC_API_URL), ("demo", PRO_API_URL)], ids=["pro-on-public", "demo-on-pro"]
+)
+def test_config_rejects_key_sent_to_the_wrong_host(plan, url):
+    with pytest.raises(ConfigError, match="BASE_URL.*keys only work on"):
+        ProducerConfig(api_plan=plan, api_key="k", base_url=url)
+
+
+def test_config_rejects_key_when_plan_is_none():
+    with pytest.raises(ConfigError, match="API_PLAN is 'none'"):
+        ProducerConfig(api_key="k")
+
+
+def test_config_rejects_budget_below_one_poll_when_too_many_pages():
+    with pytest.raises(ConfigError, match="one poll needs 4 requests"):
+        ProducerConfig(top_n=1000, requests_per_minute=3)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("interval_seconds", 0),
+        ("max_attempts", 0),
+        ("vs_currency", "US D"),
+        ("api_plan", "gold"),
+        ("base_url", "ftp://x"),
+    ],
+)
+def test_config_rejects_invalid_value_naming_its_variable(field, value):
+    with pytest.raises(ConfigError, match=ENV_PREFIX + field.upper()):
+        ProducerConfig(**{field: value})
+
+
+def test_masked_hides_api_key_when_set():
+    config = ProducerConfig(api_plan="demo", api_key="CG-secret-value")
+    assert config.masked()["api_key"] == "***"
+    assert "CG-secret-value" not in repr(config)
+    assert "CG-secret-value" not in str(config.masked())
+
+
+def test_resolve_api_key_reads_secret_when_secret_is_set():
+    class SecretManager:
+        def access_secret_version(self, name):
+            assert name == "projects/p/secrets/coingecko/versions/latest"
+            return SimpleNamespace(payload=SimpleNamespace(data=b"CG-from-secret\n"))
+
+    config = ProducerConfig(api_plan="demo", api_key_secret="projects/p/secrets/coingecko/versions/latest")
+    assert resolve_api_key(config, client=SecretManager()).api_key == "CG-from-secret"
+
+
+def test_resolve_api_key_fails_clearly_when_secret_is_unreadable():
+    class SecretManager:
+        def access_secret_version(self, name):
+            raise PermissionError("403 Permission denied on resource")
+
+    config = ProducerConfig(api_plan="demo", api_key_secret="projects/p/secrets/coingecko/versions/latest")
+    with pytest.raises(ConfigError, match="cannot read CRYPTOPIPE__PRODUCER__API_KEY_SECRET.*403"):
+        resolve_api_key(config, client=SecretManager())
+
+
+def test_docs_list_every_option_with_its_variable_and_default():
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| `(CRYPTOPIPE__PRODUCER__\w+)` \| ([^|]*) \|", DOCS.read_text(), re.MULTILINE)
+    }
+    for spec in fields(ProducerConfig):
+        variable = ENV_PREFIX + spec.name.upper()
+        assert variable in rows, f"{variable} is missing from {DOCS}"
+        default = spec.default
+        shown = (
+            ",".join(default)
+            if isinstance(default, tuple)
+            else f"{default:g}"
+            if isinstance(default, float)
+            else str(default)
+        )
+        if shown:
+            assert f"`{shown}`" in rows[variable], f"{variable}: the docs should show the default {shown!r}"
+
+
+def test_package_exports_exactly_its_public_names():
+    public = {name for name in vars(producer) if not name.startswith("_")}
+    modules = {
+        "apikey",
+        "budget",
+        "coingecko",
+        "config",
+        "errors",
+        "files",
+        "landing",
+        "logs",
+        "poller",
+        "spool",
+        "validate",
+    }
+    assert public - modules == set(producer.__all__)
