@@ -1,7 +1,7 @@
 """``python -m producer``: run the producer until SIGTERM or SIGINT.
 
 Thin on purpose: settings come from ``CRYPTOPIPE__PRODUCER__*`` (see
-``docs/PRODUCER.md``), are logged with the key masked, and the tested
+the README), are logged with the key masked, and the tested
 :meth:`Poller.run` does the work. Exit codes: 0 after a signal, 2 for a
 configuration error, 1 if the poll loop died (a bug).
 

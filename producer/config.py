@@ -2,7 +2,7 @@
 
 Every field can be set with ``CRYPTOPIPE__PRODUCER__<FIELD>`` (upper case), e.g.
 ``CRYPTOPIPE__PRODUCER__TOP_N=100``. An unknown variable with that prefix is an error,
-so a typo cannot silently leave a default in force. ``docs/PRODUCER.md`` lists every
+so a typo cannot silently leave a default in force. The README lists every
 option; a test keeps it in step with this file.
 """
 

@@ -14,7 +14,7 @@ from producer import ConfigError, ProducerConfig
 from producer.apikey import resolve_api_key
 from producer.config import ENV_PREFIX, PRO_API_URL, PUBLIC_API_URL
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "PRODUCER.md"
+DOCS = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_from_env_overrides_defaults_when_variables_are_set():
