@@ -1,0 +1,119 @@
+"""The warehouse contract: what the stream needs from BigQuery or DuckDB.
+
+``foreachBatch`` is at-least-once: after a crash Spark runs the last micro-batch
+again. A :class:`Warehouse` makes that exactly once by keying every load on a
+:class:`LoadId` (the streaming query's id and the batch id) and recording it in the
+same atomic step that adds the rows; a load id already recorded is a no-op.
+
+The stream stages each batch as Parquet, one set of files per table, and hands the
+file URIs over (:class:`StagedFiles`). The staged columns are the table's columns:
+:data:`TICK_FIELDS` and :data:`QUARANTINE_FIELDS`, each ending in :data:`LOAD_ID`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from cryptopipe.schema import FieldSpec, market_tick
+
+if TYPE_CHECKING:
+    from jobs.locations import Location
+
+TICKS_TABLE = "market_ticks"
+QUARANTINE_TABLE = "quarantine"
+
+#: The column every loaded row carries: the load that added it.
+LOAD_ID = "_load_id"
+
+_LOAD_ID_FIELD = FieldSpec(LOAD_ID, "string", False, "The load that added the row: '<query id>/<batch id>'.")
+
+#: Columns of the ticks table: the record's, then the load id.
+TICK_FIELDS: tuple[FieldSpec, ...] = (*market_tick().fields, _LOAD_ID_FIELD)
+
+#: Columns of the quarantine table: a landing line the stream could not load, and why.
+QUARANTINE_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("quarantine_id", "string", False, "Random id of the quarantined line."),
+    FieldSpec("raw_line", "string", False, "The line as read from the landing file."),
+    FieldSpec("reason", "string", False, "Every failed check as '<field>: <problem>', joined by '; '."),
+    FieldSpec("source_file", "string", False, "URI of the landing file the line came from."),
+    FieldSpec("quarantined_at", "timestamp", False, "Start of the micro-batch that read the line (UTC)."),
+    _LOAD_ID_FIELD,
+)
+
+
+@dataclass(frozen=True, order=True)
+class LoadId:
+    """The identity of one micro-batch's load.
+
+    ``query_id`` is the streaming query's id, which Spark keeps in the checkpoint: it
+    survives restarts, so a replayed batch has the same load id, and a new
+    checkpoint gets a new one, so its batch 0 is not mistaken for the old batch 0.
+    """
+
+    query_id: str
+    batch_id: int
+
+    def __str__(self) -> str:
+        return f"{self.query_id}/{self.batch_id}"
+
+
+@dataclass(frozen=True)
+class StagedFiles:
+    """One micro-batch as Parquet file URIs, per table. A table may have no files."""
+
+    ticks: tuple[str, ...]
+    quarantine: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a load added, or what the earlier load of the same id added."""
+
+    load_id: LoadId
+    ticks: int
+    """Rows added to the ticks table."""
+    quarantined: int
+    """Rows added to the quarantine table."""
+    newest_event_time: datetime | None
+    """The latest ``last_updated`` among the ticks; None when there were none."""
+    already_loaded: bool = False
+    """True when the load id was recorded before: nothing was added this time."""
+
+
+class Warehouse(ABC):
+    """Where micro-batches end up. Use as a context manager, or call :meth:`close`.
+
+    Implementations take their settings from a URI (``from_uri``) and must not
+    touch the warehouse until :meth:`setup`, so a bad URI fails fast and cheaply.
+    """
+
+    @classmethod
+    @abstractmethod
+    def from_uri(cls, uri: str) -> Warehouse:
+        """Build from ``--warehouse``; raises ConfigError naming the URI."""
+
+    def check_staging(self, staging: Location) -> None:
+        """Raise ConfigError when this warehouse cannot read files staged at ``staging``."""
+
+    @abstractmethod
+    def setup(self) -> None:
+        """Create the tables and the load ledger if they are missing (idempotent)."""
+
+    @abstractmethod
+    def load_batch(self, load_id: LoadId, staged: StagedFiles) -> LoadResult:
+        """Add the staged rows and record ``load_id``, atomically; no-op if recorded."""
+
+    def close(self) -> None:
+        """Release what the warehouse holds (connections, clients)."""
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

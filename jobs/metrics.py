@@ -1,0 +1,149 @@
+"""What the running stream has done: a live status for ``cryptopipe up`` and one log line per batch.
+
+Two threads feed it: ``foreachBatch`` records each load (rows loaded and
+quarantined, newest event time), and a query listener records what Spark dropped
+(duplicates, late rows), which only the batch's progress report knows. The log
+line for a batch is written when both halves are in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+from jobs.dedup import dropped_rows
+from jobs.loaders.base import LoadResult
+
+log = logging.getLogger("jobs.stream")
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """Totals since the stream started in this process."""
+
+    batches: int = 0
+    """Micro-batches loaded (or found already loaded)."""
+    rows_in: int = 0
+    """Lines read from landing files, blank ones included."""
+    rows_loaded: int = 0
+    """Ticks this process added to the warehouse."""
+    rows_quarantined: int = 0
+    """Lines this process added to the quarantine."""
+    duplicates_dropped: int = 0
+    """Ticks dropped as repeats of a key already loaded."""
+    late_rows_dropped: int = 0
+    """Ticks dropped as older than the watermark."""
+    newest_event_time: datetime | None = None
+    """The latest ``last_updated`` loaded."""
+    last_batch_id: int | None = None
+    """The last micro-batch loaded."""
+
+
+@dataclass(frozen=True)
+class _Load:
+    result: LoadResult
+    stage_seconds: float
+    load_seconds: float
+
+
+class StreamMetrics:
+    """Thread-safe running totals; read them with :meth:`snapshot`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status = StreamStatus()
+        self._unreported: dict[int, _Load] = {}
+
+    def snapshot(self) -> StreamStatus:
+        """The totals now (an immutable copy)."""
+        with self._lock:
+            return self._status
+
+    def record_load(self, batch_id: int, result: LoadResult, *, stage_seconds: float, load_seconds: float) -> None:
+        """Count a batch the warehouse has committed (called from ``foreachBatch``)."""
+        with self._lock:
+            status = self._status
+            newest = max(
+                (t for t in (status.newest_event_time, result.newest_event_time) if t is not None), default=None
+            )
+            added = not result.already_loaded
+            self._status = replace(
+                status,
+                batches=status.batches + 1,
+                rows_loaded=status.rows_loaded + (result.ticks if added else 0),
+                rows_quarantined=status.rows_quarantined + (result.quarantined if added else 0),
+                newest_event_time=newest,
+                last_batch_id=batch_id,
+            )
+            self._unreported[batch_id] = _Load(result, stage_seconds, load_seconds)
+
+    def record_progress(self, progress: Mapping[str, Any]) -> None:
+        """Count what Spark dropped in a loaded batch, and log the batch; once per batch.
+
+        Progress reports of batches not loaded (idle triggers) or already counted
+        are ignored, so the listener and a final sweep of ``recentProgress`` can
+        both call this.
+        """
+        batch_id = progress.get("batchId")
+        with self._lock:
+            load = self._unreported.pop(batch_id, None)
+            if load is None:
+                return
+            duplicates, late = dropped_rows(progress)
+            status = self._status
+            self._status = replace(
+                status,
+                rows_in=status.rows_in + int(progress.get("numInputRows", 0)),
+                duplicates_dropped=status.duplicates_dropped + duplicates,
+                late_rows_dropped=status.late_rows_dropped + late,
+            )
+        log.info(_batch_line(batch_id, progress, load, duplicates, late))
+
+    def record_progresses(self, progresses: Iterable[Mapping[str, Any]]) -> None:
+        """:meth:`record_progress` for each (e.g. ``query.recentProgress`` after a stop)."""
+        for progress in progresses:
+            self.record_progress(progress)
+
+
+class ProgressListener(StreamingQueryListener):
+    """Feeds every progress report of the session's queries to :class:`StreamMetrics`."""
+
+    def __init__(self, metrics: StreamMetrics) -> None:
+        self._metrics = metrics
+
+    def onQueryStarted(self, event: Any) -> None:
+        pass
+
+    def onQueryProgress(self, event: Any) -> None:
+        try:
+            self._metrics.record_progress(json.loads(event.progress.json))
+        except Exception:  # an exception here would only reach Spark's listener bus log
+            log.exception("could not record the progress of a micro-batch")
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        pass
+
+
+def _batch_line(batch_id: int, progress: Mapping[str, Any], load: _Load, duplicates: int, late: int) -> str:
+    result = load.result
+    newest = result.newest_event_time.isoformat() if result.newest_event_time else "none"
+    seconds = progress.get("durationMs", {}).get("triggerExecution", 0) / 1000
+    timing = f"{seconds:.2f} s (stage {load.stage_seconds:.2f} s, load {load.load_seconds:.2f} s)"
+    if result.already_loaded:
+        head = f"already loaded by an earlier run ({result.ticks} ticks, {result.quarantined} quarantined)"
+    else:
+        head = f"{result.ticks} loaded, {result.quarantined} quarantined"
+    return (
+        f"batch {batch_id}: {progress.get('numInputRows', 0)} lines in, {head}, "
+        f"{duplicates} duplicates, {late} late; newest event {newest}; {timing}"
+    )

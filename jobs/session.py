@@ -1,0 +1,96 @@
+"""The SparkSession the job runs in, locally or on Dataproc.
+
+Settings follow what was measured on 2-core machines (ARCHITECTURE.md §4):
+
+- UTC session time zone: event times are UTC end to end.
+- Few shuffle partitions (4, not 200): a micro-batch is thousands of rows, and every
+  partition is a task and a state store to commit.
+- A raised ``parallelPartitionDiscovery.threshold``: above 32 files per batch Spark
+  otherwise starts a separate listing job costing about 2 s a batch.
+- ``TIMESTAMP_MICROS`` Parquet timestamps: what DuckDB and BigQuery read as UTC
+  timestamps (Spark's default INT96 is deprecated).
+- Locally, ``spark.local.dir`` and ``java.io.tmpdir`` in one scratch folder this
+  process owns: a ``kill -9`` leaves temp files behind, and they are then in one
+  place, removed by the next start.
+
+On Dataproc (launched by ``spark-submit``) the master and local dirs are YARN's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+#: SQL settings for every session, local or cluster (the stream sets them on its own
+#: session too, whoever built the SparkSession).
+SESSION_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+_SCRATCH_PREFIX = "pid-"
+
+
+def build_session(
+    app_name: str = "cryptopipe-stream",
+    *,
+    master: str | None = None,
+    scratch_root: Path | None = None,
+    ui: bool = True,
+    conf: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """Build (or get) the SparkSession.
+
+    - ``master``: None means spark-submit's when launched by it (Dataproc), else
+      ``local[*]``.
+    - ``scratch_root``: local mode only; this process uses ``<root>/pid-<pid>`` for
+      Spark's and the JVM's temp files, and removes folders of processes that are
+      gone. Defaults to ``<system temp>/cryptopipe-spark``.
+    - ``ui``: the Spark UI (port 4040); off for tests.
+    - ``conf``: extra settings, applied last.
+    """
+    launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if master is None and not launched_by_spark_submit:
+        master = "local[*]"
+    builder = SparkSession.builder.appName(app_name)
+    settings = dict(SESSION_CONF)
+    settings["spark.ui.enabled"] = str(ui).lower()
+    if master is not None:
+        builder = builder.master(master)
+        if master.startswith("local"):
+            scratch = _own_scratch_dir(scratch_root or Path(tempfile.gettempdir()) / "cryptopipe-spark")
+            settings["spark.local.dir"] = str(scratch)
+            settings["spark.driver.extraJavaOptions"] = f"-Djava.io.tmpdir={scratch}"
+    settings.update(conf or {})
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _own_scratch_dir(root: Path) -> Path:
+    """Create this process's scratch folder under ``root``; remove those of dead processes."""
+    root.mkdir(parents=True, exist_ok=True)
+    for folder in root.glob(f"{_SCRATCH_PREFIX}*"):
+        pid = folder.name.removeprefix(_SCRATCH_PREFIX)
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    scratch = root / f"{_SCRATCH_PREFIX}{os.getpid()}"
+    scratch.mkdir(exist_ok=True)
+    return scratch
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -1,0 +1,94 @@
+"""Stage each micro-batch as Parquet, one folder per table, for the warehouse to load.
+
+Layout: ``<staging>/batch_id=<id>/market_ticks/*.parquet`` and
+``.../quarantine/*.parquet``, with exactly the warehouse tables' columns (so a
+BigQuery load job can take them as they are). Each write overwrites its folder, so
+a batch replayed after a crash replaces what a killed attempt left, including
+Spark's hidden ``.spark-staging-*``/``_temporary`` folders; the file lists handed to
+the warehouse name only ``*.parquet`` files, never those. Once the warehouse has
+committed a batch its folder is deleted.
+
+Files are reached through Hadoop's file systems, so ``gs://`` staging works the same.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.dedup import QUARANTINE_ID
+from jobs.loaders.base import (
+    LOAD_ID,
+    QUARANTINE_FIELDS,
+    QUARANTINE_TABLE,
+    TICK_FIELDS,
+    TICKS_TABLE,
+    LoadId,
+    StagedFiles,
+)
+from jobs.locations import Location
+from jobs.validate import RAW_LINE, READ_AT, REASON, SOURCE_FILE
+
+
+def _quarantine_sources() -> dict[str, Column]:
+    """Where each quarantine column comes from in the validated batch."""
+    return {
+        "quarantine_id": F.col(QUARANTINE_ID),
+        "raw_line": F.col(RAW_LINE),
+        "reason": F.col(REASON),
+        "source_file": F.col(SOURCE_FILE),
+        "quarantined_at": F.col(READ_AT),
+    }
+
+
+class BatchStager:
+    """Writes micro-batches under ``root`` and removes them once loaded."""
+
+    def __init__(self, spark: SparkSession, root: Location) -> None:
+        self._spark = spark
+        self._root = root
+
+    def stage(self, batch: DataFrame, load_id: LoadId) -> StagedFiles:
+        """Write the batch's ticks and quarantined lines; return their Parquet files."""
+        folder = self._folder(load_id.batch_id)
+        load = F.lit(str(load_id))
+        quarantine = {**_quarantine_sources(), LOAD_ID: load}
+        tables = {
+            TICKS_TABLE: batch.where(F.col(REASON).isNull()).select(
+                *[load.alias(f.name) if f.name == LOAD_ID else F.col(f.name) for f in TICK_FIELDS]
+            ),
+            QUARANTINE_TABLE: batch.where(F.col(REASON).isNotNull()).select(
+                *[quarantine[f.name].alias(f.name) for f in QUARANTINE_FIELDS]
+            ),
+        }
+        # Two writes read the batch: cache it so the stream (and its de-duplication
+        # state) is computed once.
+        batch.persist()
+        try:
+            for table, rows in tables.items():
+                rows.write.mode("overwrite").parquet(f"{folder}/{table}")
+        finally:
+            batch.unpersist()
+        return StagedFiles(
+            ticks=self._parquet_files(f"{folder}/{TICKS_TABLE}"),
+            quarantine=self._parquet_files(f"{folder}/{QUARANTINE_TABLE}"),
+        )
+
+    def discard(self, batch_id: int) -> None:
+        """Delete a batch's staged files (after the warehouse committed them)."""
+        path = self._hadoop_path(self._folder(batch_id))
+        path.getFileSystem(self._hadoop_conf()).delete(path, True)
+
+    def _folder(self, batch_id: int) -> str:
+        return self._root.child(f"batch_id={batch_id}").uri
+
+    def _parquet_files(self, folder: str) -> tuple[str, ...]:
+        pattern = self._hadoop_path(f"{folder}/*.parquet")
+        statuses = pattern.getFileSystem(self._hadoop_conf()).globStatus(pattern) or []
+        return tuple(sorted(status.getPath().toString() for status in statuses))
+
+    def _hadoop_path(self, uri: str):  # -> org.apache.hadoop.fs.Path (a py4j proxy)
+        return self._spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri)
+
+    def _hadoop_conf(self):  # -> org.apache.hadoop.conf.Configuration
+        return self._spark.sparkContext._jsc.hadoopConfiguration()

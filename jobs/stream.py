@@ -1,0 +1,245 @@
+"""The streaming job: landing NDJSON -> validate -> de-duplicate -> warehouse, exactly once.
+
+One entry point, locally and on Dataproc::
+
+    spark-submit --py-files cryptopipe.zip jobs/stream.py --landing gs://b/landing \\
+        --archive gs://b/archive --checkpoint gs://b/checkpoints/stream \\
+        --staging gs://b/staging --warehouse bigquery://project.dataset
+    python jobs/stream.py --landing data/landing --archive data/archive \\
+        --checkpoint data/checkpoint --staging data/staging \\
+        --warehouse duckdb:///abs/data/warehouse.duckdb --available-now
+
+In process (``cryptopipe up``), with a live status::
+
+    handle = start_stream(spark, parse_args([...]))
+    handle.status()        # StreamStatus: batches, rows loaded, quarantined, ...
+    handle.stop()
+
+Each micro-batch: the file source hands over at most ``--max-files-per-trigger``
+new landing files and archives the ones already processed; lines are parsed and
+checked against the schema (:mod:`jobs.validate`), valid ticks de-duplicated
+(:mod:`jobs.dedup`), and ``foreachBatch`` stages the batch as Parquet
+(:mod:`jobs.staging`) and has the warehouse load it under a load id that makes a
+replay a no-op (:mod:`jobs.loaders`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import fields
+from types import TracebackType
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from jobs.config import StreamConfig, parse_args
+from jobs.dedup import drop_duplicate_ticks
+from jobs.loaders import LoadId, Warehouse, warehouse_from_uri
+from jobs.metrics import ProgressListener, StreamMetrics, StreamStatus
+from jobs.session import SESSION_CONF, build_session
+from jobs.staging import BatchStager
+from jobs.validate import PARTIAL_RESULTS_CONF, SOURCE_FILE, parse_lines
+
+__all__ = ["StreamConfig", "StreamHandle", "StreamStatus", "main", "parse_args", "run", "start_stream", "ticks_stream"]
+
+log = logging.getLogger("jobs.stream")
+
+# Set on the job's own session (see _job_session) on top of SESSION_CONF.
+_JOB_SQL_CONF = {
+    PARTIAL_RESULTS_CONF: "true",
+    # A batch without new data would only stage and load nothing; state eviction
+    # waits for the next data batch instead.
+    "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+}
+
+
+class StreamHandle:
+    """A running stream: read its status, wait for it, stop it (also as a context manager)."""
+
+    def __init__(
+        self,
+        query: StreamingQuery,
+        metrics: StreamMetrics,
+        warehouse: Warehouse,
+        session: SparkSession,
+        listener: ProgressListener,
+    ) -> None:
+        self.query = query
+        self._metrics = metrics
+        self._warehouse = warehouse
+        self._session = session
+        self._listener = listener
+        self._stopped = False
+
+    def status(self) -> StreamStatus:
+        """Totals so far; cheap and thread-safe, fit for a status line refreshed every second."""
+        return self._metrics.snapshot()
+
+    @property
+    def is_active(self) -> bool:
+        return self.query.isActive
+
+    def await_termination(self, timeout: float | None = None) -> bool:
+        """Wait for the query to end (``--available-now`` ends by itself); True if it has.
+
+        Raises the query's error (a ``StreamingQueryException``) if it failed.
+        """
+        ended = self.query.awaitTermination(timeout) if timeout is not None else self.query.awaitTermination()
+        if ended is None or ended:
+            self._catch_up()
+            return True
+        return False
+
+    def stop(self) -> None:
+        """Stop the query (the batch in flight is abandoned and replayed next start)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self.query.stop()
+            self._catch_up()
+        finally:
+            self._session.streams.removeListener(self._listener)
+            self._warehouse.close()
+
+    def _catch_up(self) -> None:
+        # The listener runs on Spark's event bus and may not have seen the last
+        # batches yet; the query keeps its recent progress reports.
+        self._metrics.record_progresses(self.query.recentProgress)
+
+    def __enter__(self) -> StreamHandle:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class _BatchWriter:
+    """The ``foreachBatch`` function: stage the batch, load it, delete the staged files."""
+
+    def __init__(self, stager: BatchStager, warehouse: Warehouse, metrics: StreamMetrics) -> None:
+        self._stager = stager
+        self._warehouse = warehouse
+        self._metrics = metrics
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        load_id = LoadId(_query_id(batch), batch_id)
+        started = time.monotonic()
+        staged = self._stager.stage(batch, load_id)
+        staged_at = time.monotonic()
+        result = self._warehouse.load_batch(load_id, staged)
+        loaded_at = time.monotonic()
+        self._stager.discard(batch_id)
+        self._metrics.record_load(
+            batch_id, result, stage_seconds=staged_at - started, load_seconds=loaded_at - staged_at
+        )
+
+
+def start_stream(spark: SparkSession, config: StreamConfig) -> StreamHandle:
+    """Set up the warehouse and start the query; returns at once with a :class:`StreamHandle`.
+
+    The query runs in a new session of ``spark`` (same SparkContext, own SQL
+    settings and listeners), so the caller's session settings stay as they were.
+    """
+    log.info("stream config: %s", _describe(config))
+    warehouse = warehouse_from_uri(config.warehouse)
+    warehouse.setup()
+    session = _job_session(spark, config)
+    metrics = StreamMetrics()
+    listener = ProgressListener(metrics)
+    session.streams.addListener(listener)
+    try:
+        query = (
+            ticks_stream(session, config)
+            .writeStream.foreachBatch(_BatchWriter(BatchStager(session, config.staging), warehouse, metrics))
+            .option("checkpointLocation", config.checkpoint.uri)
+            .trigger(**config.trigger)
+            .start()
+        )
+    except BaseException:
+        session.streams.removeListener(listener)
+        warehouse.close()
+        raise
+    log.info("stream started: query id %s", query.id)
+    return StreamHandle(query, metrics, warehouse, session, listener)
+
+
+def ticks_stream(spark: SparkSession, config: StreamConfig) -> DataFrame:
+    """The streaming DataFrame ``foreachBatch`` receives: validated, de-duplicated lines."""
+    lines = (
+        spark.readStream.format("text")
+        # Recursive listing of the landing root, without partition inference: the
+        # dt=/hour= folders only keep directories small.
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", "*.ndjson")
+        .option("maxFilesPerTrigger", config.max_files_per_trigger)
+        # Processed files leave the landing root, so its listing (every trigger)
+        # stays small as the zone grows. Spark archives a batch's files when the
+        # next batch starts.
+        .option("cleanSource", "archive")
+        .option("sourceArchiveDir", config.archive.uri)
+        .load(config.landing.uri)
+        .select("value", F.col("_metadata.file_path").alias(SOURCE_FILE))
+        .where(F.trim("value") != "")
+    )
+    return drop_duplicate_ticks(parse_lines(lines), config.watermark_delay)
+
+
+def run(spark: SparkSession, config: StreamConfig) -> StreamStatus:
+    """Run the stream until it ends (``--available-now``), fails, or is interrupted."""
+    with start_stream(spark, config) as handle:
+        handle.await_termination()
+    return handle.status()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: parse, build Spark, run, map failures to an exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    config = parse_args(argv)
+    spark = None
+    try:
+        spark = build_session()
+        status = run(spark, config)
+    except KeyboardInterrupt:
+        log.info("interrupted: stream stopped")
+        return 130
+    except Exception:
+        log.exception("stream failed")
+        return 1
+    finally:
+        if spark is not None:
+            spark.stop()
+    log.info("stream finished: %s", status)
+    return 0
+
+
+def _job_session(spark: SparkSession, config: StreamConfig) -> SparkSession:
+    session = spark.newSession()
+    settings = {**SESSION_CONF, **_JOB_SQL_CONF, "spark.sql.shuffle.partitions": str(config.shuffle_partitions)}
+    for key, value in settings.items():
+        session.conf.set(key, value)
+    return session
+
+
+def _query_id(batch: DataFrame) -> str:
+    # Spark sets this on the thread that runs foreachBatch; it is the query's id,
+    # kept in the checkpoint across restarts.
+    query_id = batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId")
+    if not query_id:
+        raise RuntimeError("foreachBatch ran without sql.streaming.queryId: cannot name the load")
+    return query_id
+
+
+def _describe(config: StreamConfig) -> str:
+    return ", ".join(f"{field.name}={getattr(config, field.name)}" for field in fields(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

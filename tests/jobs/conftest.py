@@ -1,0 +1,127 @@
+"""Landing files and a pipeline in a temp dir, for the streaming job's tests.
+
+Landing lines are made the way the producer makes them (``record_model()``
+validating a CoinGecko-shaped record); bad input is written by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cryptopipe.schema import record_model
+
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def coingecko(coin_id: str = "bitcoin", **overrides: Any) -> dict[str, Any]:
+    """A CoinGecko /coins/markets record, plus the producer's fields."""
+    record = {
+        "id": coin_id,
+        "symbol": coin_id[:3],
+        "name": coin_id.title(),
+        "current_price": 64000.5,
+        "market_cap": 1.26e12,
+        "market_cap_rank": 1,
+        "fully_diluted_valuation": 1.34e12,
+        "total_volume": 3.1e10,
+        "high_24h": 65000.0,
+        "low_24h": 63000.0,
+        "price_change_24h": -12.5,
+        "price_change_percentage_24h": -0.02,
+        "circulating_supply": 19.7e6,
+        "total_supply": 21e6,
+        "max_supply": 21e6,
+        "last_updated": "2025-06-01T12:00:03.123Z",
+        "vs_currency": "usd",
+        "ingested_at": "2025-06-01T12:00:05.001Z",
+        "poll_id": "20250601T120005001Z-p1",
+    }
+    record.update(overrides)
+    return record
+
+
+def tick(coin_id: str = "bitcoin", **overrides: Any) -> dict[str, Any]:
+    """A landing record (schema names), validated as the producer does."""
+    return record_model().model_validate(coingecko(coin_id, **overrides)).model_dump(mode="json")
+
+
+def line(coin_id: str = "bitcoin", **overrides: Any) -> str:
+    """One landing line."""
+    return json.dumps(tick(coin_id, **overrides))
+
+
+@dataclass
+class Pipeline:
+    """Landing, archive, checkpoint, staging and warehouse of one test, and ways to drive them."""
+
+    root: Path
+    polls: int = 0
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    def land(self, lines: Iterable[str], *, name: str | None = None, end: str = "\n") -> Path:
+        """Write one landing file atomically (temp name + rename), like the producer.
+
+        Files get increasing modification times: Spark's file source takes the
+        oldest first, so the order files are landed in is the order of batches.
+        """
+        self.polls += 1
+        when = T0 + timedelta(minutes=self.polls)
+        folder = self.landing / f"dt={when:%Y-%m-%d}" / f"hour={when:%H}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name or f'poll-{self.polls:03d}'}.ndjson"
+        temporary = folder / f".{path.name}.tmp"
+        body = "\n".join(lines)
+        temporary.write_text(body + end if body else "")
+        mtime = 1_700_000_000 + self.polls
+        os.utime(temporary, (mtime, mtime))
+        temporary.rename(path)
+        return path
+
+    def args(self, *extra: str) -> list[str]:
+        return [
+            "--landing", str(self.landing),
+            "--archive", str(self.archive),
+            "--checkpoint", str(self.root / "checkpoint"),
+            "--staging", str(self.root / "staging"),
+            "--warehouse", f"duckdb://{self.warehouse}",
+            *extra,
+        ]  # fmt: skip
+
+    def run(self, spark: Any, *extra: str) -> Any:
+        """One ``--available-now`` run of the stream; returns its StreamStatus."""
+        from jobs.stream import parse_args, run
+
+        return run(spark, parse_args(self.args("--available-now", *extra)))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        from jobs.loaders.duckdb import open_reader
+
+        with open_reader(self.warehouse) as con:
+            return con.execute(sql, list(params)).fetchall()
+
+    def files(self, folder: Path) -> list[str]:
+        return sorted(path.name for path in folder.rglob("*.ndjson")) if folder.exists() else []
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Pipeline:
+    return Pipeline(tmp_path)

@@ -1,0 +1,41 @@
+"""The SparkSession the job runs in: the settings ARCHITECTURE §4 measured."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobs.session import _own_scratch_dir
+
+
+@pytest.mark.spark
+def test_session_runs_in_utc_with_small_shuffles_and_micros_timestamps(spark):
+    conf = spark.conf
+    assert conf.get("spark.sql.session.timeZone") == "UTC"
+    assert conf.get("spark.sql.shuffle.partitions") == "4"
+    assert int(conf.get("spark.sql.sources.parallelPartitionDiscovery.threshold")) > 32
+    assert conf.get("spark.sql.parquet.outputTimestampType") == "TIMESTAMP_MICROS"
+    assert conf.get("spark.ui.enabled") == "false"
+
+
+@pytest.mark.spark
+def test_local_session_keeps_its_temp_files_in_its_own_scratch_folder(spark):
+    local_dir = Path(spark.sparkContext.getConf().get("spark.local.dir"))
+    assert local_dir.name.startswith("pid-")
+    assert f"-Djava.io.tmpdir={local_dir}" in spark.sparkContext.getConf().get("spark.driver.extraJavaOptions")
+    assert spark.sparkContext._jvm.System.getProperty("java.io.tmpdir") == str(local_dir)
+
+
+def test_scratch_folders_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / f"pid-{dead.stdout.strip()}"
+    (leftover / "blockmgr-1").mkdir(parents=True)
+    unrelated = tmp_path / "keep-me"
+    unrelated.mkdir()
+
+    mine = _own_scratch_dir(tmp_path)
+
+    assert mine.is_dir() and not leftover.exists() and unrelated.exists()
