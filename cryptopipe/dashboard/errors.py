@@ -1,0 +1,33 @@
+"""Errors of the dashboard and its query backends.
+
+::
+
+    DashboardError            base of everything below
+    ├── BackendUnavailable    the warehouse cannot answer: no file yet, no views, no
+    │                         credentials, a failed query; the message says how to fix it
+    │   └── BackendBusy       the stream held the DuckDB file for the whole wait:
+    │                         retryable, and the dashboard serves its last good answer
+    └── BadRequest            a query parameter is invalid (an HTTP 400); the message
+                              names the value and what is accepted
+"""
+
+from __future__ import annotations
+
+
+class DashboardError(Exception):
+    """Base class of the dashboard's own errors."""
+
+
+class BackendUnavailable(DashboardError):
+    """Raised when the warehouse cannot answer a query; the message says why."""
+
+
+class BackendBusy(BackendUnavailable):
+    """Raised when the writer kept the warehouse locked for longer than a reader waits.
+
+    Retryable: the stream lets go after each micro-batch.
+    """
+
+
+class BadRequest(DashboardError, ValueError):
+    """Raised for an invalid API parameter."""

@@ -1,0 +1,196 @@
+"""The dashboard's HTTP server: one static page and a small JSON API, on loopback.
+
+Routes (GET only):
+
+- ``/``: the page (``static/index.html``), which loads ``/static/*`` and polls the API;
+- ``/api/latest``: the latest-prices table (:meth:`DashboardService.latest`);
+- ``/api/candles?window=1h&coins=bitcoin,ethereum`` (or ``&top=8``): the chart's series;
+- ``/api/health``: the freshness indicator and the page's settings.
+
+Errors are JSON ``{"error": "..."}``: 400 for a bad parameter, 503 when the
+warehouse cannot answer and there is no earlier answer to serve, 404 otherwise.
+Everything is served from the package: no CDN, no internet needed.
+
+:class:`DashboardServer` runs it on a background thread, so ``cryptopipe up`` can
+serve it beside the producer and the stream, and ``cryptopipe dashboard`` on its own::
+
+    with DashboardServer(Path("data/warehouse.duckdb"), port=0) as server:
+        print(server.url)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from cryptopipe.dashboard.backends import DuckDBBackend, QueryBackend, backend_from_uri
+from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest, DashboardError
+from cryptopipe.dashboard.service import REFRESH_SECONDS, STALE_AFTER_SECONDS, DashboardService
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+
+_STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.css": ("app.css", "text/css; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/chart.js": ("chart.js", "text/javascript; charset=utf-8"),
+}
+# The page loads nothing from elsewhere; say so, so a browser refuses if it ever tried.
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class DashboardServer:
+    """The dashboard on ``http://host:port/``, served from a background thread.
+
+    ``warehouse`` is the DuckDB file's path, a ``--warehouse`` URI
+    (``duckdb:///abs/path.duckdb``, ``bigquery://project.dataset``) or a ready
+    :class:`QueryBackend`. ``port=0`` picks a free port (see :attr:`url`).
+    """
+
+    def __init__(
+        self,
+        warehouse: str | Path | QueryBackend,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        vs_currency: str = "usd",
+        stale_after_seconds: float = STALE_AFTER_SECONDS,
+        refresh_seconds: float = REFRESH_SECONDS,
+    ) -> None:
+        self.service = DashboardService(
+            _backend(warehouse),
+            vs_currency=vs_currency,
+            stale_after_seconds=stale_after_seconds,
+            refresh_seconds=refresh_seconds,
+        )
+        self._address = (host, port)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> DashboardServer:
+        """Bind and serve; raises :class:`DashboardError` if the port is taken."""
+        if self._httpd is not None:
+            raise RuntimeError("the dashboard is already started")
+        try:
+            self._httpd = _HTTPServer(self._address, self.service)
+        except OSError as error:
+            host, port = self._address
+            raise DashboardError(
+                f"cannot serve the dashboard on {host}:{port} ({error.strerror}): pick another port"
+            ) from None
+        # A short poll interval keeps stop() quick.
+        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.1)
+        self._thread = threading.Thread(target=serve, name="dashboard", daemon=True)
+        self._thread.start()
+        log.info("dashboard on %s over %s", self.url, self.service.backend.uri)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for requests in flight (at most one warehouse read each)."""
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._httpd = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port/``, with the bound port once started."""
+        host, port = self._httpd.server_address[:2] if self._httpd is not None else self._address
+        return f"http://{host}:{port}/"
+
+    def __enter__(self) -> DashboardServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _backend(warehouse: str | Path | QueryBackend) -> QueryBackend:
+    if isinstance(warehouse, QueryBackend):
+        return warehouse
+    if isinstance(warehouse, str) and "://" in warehouse:
+        return backend_from_uri(warehouse)
+    return DuckDBBackend(Path(warehouse))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    # Handler threads are joined on close: a stopped dashboard leaves none behind.
+    # Each answers one request (HTTP/1.0) and reads the warehouse at most once, so
+    # the join is short.
+    daemon_threads = False
+
+    def __init__(self, address: tuple[str, int], service: DashboardService) -> None:
+        self.service = service
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        service = self.server.service
+        if parts.path in _STATIC:
+            name, content_type = _STATIC[parts.path]
+            self._send(200, _static(name), content_type)
+            return
+        query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
+        routes = {
+            "/api/latest": service.latest,
+            "/api/health": service.health,
+            "/api/candles": lambda: service.candles(query.get("window"), query.get("coins"), query.get("top")),
+        }
+        route = routes.get(parts.path)
+        if route is None:
+            self._json(404, {"error": f"no such page: {parts.path}"})
+            return
+        try:
+            self._json(200, route())
+        except BadRequest as error:
+            self._json(400, {"error": str(error)})
+        except BackendUnavailable as error:
+            self._json(503, {"error": str(error)})
+        except Exception:
+            log.exception("dashboard request %s failed", self.path)
+            self._json(500, {"error": "internal error: see the dashboard's log"})
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        self._send(status, json.dumps(body, allow_nan=False).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in _SECURITY_HEADERS.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser navigated away mid-answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+@functools.cache
+def _static(name: str) -> bytes:
+    return resources.files("cryptopipe.dashboard").joinpath("static", name).read_bytes()

@@ -1,0 +1,31 @@
+-- latest_prices: each coin's newest tick, one row per coin and quote currency.
+--
+-- GoogleSQL (BigQuery); cryptopipe.views translates it for DuckDB. Only ticks of
+-- the last day are looked at: on BigQuery that keeps the scan to the newest one or
+-- two daily partitions however long the table grows (a dashboard reads this view
+-- every few seconds), and a coin CoinGecko has not updated for a day is dead.
+SELECT
+  coin_id,
+  symbol,
+  name,
+  vs_currency,
+  price,
+  price_change_percentage_24h,
+  market_cap,
+  market_cap_rank,
+  total_volume,
+  last_updated,
+  ingested_at,
+  -- Seconds since the event time, as of the query.
+  TIMESTAMP_DIFF(CURRENT_TIMESTAMP(), last_updated, MILLISECOND) / 1000 AS freshness_seconds
+FROM (
+  SELECT
+    *,
+    ROW_NUMBER() OVER (
+      PARTITION BY coin_id, vs_currency
+      ORDER BY last_updated DESC, ingested_at DESC
+    ) AS recency
+  FROM market_ticks
+  WHERE last_updated >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)
+)
+WHERE recency = 1

@@ -1,0 +1,266 @@
+"""The dashboard's JSON API and page over real HTTP, against a local warehouse."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cryptopipe.dashboard import DashboardError, DashboardServer, DuckDBBackend
+
+from .conftest import MarketWriter, load, minute_ago, tick
+
+# Holds the warehouse read-write, as the stream does during a batch, until a line arrives on stdin.
+WRITER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.readline()
+con.close()
+"""
+
+
+@pytest.fixture
+def serve(warehouse) -> Iterator:
+    """``serve(**settings)`` starts a dashboard on a free port over the warehouse; stopped after the test."""
+    servers: list[DashboardServer] = []
+
+    def start(path: Path | None = None, *, lock_timeout: float = 3.0, **settings) -> DashboardServer:
+        backend = DuckDBBackend(path or warehouse.path, lock_timeout=lock_timeout, reuse_seconds=0)
+        servers.append(DashboardServer(backend, port=0, **settings).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _get(server: DashboardServer, path: str) -> httpx.Response:
+    return httpx.get(server.url + path.lstrip("/"), timeout=10)
+
+
+def _two_coins(warehouse) -> None:
+    t0 = minute_ago(3)
+    load(warehouse, [
+        tick("ethereum", 3000.0, t0 + timedelta(seconds=10), symbol="eth", market_cap_rank=2),
+        tick("bitcoin", 60000.0, t0 + timedelta(seconds=5), symbol="btc", market_cap_rank=1),
+        tick("bitcoin", 61000.0, t0 + timedelta(seconds=50), symbol="btc", market_cap_rank=1),
+        tick("bitcoin", 60500.0, t0 + timedelta(seconds=70), symbol="btc", market_cap_rank=1),
+        tick("pepe", 0.00001234, t0 + timedelta(seconds=20), symbol="pepe", market_cap_rank=None),
+    ])  # fmt: skip
+
+
+def test_latest_lists_newest_tick_per_coin_by_market_cap_rank(warehouse, serve):
+    _two_coins(warehouse)
+    t0 = minute_ago(3)
+
+    body = _get(serve(), "/api/latest").json()
+
+    assert body["cached"] is False
+    assert body["vs_currency"] == "usd"
+    assert [(r["coin_id"], r["price"], r["market_cap_rank"]) for r in body["rows"]] == [
+        ("bitcoin", 60500.0, 1),
+        ("ethereum", 3000.0, 2),
+        ("pepe", 0.00001234, None),
+    ]
+    assert body["rows"][0]["last_updated"] == (t0 + timedelta(seconds=70)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert set(body["rows"][0]) == {
+        "coin_id", "symbol", "name", "price", "price_change_percentage_24h", "market_cap", "market_cap_rank",
+        "last_updated",
+    }  # fmt: skip
+
+
+def test_candles_without_coins_gives_top_coins_in_window(warehouse, serve):
+    _two_coins(warehouse)
+    t0 = minute_ago(3)
+    ms = int(t0.timestamp() * 1000)
+
+    body = _get(serve(), "/api/candles?window=15m&top=2").json()
+
+    assert body["window"] == "15m"
+    assert body["coins"] == ["bitcoin", "ethereum"]
+    assert body["series"] == [
+        {"coin_id": "bitcoin", "t": [ms, ms + 60_000], "open": [60000.0, 60500.0], "high": [61000.0, 60500.0],
+         "low": [60000.0, 60500.0], "close": [61000.0, 60500.0], "samples": [2, 1]},
+        {"coin_id": "ethereum", "t": [ms], "open": [3000.0], "high": [3000.0], "low": [3000.0], "close": [3000.0],
+         "samples": [1]},
+    ]  # fmt: skip
+
+
+def test_candles_with_coins_gives_only_those_coins(warehouse, serve):
+    _two_coins(warehouse)
+
+    body = _get(serve(), "/api/candles?coins=pepe,ethereum,pepe").json()
+
+    assert body["window"] == "1h"
+    assert body["coins"] == ["pepe", "ethereum"]
+    assert [s["coin_id"] for s in body["series"]] == ["ethereum", "pepe"]
+
+
+def test_candles_leave_out_minutes_before_the_window(warehouse, serve):
+    load(warehouse, [tick("bitcoin", 1.0, minute_ago(20)), tick("bitcoin", 2.0, minute_ago(5))])
+
+    body = _get(serve(), "/api/candles?window=15m&coins=bitcoin").json()
+
+    assert body["series"][0]["close"] == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("window=2h", "window '2h' is not one of 15m, 1h, 6h, 24h"),
+        ("top=0", "top 0 is not between 1 and 20"),
+        ("top=many", "top 'many' is not a whole number"),
+        ("coins=" + ",".join(f"c{i}" for i in range(21)), "coins: name 1 to 20 coin ids, got 21"),
+    ],
+)
+def test_candles_with_bad_parameter_is_400_saying_what_is_accepted(warehouse, serve, query, message):
+    response = _get(serve(), f"/api/candles?{query}")
+
+    assert response.status_code == 400
+    assert response.json() == {"error": message}
+
+
+def test_health_with_recent_ticks_is_fresh(warehouse, serve):
+    _two_coins(warehouse)
+
+    body = _get(serve(stale_after_seconds=600), "/api/health").json()
+
+    assert body["status"] == "fresh"
+    assert 120 <= body["age_seconds"] < 240
+    assert re.fullmatch(r"newest tick \d+ min old", body["message"])
+    assert body["windows"] == ["15m", "1h", "6h", "24h"]
+    assert body["warehouse"] == f"duckdb://{warehouse.path.resolve()}"
+
+
+def test_health_with_ticks_older_than_threshold_is_stale(warehouse, serve):
+    load(warehouse, [tick("bitcoin", 1.0, minute_ago(10))])
+
+    body = _get(serve(stale_after_seconds=300), "/api/health").json()
+
+    assert body["status"] == "stale"
+    assert re.fullmatch(r"newest tick (10|11) min old \(stale after 5 min\)", body["message"])
+
+
+def test_health_without_ticks_is_empty(warehouse, serve):
+    body = _get(serve(), "/api/health").json()
+
+    assert (body["status"], body["message"]) == ("empty", "no usd ticks in the last day yet")
+
+
+def test_without_warehouse_health_and_latest_say_the_stream_creates_it(serve, tmp_path):
+    server = serve(tmp_path / "missing.duckdb")
+
+    health = _get(server, "/api/health").json()
+    latest = _get(server, "/api/latest")
+
+    assert health["status"] == "unavailable"
+    assert "the stream creates it when it starts" in health["message"]
+    assert latest.status_code == 503
+    assert "the stream creates it when it starts" in latest.json()["error"]
+
+
+def test_without_views_latest_says_cryptopipe_up_creates_them(serve, tmp_path):
+    import duckdb
+
+    bare = tmp_path / "bare.duckdb"
+    duckdb.connect(str(bare)).close()
+
+    response = _get(serve(bare), "/api/latest")
+
+    assert response.status_code == 503
+    assert "no dashboard views yet" in response.json()["error"]
+    assert "cryptopipe up" in response.json()["error"]
+
+
+def _hold(path: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "holding"
+    return process
+
+
+def test_latest_while_another_process_writes_serves_last_good_answer(warehouse, serve):
+    _two_coins(warehouse)
+    server = serve(lock_timeout=0.3)
+    first = _get(server, "/api/latest").json()
+    writer = _hold(warehouse.path)
+    try:
+        during = _get(server, "/api/latest").json()
+        health = _get(server, "/api/health").json()
+    finally:
+        writer.communicate("\n", timeout=30)
+    after = _get(server, "/api/latest").json()
+
+    assert during["cached"] is True
+    assert "locked by another process" in during["problem"]
+    assert during["rows"] == first["rows"]
+    assert during["queried_at"] == first["queried_at"]
+    assert health["status"] == "fresh" and "showing the last good answer" in health["message"]
+    assert after["cached"] is False and after["problem"] is None
+
+
+def test_latest_while_another_process_writes_without_earlier_answer_is_503(warehouse, serve):
+    server = serve(lock_timeout=0.3)
+    writer = _hold(warehouse.path)
+    try:
+        response = _get(server, "/api/latest")
+    finally:
+        writer.communicate("\n", timeout=30)
+
+    assert response.status_code == 503
+    assert "locked by another process" in response.json()["error"]
+
+
+def test_api_in_the_writers_process_answers_every_request_fresh(warehouse, serve):
+    # As in `cryptopipe up`: the stream's short writer connections and the
+    # dashboard's readers take turns on the file within one process.
+    server = serve()
+    writer = MarketWriter(warehouse, every=0.2)
+    writer.start()
+    try:
+        responses = [_get(server, path) for _ in range(6) for path in ("/api/latest", "/api/candles")]
+    finally:
+        writer.stop()
+
+    assert [r.status_code for r in responses] == [200] * len(responses)
+    assert not any(r.json()["cached"] for r in responses)
+    assert writer.batches >= 3
+
+
+def test_page_and_its_files_load_nothing_from_outside(warehouse, serve):
+    server = serve()
+
+    page = _get(server, "/")
+    files = [_get(server, f"/static/{name}") for name in ("app.js", "chart.js", "app.css")]
+
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<script src="/static/app.js" defer></script>' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for response in (page, *files):
+        assert response.status_code == 200
+        # No CDN, no remote fonts: the only URL is SVG's namespace name, which is never fetched.
+        text = response.text.replace('"http://www.w3.org/2000/svg"', "")
+        assert not re.search(r"(https?:)?//[a-z]", text), response.url
+
+
+def test_unknown_path_is_404_json(warehouse, serve):
+    response = _get(serve(), "/static/../../etc/passwd")
+
+    assert response.status_code == 404
+    assert "no such page" in response.json()["error"]
+
+
+def test_start_on_a_busy_port_says_pick_another(warehouse, serve):
+    busy = serve()
+    port = int(busy.url.rsplit(":", 1)[1].strip("/"))
+
+    with pytest.raises(DashboardError, match=f"127.0.0.1:{port}.*pick another port"):
+        DashboardServer(warehouse.path, port=port).start()
