@@ -1,0 +1,191 @@
+"""The ``cryptopipe`` command: run the local pipeline, query its warehouse.
+
+Thin by design: each command parses options, calls tested code
+(:mod:`cryptopipe.local`, :mod:`jobs.loaders.duckdb`) and turns the errors it can
+explain into one red line and exit status 1.
+
+    cryptopipe up --source replay --duration 120
+    cryptopipe query "SELECT count(*) FROM market_ticks"
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from cryptopipe.dashboard import DEFAULT_HOST, DEFAULT_PORT, DashboardError, DashboardServer
+from cryptopipe.dashboard.service import STALE_AFTER_SECONDS
+from cryptopipe.errors import PipelineError
+from cryptopipe.local import SOURCES, LocalLayout, LocalPipeline, Status
+
+err = Console(stderr=True)
+out = Console()
+
+#: Seconds between refreshes of the status line.
+STATUS_REFRESH_SECONDS = 1.0
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(1)
+
+
+def _status_line(status: Status, elapsed: float) -> str:
+    freshness = status.freshness_seconds
+    fresh = "no rows yet" if freshness is None else f"newest row {freshness:.0f} s old"
+    return (
+        f"[bold]{elapsed:5.0f} s[/] · polls {status.polls} · rows landed {status.rows_landed}"
+        f" (rejected {status.rows_rejected}) · batches {status.batches}"
+        f" · rows loaded {status.rows_loaded} (quarantined {status.rows_quarantined}) · {fresh}"
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log the producer's and the stream's lines too.")
+def cli(verbose: bool) -> None:
+    """cryptopipe: CoinGecko market data -> landing zone -> Spark -> warehouse."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        # py4j announces every callback connection at INFO; keep the screen for the status.
+        logging.getLogger("py4j").setLevel(logging.ERROR)
+
+
+@cli.command()
+@click.option("--source", type=click.Choice(SOURCES), default="live", show_default=True,
+              help="The live CoinGecko API, or the bundled replay (no internet needed).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
+              show_default=True, help="Landing zone, archive, checkpoint and warehouse live here.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--max-polls", type=click.IntRange(min=1), default=None,
+              help="Stop after this many polls, once the stream has loaded them.")
+@click.option("--interval", type=click.FloatRange(min=1), default=None,
+              help="Seconds between polls [default: 60 live, 10 replay].")
+@click.option("--top-n", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Poll the top N coins by market cap.")
+@click.option("--coin-ids", default="", help="Poll these coins instead (comma-separated CoinGecko ids).")
+@click.option("--vs-currency", default="usd", show_default=True, help="Quote currency.")
+@click.option("--trigger-seconds", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between the stream's micro-batches.")
+@click.option("--replay-port", type=click.IntRange(min=0, max=65535), default=0,
+              help="Port of the replay server (default: any free port).")
+@click.option("--dashboard-port", type=click.IntRange(min=0, max=65535), default=DEFAULT_PORT, show_default=True,
+              help="Port of the dashboard on 127.0.0.1 (0: any free port).")
+@click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard.")
+def up(source, data_dir, duration, max_polls, interval, top_n, coin_ids, vs_currency, trigger_seconds, replay_port,
+       dashboard_port, no_dashboard):
+    """Run the replay server (with --source replay), the producer and the stream until Ctrl-C."""
+    pipeline = LocalPipeline(
+        LocalLayout(data_dir),
+        source=source,
+        replay_port=replay_port,
+        interval_seconds=interval,
+        top_n=top_n,
+        coin_ids=tuple(c.strip() for c in coin_ids.split(",") if c.strip()),
+        vs_currency=vs_currency,
+        trigger_seconds=trigger_seconds,
+        max_polls=max_polls,
+        dashboard_port=None if no_dashboard else dashboard_port,
+    )
+    if source == "replay":
+        err.print("[yellow]source: the bundled CoinGecko replay on 127.0.0.1 (no internet needed)[/]")
+    else:
+        err.print("source: the live CoinGecko API (use --source replay to run offline)")
+    started = time.monotonic()
+    try:
+        with pipeline, Live(console=err, refresh_per_second=2, transient=False) as live:
+            err.print(f"warehouse: {pipeline.layout.warehouse} · Ctrl-C to stop")
+            if pipeline.dashboard_url:
+                err.print(f"dashboard: {pipeline.dashboard_url}")
+            while True:
+                elapsed = time.monotonic() - started
+                live.update(_status_line(pipeline.status(), elapsed))
+                if duration is not None and elapsed >= duration:
+                    break
+                if max_polls is not None and pipeline.caught_up():
+                    live.update(_status_line(pipeline.status(), elapsed))
+                    break
+                pipeline.check_stream()
+                time.sleep(STATUS_REFRESH_SECONDS)
+    except KeyboardInterrupt:
+        err.print("stopping: the producer finishes its poll, the stream its batch")
+    except PipelineError as error:
+        _fail(str(error))
+    status = pipeline.status() if pipeline.started else None
+    if status is not None:
+        err.print(f"done: {status.rows_loaded} rows loaded into {pipeline.layout.warehouse}")
+
+
+@cli.command()
+@click.argument("sql")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
+              show_default=True, help="The data directory of `cryptopipe up`.")
+@click.option("--max-rows", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Print at most this many rows.")
+def query(sql: str, data_dir: Path, max_rows: int) -> None:
+    """Run SQL against the local warehouse (also while `cryptopipe up` writes to it)."""
+    import duckdb
+
+    from jobs.errors import WarehouseError
+    from jobs.loaders.duckdb import open_reader
+
+    try:
+        with open_reader(LocalLayout(data_dir).warehouse) as con:
+            cursor = con.execute(sql)
+            columns = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchmany(max_rows + 1)
+    except WarehouseError as error:
+        _fail(str(error))
+    except duckdb.Error as error:
+        _fail(f"query failed: {error}")
+    table = Table(*columns, show_lines=False)
+    for row in rows[:max_rows]:
+        table.add_row(*("NULL" if value is None else str(value) for value in row))
+    out.print(table)
+    shown = min(len(rows), max_rows)
+    err.print(f"{shown} row{'s' if shown != 1 else ''}" + (f" (first {max_rows})" if len(rows) > max_rows else ""))
+
+
+@cli.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
+              show_default=True, help="The data directory of `cryptopipe up`, whose warehouse is shown.")
+@click.option("--warehouse", metavar="URI", default=None,
+              help="Show this warehouse instead: duckdb:///abs/path.duckdb or bigquery://project.dataset.")
+@click.option("--host", default=DEFAULT_HOST, show_default=True,
+              help="Address to serve on. The dashboard has no login: keep it on loopback.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=DEFAULT_PORT, show_default=True,
+              help="Port to serve on (0: any free port).")
+@click.option("--vs-currency", default="usd", show_default=True, help="Quote currency to show.")
+@click.option("--stale-after", type=click.FloatRange(min=1), default=STALE_AFTER_SECONDS, show_default=True,
+              help="Seconds after which the freshness indicator turns red.")
+def dashboard(data_dir, warehouse, host, port, vs_currency, stale_after):
+    """Serve the live dashboard (log-scale prices, latest prices, freshness) until Ctrl-C."""
+    try:
+        server = DashboardServer(
+            warehouse or LocalLayout(data_dir).warehouse, host=host, port=port,
+            vs_currency=vs_currency, stale_after_seconds=stale_after,
+        ).start()  # fmt: skip
+    except (DashboardError, ValueError, OSError) as error:
+        _fail(str(error))
+    err.print(f"dashboard: {server.url} · warehouse {server.service.backend.uri} · Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(STATUS_REFRESH_SECONDS)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,354 @@
+"""The whole pipeline on one machine: replay server, producer and stream in one process.
+
+``cryptopipe up`` is this module. Each part is the production code with local
+addresses (ARCHITECTURE §1): the producer polls the bundled replay server (or the
+live API) and lands polls in a local directory; the Spark job streams that directory
+into a DuckDB file. The producer runs on a thread, the stream on Spark's threads,
+and the caller watches both through :meth:`LocalPipeline.status`::
+
+    with LocalPipeline(LocalLayout(Path("data")), source="replay") as pipeline:
+        while not pipeline.caught_up():
+            print(pipeline.status())
+            time.sleep(1)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+
+from cryptopipe.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("live", "replay")
+
+#: Seconds between polls of the bundled replay: its frames move this often, so a
+#: local run shows prices moving without waiting a minute per step.
+REPLAY_INTERVAL_SECONDS = 10.0
+
+#: Seconds between polls of the live API: CoinGecko caches /coins/markets for
+#: 45-60 s, so polling faster only fetches the same rows again.
+LIVE_INTERVAL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class LocalLayout:
+    """Where a local run keeps its state: everything under one data directory."""
+
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def archive(self) -> Path:
+        """Processed landing files, moved outside the stream's input path."""
+        return self.root / "archive"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoints" / "market_ticks"
+
+    @property
+    def staging(self) -> Path:
+        return self.root / "staging"
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "producer-spool"
+
+    @property
+    def spark_scratch(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def warehouse_uri(self) -> str:
+        return f"duckdb://{self.warehouse.resolve()}"
+
+
+@dataclass(frozen=True)
+class Status:
+    """One reading of the running pipeline, for the live status line."""
+
+    polls: int
+    rows_landed: int
+    rows_rejected: int
+    batches: int
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    newest_loaded: datetime | None
+
+    @property
+    def freshness_seconds(self) -> float | None:
+        """Age of the newest row in the warehouse, by its event time."""
+        if self.newest_loaded is None:
+            return None
+        return (datetime.now(timezone.utc) - self.newest_loaded).total_seconds()
+
+
+def require_java() -> None:
+    """Fail early, saying how to fix it, when Spark would not find a JVM."""
+    if shutil.which("java") is None:
+        raise PipelineError(
+            "Java was not found on PATH, and Spark needs it: install Java 17 "
+            "(apt-get install openjdk-17-jre-headless), or run scripts/run-local, which does"
+        )
+
+
+def require_free_port(port: int, what: str) -> None:
+    """Fail naming the port and its use, rather than with a bind traceback."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise PipelineError(
+                f"port {port} for the {what} is busy ({error.strerror}): stop what uses it or pick another port"
+            ) from None
+
+
+def require_unlocked_warehouse(path: Path) -> None:
+    """Fail when another process (a DuckDB shell, say) keeps the warehouse file open."""
+    from jobs.errors import WarehouseLockedError
+    from jobs.loaders.duckdb import open_reader
+
+    if not path.exists():
+        return
+    try:
+        with open_reader(path, timeout=2.0):
+            pass
+    except WarehouseLockedError as error:
+        raise PipelineError(f"{error}; close the other program and start again") from None
+
+
+def claim_data_dir(root: Path) -> int:
+    """Hold an exclusive lock on ``root`` for this run; returns the lock's descriptor.
+
+    Two runs on one data directory would share a checkpoint and a landing zone;
+    the stream's short-lived warehouse connections would not notice, so the run
+    itself takes a lock, released by the OS however the process ends.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".cryptopipe-up.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise PipelineError(
+            f"another `cryptopipe up` is running on {root}: stop it first, or use another --data-dir"
+        ) from None
+    return fd
+
+
+class LocalPipeline:
+    """Replay server (optional), producer thread and Spark stream, started and stopped together."""
+
+    def __init__(
+        self,
+        layout: LocalLayout,
+        *,
+        source: str = "replay",
+        replay_port: int = 0,
+        interval_seconds: float | None = None,
+        top_n: int = 250,
+        coin_ids: tuple[str, ...] = (),
+        vs_currency: str = "usd",
+        trigger_seconds: float = 1.0,
+        max_polls: int | None = None,
+        dashboard_port: int | None = None,
+    ) -> None:
+        if source not in SOURCES:
+            raise PipelineError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+        self.layout = layout
+        self.source = source
+        self.replay_port = replay_port
+        self.interval_seconds = interval_seconds or (
+            REPLAY_INTERVAL_SECONDS if source == "replay" else LIVE_INTERVAL_SECONDS
+        )
+        self.top_n = top_n
+        self.coin_ids = coin_ids
+        self.vs_currency = vs_currency
+        self.trigger_seconds = trigger_seconds
+        self.max_polls = max_polls
+        self.dashboard_port = dashboard_port
+        self._dashboard = None
+        self._stop = threading.Event()
+        self._replay = None
+        self._poller = None
+        self._producer_thread: threading.Thread | None = None
+        self._own_spark = None
+        self._stream = None
+        self._lock_fd: int | None = None
+
+    @property
+    def started(self) -> bool:
+        """Both the producer and the stream have started (their status is readable)."""
+        return self._poller is not None and self._stream is not None
+
+    @property
+    def replay_url(self) -> str | None:
+        return self._replay.url if self._replay is not None else None
+
+    @property
+    def dashboard_url(self) -> str | None:
+        return self._dashboard.url if self._dashboard is not None else None
+
+    def start(self) -> LocalPipeline:
+        """Check the machine, then start replay, producer and stream, in that order."""
+        require_java()
+        self._lock_fd = claim_data_dir(self.layout.root)
+        try:
+            if self.source == "replay" and self.replay_port:
+                require_free_port(self.replay_port, "replay server")
+            require_unlocked_warehouse(self.layout.warehouse)
+            if self.dashboard_port is not None:
+                self._start_dashboard()
+            for folder in (self.layout.landing, self.layout.archive, self.layout.staging, self.layout.spool):
+                folder.mkdir(parents=True, exist_ok=True)
+            self._start_producer()
+            self._start_stream()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_dashboard(self) -> None:
+        # Started before Spark so a busy port fails in a second, not after its start-up.
+        from cryptopipe.dashboard import DashboardError, DashboardServer
+
+        try:
+            self._dashboard = DashboardServer(
+                self.layout.warehouse, port=self.dashboard_port, vs_currency=self.vs_currency
+            ).start()
+        except (DashboardError, OSError) as error:
+            raise PipelineError(f"the dashboard cannot start on port {self.dashboard_port}: {error}") from None
+
+    def _start_producer(self) -> None:
+        from producer import Poller, ProducerConfig
+
+        settings: dict[str, object] = {}
+        if self.source == "replay":
+            from cryptopipe.replay.server import ReplayServer
+
+            self._replay = ReplayServer(
+                port=self.replay_port, frame_seconds=self.interval_seconds, rebase=True
+            ).start()
+            # The replay is ours: no public rate limit to respect, only enough
+            # budget for every page of a poll each interval.
+            settings.update(base_url=self._replay.url, requests_per_minute=600)
+            log.info("using the bundled CoinGecko replay at %s (no internet needed)", self._replay.url)
+        config = ProducerConfig.from_env(
+            landing_uri=str(self.layout.landing),
+            spool_dir=str(self.layout.spool),
+            interval_seconds=self.interval_seconds,
+            top_n=self.top_n,
+            coin_ids=self.coin_ids,
+            vs_currency=self.vs_currency,
+            **settings,
+        )
+        self._poller = Poller.from_config(config)
+        self._producer_thread = threading.Thread(
+            target=self._poller.run, args=(self._stop,), kwargs={"max_polls": self.max_polls},
+            name="producer", daemon=True,
+        )
+        self._producer_thread.start()
+
+    def _start_stream(self) -> None:
+        from pyspark.sql import SparkSession
+
+        from jobs.session import build_session
+        from jobs.stream import parse_args, start_stream
+
+        config = parse_args([
+            "--landing", str(self.layout.landing),
+            "--archive", str(self.layout.archive),
+            "--checkpoint", str(self.layout.checkpoint),
+            "--staging", str(self.layout.staging),
+            "--warehouse", self.layout.warehouse_uri,
+            "--trigger-seconds", str(self.trigger_seconds),
+        ])  # fmt: skip
+        # A session that already runs in this process (a notebook's, a test's) is
+        # used and left running; one started here is stopped here.
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            spark = self._own_spark = build_session(
+                "cryptopipe-local",
+                scratch_root=self.layout.spark_scratch,
+                ui=False,
+                conf={"spark.ui.showConsoleProgress": "false"},
+            )
+            spark.sparkContext.setLogLevel("ERROR")
+        self._stream = start_stream(spark, config)
+
+    def status(self) -> Status:
+        produced = self._poller.stats.snapshot()
+        streamed = self._stream.status()
+        return Status(
+            polls=produced.polls,
+            rows_landed=produced.rows_landed,
+            rows_rejected=produced.records_rejected,
+            batches=streamed.batches,
+            rows_read=streamed.rows_in,
+            rows_loaded=streamed.rows_loaded,
+            rows_quarantined=streamed.rows_quarantined,
+            newest_loaded=streamed.newest_event_time,
+        )
+
+    @property
+    def producer_done(self) -> bool:
+        """The producer has made its last poll (``max_polls`` reached)."""
+        return self._producer_thread is not None and not self._producer_thread.is_alive()
+
+    def caught_up(self) -> bool:
+        """The producer is done and the stream has read every row it landed."""
+        if not self.producer_done:
+            return False
+        status = self.status()
+        return status.rows_read >= status.rows_landed
+
+    def check_stream(self) -> None:
+        """Raise if the stream has died (its error is Spark's, with the cause)."""
+        if self._stream is not None and not self._stream.is_active:
+            self._stream.await_termination(0)
+            raise PipelineError("the stream stopped unexpectedly; see the log above")
+
+    def stop(self) -> None:
+        """Stop in reverse order: producer first, so nothing lands after the stream stops."""
+        if self._dashboard is not None:
+            self._dashboard.stop()
+        self._stop.set()
+        if self._producer_thread is not None:
+            self._producer_thread.join(timeout=30)
+        if self._poller is not None:
+            self._poller.close()
+        if self._stream is not None:
+            self._stream.stop()
+        if self._own_spark is not None:
+            self._own_spark.stop()
+        if self._replay is not None:
+            self._replay.stop()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> LocalPipeline:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
