@@ -12,6 +12,8 @@ Settings follow what was measured on 2-core machines (ARCHITECTURE.md §4):
 - Locally, ``spark.local.dir`` and ``java.io.tmpdir`` in one scratch folder this
   process owns: a ``kill -9`` leaves temp files behind, and they are then in one
   place, removed by the next start.
+- Locally, the driver on loopback (127.0.0.1): a local run needs no network, and
+  Spark would otherwise bind to the machine's first non-loopback address.
 
 On Dataproc (launched by ``spark-submit``) the master and local dirs are YARN's.
 """
@@ -68,6 +70,10 @@ def build_session(
             scratch = _own_scratch_dir(scratch_root or Path(tempfile.gettempdir()) / "cryptopipe-spark")
             settings["spark.local.dir"] = str(scratch)
             settings["spark.driver.extraJavaOptions"] = f"-Djava.io.tmpdir={scratch}"
+            settings["spark.driver.host"] = settings["spark.driver.bindAddress"] = "127.0.0.1"
+            # Read by the JVM as it starts, before any setting: stops the
+            # "hostname resolves to a loopback address" warning and its address lookup.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     settings.update(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)

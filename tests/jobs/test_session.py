@@ -29,6 +29,13 @@ def test_local_session_keeps_its_temp_files_in_its_own_scratch_folder(spark):
     assert spark.sparkContext._jvm.System.getProperty("java.io.tmpdir") == str(local_dir)
 
 
+@pytest.mark.spark
+def test_local_driver_listens_on_loopback_only(spark):
+    conf = spark.sparkContext.getConf()
+    assert conf.get("spark.driver.bindAddress") == "127.0.0.1"
+    assert conf.get("spark.driver.host") == "127.0.0.1"
+
+
 def test_scratch_folders_of_dead_processes_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     leftover = tmp_path / f"pid-{dead.stdout.strip()}"
