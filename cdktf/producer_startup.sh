@@ -1,0 +1,87 @@
+# Body of the producer VM's startup script. producer_vm.py prepends the values it
+# needs (ARTIFACT_URL, ARTIFACT_FILE, PRODUCER_ENV); nothing else varies.
+#
+# Installs exactly the uploaded producer artifact in a venv (once per artifact: the
+# VM is replaced when the artifact changes, a reboot reuses the install) and runs
+# `python -m producer` under systemd, restarted whenever it stops.
+set -euo pipefail
+
+home=/opt/cryptopipe
+venv="$home/venv"
+marker="$home/installed-artifact"
+metadata=http://metadata.google.internal/computeMetadata/v1
+
+log() { echo "cryptopipe-startup: $*"; }
+
+# NAT and IAM grants can take a minute to work on a new VM: retry with backoff.
+retry() {
+    local attempt
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        if "$@"; then return 0; fi
+        log "attempt $attempt of '$*' failed; retrying in $((attempt * 6)) s"
+        sleep $((attempt * 6))
+    done
+    log "giving up on '$*'"
+    return 1
+}
+
+download_artifact() {
+    local token
+    token="$(curl -fsS -H 'Metadata-Flavor: Google' "$metadata/instance/service-accounts/default/token" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')"
+    curl -fsS -H "Authorization: Bearer $token" -o "$home/$ARTIFACT_FILE.part" "$ARTIFACT_URL"
+    mv "$home/$ARTIFACT_FILE.part" "$home/$ARTIFACT_FILE"
+}
+
+id cryptopipe >/dev/null 2>&1 || useradd --system --home-dir "$home" --shell /usr/sbin/nologin cryptopipe
+install -d -m 0755 "$home"
+
+if [ "$(cat "$marker" 2>/dev/null || true)" != "$ARTIFACT_FILE" ]; then
+    log "installing $ARTIFACT_FILE"
+    export DEBIAN_FRONTEND=noninteractive
+    retry apt-get update -qq
+    retry apt-get install -y -qq python3-venv
+    retry download_artifact
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    retry "$venv/bin/pip" install --quiet --disable-pip-version-check "${home}/${ARTIFACT_FILE}[producer]"
+    echo "$ARTIFACT_FILE" > "$marker"
+fi
+
+install -d -m 0750 -o root -g cryptopipe /etc/cryptopipe
+printf '%s\n' "$PRODUCER_ENV" > /etc/cryptopipe/producer.env
+chgrp cryptopipe /etc/cryptopipe/producer.env
+chmod 0640 /etc/cryptopipe/producer.env
+
+cat > /etc/systemd/system/cryptopipe-producer.service <<'UNIT'
+[Unit]
+Description=cryptopipe producer: CoinGecko to the GCS landing zone
+Wants=network-online.target
+After=network-online.target
+StartLimitIntervalSec=0
+
+[Service]
+User=cryptopipe
+Group=cryptopipe
+EnvironmentFile=/etc/cryptopipe/producer.env
+ExecStart=/opt/cryptopipe/venv/bin/python -m producer
+Restart=always
+RestartSec=10
+TimeoutStopSec=60
+StateDirectory=cryptopipe
+WorkingDirectory=/var/lib/cryptopipe
+StandardOutput=journal+console
+StandardError=journal+console
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+
+systemctl daemon-reload
+systemctl enable cryptopipe-producer.service
+systemctl restart cryptopipe-producer.service
+log "cryptopipe-producer.service started with $ARTIFACT_FILE"

@@ -1,0 +1,125 @@
+"""The producer: a small VM with no public IP that runs ``python -m producer`` under systemd.
+
+Its startup script carries the exact artifact URL and the producer's configuration
+(``CRYPTOPIPE__PRODUCER__*``); the instance takes it as ``metadata_startup_script``,
+which forces a new VM when it changes. So a deploy that changes what the producer
+runs, or how it is configured, replaces the VM and the plan says so. The CoinGecko
+key never enters metadata or state: the producer reads it from Secret Manager.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from cdktf_cdktf_provider_google.compute_instance import ComputeInstance, ComputeInstanceNetworkInterface
+from cdktf_cdktf_provider_google.secret_manager_secret import (
+    SecretManagerSecret,
+    SecretManagerSecretReplicationUserManagedReplicas,
+)
+from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import SecretManagerSecretIamMember
+from constructs import Construct
+
+from artifacts import ArtifactUploads
+from config import EnvironmentConfig
+from iam import grant
+from network import Network
+from storage import LANDING, Storage
+
+STARTUP_BODY = Path(__file__).with_name("producer_startup.sh")
+SPOOL_DIR = "/var/lib/cryptopipe/spool"
+BOOT_IMAGE = "debian-cloud/debian-12"
+
+
+class ProducerVm(Construct):
+    """The API key's secret (when the plan has a key) and the producer VM."""
+
+    def __init__(
+        self, scope: Construct, id_: str, cfg: EnvironmentConfig, *, network: Network, storage: Storage,
+        uploads: ArtifactUploads, service_account: str, member: str, after: list[Any],
+    ) -> None:
+        super().__init__(scope, id_)
+        self.secret_version: str | None = None
+        secret_grants: list[Any] = []
+        if cfg.api_plan != "none":
+            secret_id = cfg.name_of("producer", "api-key")
+            self.secret = SecretManagerSecret(
+                self, "api-key", secret_id=secret_id, project=cfg.project,
+                replication={"user_managed": {
+                    "replicas": [SecretManagerSecretReplicationUserManagedReplicas(location=cfg.region)],
+                }},
+                depends_on=after,
+            )
+            # The key itself is added out of band (docs/DEPLOY.md), never through Terraform.
+            self.secret_version = f"projects/{cfg.project}/secrets/{secret_id}/versions/latest"
+            secret_roles = {"roles/secretmanager.secretAccessor": {"producer": member}}
+            secret_grants = grant(self, SecretManagerSecretIamMember, secret_roles,
+                                  secret_id=self.secret.secret_id, project=cfg.project)
+
+        script = startup_script(
+            artifact_url=_object_media_url(storage.name, uploads.producer.name),
+            artifact_file=uploads.producer.name.rsplit("/", 1)[-1],
+            environment=producer_environment(cfg, storage.uri(LANDING), self.secret_version),
+        )
+        self.instance = ComputeInstance(
+            self, "vm", name=cfg.name_of("producer", "vm"), project=cfg.project, zone=cfg.zone,
+            machine_type=cfg.producer_machine_type,
+            boot_disk={
+                "initialize_params": {"image": BOOT_IMAGE, "size": cfg.producer_disk_gb, "type": "pd-balanced"},
+                "kms_key_self_link": cfg.kms_key,  # CMEK when set (encryption.py grants the agent)
+            },
+            # No access_config: no public IP.
+            network_interface=[ComputeInstanceNetworkInterface(subnetwork=network.subnet.id)],
+            service_account={"email": service_account, "scopes": ["cloud-platform"]},
+            shielded_instance_config={
+                "enable_secure_boot": True, "enable_vtpm": True, "enable_integrity_monitoring": True,
+            },
+            # SSH only as an IAM identity (OS Login, roles/compute.osLogin), never with
+            # project-wide keys; the serial port stays closed (the default).
+            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"},
+            metadata_startup_script=script,
+            tags=[network.producer_tag],
+            labels={"stage": "producer", "artifact": uploads.producer_hash},
+            allow_stopping_for_update=True,
+            # First boot needs egress, its artifact and its grants in place.
+            depends_on=[*network.ready, uploads.producer.object, *storage.grants, *secret_grants, *after],
+        )
+
+
+def producer_environment(cfg: EnvironmentConfig, landing_uri: str, secret_version: str | None) -> dict[str, str]:
+    """The producer's configuration, as the ``CRYPTOPIPE__PRODUCER__*`` variables it reads.
+
+    No BASE_URL: the producer picks CoinGecko's host for the plan itself.
+    """
+    settings = {
+        "API_PLAN": cfg.api_plan,
+        "VS_CURRENCY": cfg.vs_currency,
+        "TOP_N": str(cfg.top_n),
+        "COIN_IDS": ",".join(cfg.coin_ids) or None,
+        "INTERVAL_SECONDS": str(cfg.interval_seconds),
+        "REQUESTS_PER_MINUTE": str(cfg.requests_per_minute),
+        "LANDING_URI": landing_uri,
+        "SPOOL_DIR": SPOOL_DIR,
+        "API_KEY_SECRET": secret_version,
+    }
+    return {f"CRYPTOPIPE__PRODUCER__{key}": value for key, value in settings.items() if value is not None}
+
+
+def startup_script(*, artifact_url: str, artifact_file: str, environment: dict[str, str]) -> str:
+    """The VM's startup script: the values as shell assignments, then the fixed body."""
+    env_file = "\n".join(f"{key}={value}" for key, value in environment.items())
+    header = "\n".join([
+        "#!/bin/bash",
+        "# Generated by cdktf/producer_vm.py; the body is cdktf/producer_startup.sh.",
+        f"ARTIFACT_URL={shlex.quote(artifact_url)}",
+        f"ARTIFACT_FILE={shlex.quote(artifact_file)}",
+        f"PRODUCER_ENV={shlex.quote(env_file)}",
+    ])
+    return f"{header}\n{STARTUP_BODY.read_text()}"
+
+
+def _object_media_url(bucket: str, name: str) -> str:
+    """JSON API download URL: needs only storage.objects.get, which the conditional grant gives."""
+    return f"https://storage.googleapis.com/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"

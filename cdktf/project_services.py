@@ -1,0 +1,33 @@
+"""The Google APIs the stack uses, enabled by the stack itself."""
+
+from __future__ import annotations
+
+from cdktf_cdktf_provider_google.project_service import ProjectService
+from constructs import Construct
+
+from config import EnvironmentConfig
+
+SERVICES = (
+    "bigquery.googleapis.com",
+    "cloudresourcemanager.googleapis.com",  # project IAM grants
+    "compute.googleapis.com",
+    "dataproc.googleapis.com",
+    "iam.googleapis.com",
+    "iap.googleapis.com",  # SSH to the producer VM through IAP, no public IP
+    "logging.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+)
+
+
+class ProjectServices(Construct):
+    """Enables :data:`SERVICES`; every other resource depends on ``self.enabled``."""
+
+    def __init__(self, scope: Construct, id_: str, cfg: EnvironmentConfig) -> None:
+        super().__init__(scope, id_)
+        # disable_on_destroy=False: other workloads in the project may use the same
+        # APIs, and disabling an API while its resources are being deleted fails.
+        self.enabled = [
+            ProjectService(self, service.split(".")[0], project=cfg.project, service=service, disable_on_destroy=False)
+            for service in SERVICES
+        ]

@@ -1,0 +1,70 @@
+"""One environment's stack: the stages wired together, its backend and its outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cdktf import GcsBackend, TerraformOutput, TerraformStack
+from cdktf_cdktf_provider_google.provider import GoogleProvider
+from constructs import Construct
+
+from cryptopipe.views import looker_studio_url
+
+from access import Access
+from archive import Artifacts
+from artifacts import ArtifactUploads
+from audit import AuditLogs
+from config import EnvironmentConfig
+from encryption import DiskEncryption
+from network import Network
+from processing import Processing, cluster_python_packages
+from producer_vm import ProducerVm
+from project_services import ProjectServices
+from storage import Storage
+from warehouse import Warehouse
+
+
+class PipelineStack(TerraformStack):
+    """Everything one environment runs: ``cdktf deploy <env>`` / ``cdktf destroy <env>``."""
+
+    def __init__(self, scope: Construct, cfg: EnvironmentConfig, artifacts: Artifacts, source_root: Path) -> None:
+        super().__init__(scope, cfg.name)
+        GoogleProvider(
+            self, "google", project=cfg.project, region=cfg.region, zone=cfg.zone,
+            default_labels={"app": cfg.prefix, "env": cfg.name},
+        )
+        GcsBackend(self, bucket=cfg.state_bucket, prefix=f"{cfg.prefix}/{cfg.name}")
+
+        apis = ProjectServices(self, "services", cfg).enabled
+        access = Access(self, "access", cfg, after=apis)
+        AuditLogs(self, "audit", cfg, access.members, after=apis)
+        disks = DiskEncryption(self, "encryption", cfg, after=apis)
+        network = Network(self, "network", cfg, after=apis)
+        storage = Storage(self, "storage", cfg, access.members, after=apis)
+        uploads = ArtifactUploads(self, "artifacts", storage, artifacts)
+        warehouse = Warehouse(self, "warehouse", cfg, access.members, after=apis)
+        processing = Processing(
+            self, "processing", cfg, network=network, storage=storage, uploads=uploads, warehouse=warehouse,
+            service_account=access.emails["processing"],
+            packages=cluster_python_packages(source_root / "pyproject.toml"),
+            after=[*network.ready, *access.project_grants, *storage.grants, *disks.grants],
+        )
+        producer = ProducerVm(
+            self, "producer", cfg, network=network, storage=storage, uploads=uploads,
+            service_account=access.emails["producer"], member=access.members["producer"], after=[*apis, *disks.grants],
+        )
+
+        outputs = {
+            "bucket": (storage.bucket.name, "The data bucket (landing, archive, staging, checkpoints, artifacts)."),
+            "table_id": (warehouse.ticks_table_id, "BigQuery table of market ticks."),
+            "quarantine_table_id": (warehouse.quarantine_table_id, "BigQuery table of rejected lines."),
+            "cluster": (processing.cluster.name, "Dataproc cluster running the stream."),
+            "job_id": (processing.job.reference.job_id, "Dataproc job id of the running stream."),
+            "producer_vm": (producer.instance.name, "Compute Engine instance running the producer."),
+            "looker_studio_url": (looker_studio_url(cfg.project, cfg.dataset_id),
+                                  "Opens a new Looker Studio report on the views (docs/DASHBOARD.md)."),
+        }
+        if producer.secret_version:
+            outputs["api_key_secret"] = (producer.secret.secret_id, "Secret Manager secret for the CoinGecko key.")
+        for name, (value, description) in outputs.items():
+            TerraformOutput(self, name, value=value, description=description)

@@ -1,0 +1,106 @@
+"""BigQuery: the dataset, the ticks and quarantine tables, and the views over them.
+
+Nothing here restates a column. The tables' columns are what the streaming job
+loads, declared once in ``jobs/loaders/base.py``: the ticks table is the one market
+tick schema (``cryptopipe/schemas/market_tick.json``) plus the ``_load_id`` every
+loaded row carries; the views' SQL is ``cryptopipe/views/*.sql``, which the local
+DuckDB warehouse runs too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cdktf_cdktf_provider_google.bigquery_dataset import BigqueryDataset
+from cdktf_cdktf_provider_google.bigquery_dataset_iam_member import BigqueryDatasetIamMember
+from cdktf_cdktf_provider_google.bigquery_table import BigqueryTable
+from cdktf_cdktf_provider_google.data_google_bigquery_default_service_account import (
+    DataGoogleBigqueryDefaultServiceAccount,
+)
+from cdktf_cdktf_provider_google.kms_crypto_key_iam_member import KmsCryptoKeyIamMember
+from constructs import Construct
+
+from cryptopipe.schema import bigquery_fields, market_tick
+from cryptopipe.views import VIEWS, bigquery_view_sql, view_description
+from jobs.loaders import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE
+
+from config import EnvironmentConfig
+from iam import grant
+
+#: The quarantine's event time: its partitions expire with ``quarantine_expiration_days``.
+QUARANTINE_PARTITION_FIELD = "quarantined_at"
+
+_DAY_MS = 24 * 60 * 60 * 1000
+
+
+class Warehouse(Construct):
+    """Dataset + tables; the processing account may edit the dataset's tables, nothing else."""
+
+    def __init__(
+        self, scope: Construct, id_: str, cfg: EnvironmentConfig, members: dict[str, str], after: list[Any]
+    ) -> None:
+        super().__init__(scope, id_)
+        schema = market_tick()
+        key_grants = self._kms_grants(cfg, after) if cfg.kms_key else []
+        encryption = {"kms_key_name": cfg.kms_key} if cfg.kms_key else None
+
+        self.dataset = BigqueryDataset(
+            self, "dataset", dataset_id=cfg.dataset_id, project=cfg.project, location=cfg.region,
+            description="cryptopipe market ticks, loaded exactly once per micro-batch by the streaming job.",
+            delete_contents_on_destroy=not cfg.deletion_protection,
+            default_encryption_configuration=encryption,
+            depends_on=[*after, *key_grants],
+        )
+        self.ticks = BigqueryTable(
+            self, "ticks", dataset_id=self.dataset.dataset_id, project=cfg.project, table_id=TICKS_TABLE,
+            description=schema.description,
+            schema=json.dumps(bigquery_fields(TICK_FIELDS)),
+            time_partitioning={
+                "type": "DAY", "field": schema.partition_field,
+                "expiration_ms": _days_ms(cfg.partition_expiration_days),
+            },
+            clustering=list(schema.cluster_fields),
+            encryption_configuration=encryption,
+            deletion_protection=cfg.deletion_protection,
+        )
+        self.quarantine = BigqueryTable(
+            self, "quarantine", dataset_id=self.dataset.dataset_id, project=cfg.project, table_id=QUARANTINE_TABLE,
+            description="Landing lines the stream rejected, with the reason.",
+            schema=json.dumps(bigquery_fields(QUARANTINE_FIELDS)),
+            time_partitioning={
+                "type": "DAY", "field": QUARANTINE_PARTITION_FIELD,
+                "expiration_ms": _days_ms(cfg.quarantine_expiration_days),
+            },
+            encryption_configuration=encryption,
+            deletion_protection=cfg.deletion_protection,
+        )
+        self.views = [
+            BigqueryTable(
+                self, f"view-{view}", dataset_id=self.dataset.dataset_id, project=cfg.project, table_id=view,
+                description=view_description(view),
+                view={"query": bigquery_view_sql(view, cfg.project, cfg.dataset_id), "use_legacy_sql": False},
+                deletion_protection=cfg.deletion_protection, depends_on=[self.ticks],
+            )
+            for view in VIEWS
+        ]
+        dataset_ref = f"{cfg.project}.{cfg.dataset_id}"
+        self.ticks_table_id = f"{dataset_ref}.{TICKS_TABLE}"
+        self.quarantine_table_id = f"{dataset_ref}.{QUARANTINE_TABLE}"
+        self.uri = f"bigquery://{dataset_ref}"
+
+        dataset_roles = {
+            # Load jobs append to and create tables of this dataset only.
+            "roles/bigquery.dataEditor": {"processing": members["processing"]},
+        }
+        self.grants = grant(self, BigqueryDatasetIamMember, dataset_roles,
+                            dataset_id=self.dataset.dataset_id, project=cfg.project)
+
+    def _kms_grants(self, cfg: EnvironmentConfig, after: list[Any]) -> list[Any]:
+        agent = DataGoogleBigqueryDefaultServiceAccount(self, "bq-agent", project=cfg.project, depends_on=after)
+        key_roles = {"roles/cloudkms.cryptoKeyEncrypterDecrypter": {"bq-agent": agent.member}}
+        return grant(self, KmsCryptoKeyIamMember, key_roles, crypto_key_id=cfg.kms_key)
+
+
+def _days_ms(days: int | None) -> int | None:
+    return days * _DAY_MS if days else None

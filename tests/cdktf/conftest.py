@@ -1,0 +1,133 @@
+"""Synthesize the CDKTF app once per session and read the stacks' JSON.
+
+Importing the google provider bindings costs 12-13 s, synth itself well under a
+second: every test reads the one synth (`stacks`), and the few that need another
+source tree (artifact rollouts) reuse the already imported bindings.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CDKTF_DIR = ROOT / "cdktf"
+# cdktf/ is a folder of modules run as a script, not a package (a package named
+# cdktf would shadow the library): put it on the path the way `python cdktf/main.py` does.
+if str(CDKTF_DIR) not in sys.path:
+    sys.path.insert(0, str(CDKTF_DIR))
+
+ENVIRONMENTS = ("dev", "prod")
+BOOTSTRAP_STACKS = tuple(f"bootstrap-{env}" for env in ENVIRONMENTS)
+
+#: Set, during the session's synth, in every variable a CoinGecko key or a Google
+#: credential could be read from; no synthesized file may contain it (test_security.py).
+SECRET_SENTINEL = "sentinel-7c0ffee5-a-secret-value-that-must-never-be-synthesized"
+SECRET_VARIABLES = (
+    "CRYPTOPIPE__PRODUCER__API_KEY",  # what the producer reads its key from
+    "COINGECKO_KEY",  # what docs/DEPLOY.md pipes into Secret Manager
+    "COINGECKO_API_KEY",
+    "CG_API_KEY",
+    "GOOGLE_CREDENTIALS",  # the google provider's credential variables
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+)
+
+
+class Stack:
+    """One synthesized stack: its JSON and lookups by resource type."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.json: dict[str, Any] = json.loads((directory / "cdk.tf.json").read_text())
+
+    def resources(self, type_: str) -> dict[str, dict[str, Any]]:
+        return self.json.get("resource", {}).get(type_, {})
+
+    def one(self, type_: str) -> dict[str, Any]:
+        found = self.resources(type_)
+        assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+        return next(iter(found.values()))
+
+    def address(self, type_: str, body: dict[str, Any]) -> str:
+        """``type.logical_id`` of ``body``, as depends_on and interpolations name it."""
+        return f"{type_}.{body['//']['metadata']['uniqueId']}"
+
+    def addresses(self, type_: str) -> set[str]:
+        return {self.address(type_, body) for body in self.resources(type_).values()}
+
+    def ref(self, type_: str, body: dict[str, Any], attribute: str) -> str:
+        """The interpolation another resource uses to read ``attribute`` of ``body``."""
+        return "${" + self.address(type_, body) + "." + attribute + "}"
+
+    def ref_one(self, type_: str, attribute: str) -> str:
+        """:meth:`ref` of the stack's only resource of ``type_``."""
+        return self.ref(type_, self.one(type_), attribute)
+
+    def named(self, type_: str, key: str, predicate) -> dict[str, Any]:
+        """The one resource of ``type_`` whose ``key`` satisfies ``predicate``."""
+        (body,) = [b for b in self.resources(type_).values() if predicate(b[key])]
+        return body
+
+    def counts(self) -> dict[str, int]:
+        return {type_: len(bodies) for type_, bodies in self.json.get("resource", {}).items()}
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's app, synthesized once like `python cdktf/main.py` does, with a
+    sentinel in every secret variable (restored afterwards: other suites read them)."""
+    import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in SECRET_VARIABLES:
+            patch.setenv(name, SECRET_SENTINEL)
+        return main.synth(outdir=str(tmp_path_factory.mktemp("cdktf.out")))
+
+
+@pytest.fixture(scope="session")
+def stacks(synth_dir: Path) -> dict[str, Stack]:
+    return {env: Stack(synth_dir / "stacks" / env) for env in ENVIRONMENTS}
+
+
+@pytest.fixture(scope="session")
+def bootstrap_stacks(synth_dir: Path) -> dict[str, Stack]:
+    """``env -> bootstrap-<env>`` stack."""
+    return {env: Stack(synth_dir / "stacks" / f"bootstrap-{env}") for env in ENVIRONMENTS}
+
+
+@pytest.fixture(scope="session")
+def all_stacks(stacks: dict[str, Stack], bootstrap_stacks: dict[str, Stack]) -> dict[str, Stack]:
+    """Every synthesized stack by its name: the pipelines and their bootstraps."""
+    return {**stacks, **{f"bootstrap-{env}": stack for env, stack in bootstrap_stacks.items()}}
+
+
+@pytest.fixture(scope="session", params=ENVIRONMENTS)
+def stack(request: pytest.FixtureRequest, stacks: dict[str, Stack]) -> Stack:
+    """Each environment's stack in turn, for properties every environment must have."""
+    return stacks[request.param]
+
+
+@pytest.fixture
+def source_copy(tmp_path: Path) -> Iterator[Path]:
+    """A copy of the deployed source trees, to change and re-synthesize."""
+    from archive import JOB_MEMBERS, PRODUCER_MEMBERS
+
+    for member in sorted({*PRODUCER_MEMBERS, *JOB_MEMBERS}):
+        source = ROOT / member
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / member, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, tmp_path / member)
+    yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def secret_sentinel() -> tuple[str, tuple[str, ...]]:
+    """(the sentinel, the variables it was set in during the session's synth)."""
+    return SECRET_SENTINEL, SECRET_VARIABLES

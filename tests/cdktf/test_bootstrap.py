@@ -1,0 +1,187 @@
+"""The bootstrap-<env> stacks: state bucket, a Workload Identity provider for this repository only,
+and CI identities holding exactly the roles deployment (or planning) needs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from config import environment, load_environments
+
+CONFIGS = {cfg.name: cfg for cfg in load_environments()}
+REPOSITORY = "my-org/cryptopipe"  # cdktf/environments.toml
+
+DEPLOYER_ROLES = {
+    "roles/serviceusage.serviceUsageAdmin",
+    "roles/iam.serviceAccountAdmin",
+    "roles/iam.serviceAccountUser",
+    "roles/compute.networkAdmin",
+    "roles/compute.securityAdmin",
+    "roles/compute.instanceAdmin.v1",
+    "roles/storage.admin",
+    "roles/bigquery.dataOwner",
+    "roles/dataproc.editor",
+}
+PLANNER_ROLES = {
+    "roles/serviceusage.serviceUsageViewer",
+    "roles/iam.serviceAccountViewer",
+    "roles/iam.securityReviewer",
+    "roles/compute.viewer",
+    "roles/storage.bucketViewer",
+    "roles/storage.objectViewer",
+    "roles/bigquery.metadataViewer",
+    "roles/dataproc.viewer",
+    "roles/secretmanager.viewer",
+}
+
+
+@pytest.fixture(params=sorted(CONFIGS))
+def env(request):
+    return request.param
+
+
+def _account(stack, role):
+    return stack.named("google_service_account", "account_id", lambda account_id: account_id.endswith(f"-{role}"))
+
+
+def _project_roles(stack, role):
+    """role (or custom role reference) -> condition expression, of one CI account's project grants."""
+    member = stack.ref("google_service_account", _account(stack, role), "member")
+    return {
+        body["role"]: body.get("condition", {}).get("expression")
+        for body in stack.resources("google_project_iam_member").values() if body["member"] == member
+    }
+
+
+def test_bootstrap_stack_keeps_its_state_apart_in_the_environments_bucket(bootstrap_stacks, env):
+    stack = bootstrap_stacks[env]
+    assert stack.json["terraform"]["backend"] == {
+        "gcs": {"bucket": CONFIGS[env].state_bucket, "prefix": f"cryptopipe/bootstrap-{env}"}}
+    (provider,) = stack.json["provider"]["google"]
+    assert provider["project"] == CONFIGS[env].project
+
+
+def test_state_bucket_is_adopted_versioned_private_and_kept(bootstrap_stacks, env):
+    stack = bootstrap_stacks[env]
+    bucket = stack.one("google_storage_bucket")
+    cfg = CONFIGS[env]
+    assert bucket["name"] == cfg.state_bucket
+    assert bucket["versioning"] == {"enabled": True}
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["force_destroy"] is False
+    assert bucket["lifecycle"] == {"prevent_destroy": True}
+    (rule,) = bucket["lifecycle_rule"]
+    assert rule["condition"]["with_state"] == "ARCHIVED"  # only old state versions are ever deleted
+    assert stack.json["import"] == [{"id": f"{cfg.project}/{cfg.state_bucket}",
+                                     "to": stack.address("google_storage_bucket", bucket)}]
+
+
+def test_identity_provider_admits_only_this_repositorys_ci_jobs(bootstrap_stacks, env):
+    stack = bootstrap_stacks[env]
+    pool = stack.one("google_iam_workload_identity_pool")
+    provider = stack.one("google_iam_workload_identity_pool_provider")
+    assert pool["workload_identity_pool_id"] == f"cryptopipe-{env}-ci"
+    assert provider["workload_identity_pool_provider_id"] == "github"
+    assert provider["oidc"] == {"issuer_uri": "https://token.actions.githubusercontent.com"}
+    assert provider["attribute_mapping"] == {
+        "google.subject": "assertion.sub", "attribute.repository": "assertion.repository"}
+    repo = f"repo:{REPOSITORY}"
+    assert provider["attribute_condition"] == (
+        f"assertion.repository == '{REPOSITORY}' && ("
+        f"assertion.sub == '{repo}:environment:{env}' || assertion.sub == '{repo}:pull_request' || "
+        f"assertion.sub == '{repo}:ref:refs/heads/main')")
+
+
+def test_only_jobs_in_the_github_environment_may_impersonate_the_deployer(bootstrap_stacks, env):
+    stack = bootstrap_stacks[env]
+    principals = "iam.googleapis.com/" + stack.ref_one("google_iam_workload_identity_pool", "name")
+    bindings = {
+        (body["service_account_id"], body["role"], body["member"])
+        for body in stack.resources("google_service_account_iam_member").values()
+    }
+    assert bindings == {
+        (stack.ref("google_service_account", _account(stack, "deployer"), "name"), "roles/iam.workloadIdentityUser",
+         f"principal://{principals}/subject/repo:{REPOSITORY}:environment:{env}"),
+        (stack.ref("google_service_account", _account(stack, "planner"), "name"), "roles/iam.workloadIdentityUser",
+         f"principalSet://{principals}/attribute.repository/{REPOSITORY}"),
+    }
+
+
+def test_deployer_has_exactly_the_roles_deployment_needs(bootstrap_stacks, stacks, env):
+    stack = bootstrap_stacks[env]
+    custom = stack.one("google_project_iam_custom_role")
+    roles = _project_roles(stack, "deployer")
+    iam_admin = roles.pop("roles/resourcemanager.projectIamAdmin")
+    assert roles == {**dict.fromkeys(DEPLOYER_ROLES), stack.ref("google_project_iam_custom_role", custom, "name"): None}
+    # Project IAM Admin only for the roles the pipeline stack grants at project level
+    granted = sorted({g["role"] for g in stacks[env].resources("google_project_iam_member").values()})
+    assert iam_admin == ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
+                         f".hasOnly([{', '.join(repr(role) for role in granted)}])")
+    assert granted == ["roles/bigquery.jobUser", "roles/dataproc.worker"]
+
+
+def test_deployer_manages_secrets_but_never_reads_their_value(bootstrap_stacks, env):
+    custom = bootstrap_stacks[env].one("google_project_iam_custom_role")
+    assert custom["role_id"] == f"cryptopipe_{env}_secret_deployer"
+    assert all(p.startswith("secretmanager.secrets.") for p in custom["permissions"])
+    assert {"secretmanager.secrets.create", "secretmanager.secrets.setIamPolicy"} <= set(custom["permissions"])
+
+
+def test_planner_only_reads(bootstrap_stacks, env):
+    roles = _project_roles(bootstrap_stacks[env], "planner")
+    assert roles == dict.fromkeys(PLANNER_ROLES)
+    assert not [role for role in roles if re.search(r"(?i)admin|editor|owner|user|creator|writer", role)]
+
+
+def test_ci_accounts_have_no_other_grant(bootstrap_stacks, env):
+    stack = bootstrap_stacks[env]
+    members = {stack.ref("google_service_account", _account(stack, r), "member") for r in ("deployer", "planner")}
+    iam_types = [t for t in stack.json["resource"] if t.endswith("_iam_member") and t != "google_project_iam_member"]
+    assert iam_types == ["google_service_account_iam_member"]  # only the impersonation bindings above
+    assert {b["member"] for b in stack.resources("google_project_iam_member").values()} == members
+
+
+def test_workflows_authenticate_as_the_bootstrapped_identities(bootstrap_stacks, env):
+    """cdktf/ci.py (what the workflows run) names exactly what the bootstrap stack creates."""
+    from ci import identity
+
+    stack = bootstrap_stacks[env]
+    cfg = CONFIGS[env]
+    pool = stack.one("google_iam_workload_identity_pool")["workload_identity_pool_id"]
+    provider = stack.one("google_iam_workload_identity_pool_provider")["workload_identity_pool_provider_id"]
+    for role in ("deployer", "planner"):
+        assert identity(env, role) == {
+            "workload_identity_provider":
+                f"projects/{cfg.project_number}/locations/global/workloadIdentityPools/{pool}/providers/{provider}",
+            "service_account": f"{_account(stack, role)['account_id']}@{cfg.project}.iam.gserviceaccount.com",
+        }
+    outputs = stack.json["output"]
+    assert outputs["workload_identity_provider"]["value"] == stack.ref_one(
+        "google_iam_workload_identity_pool_provider", "name")
+    assert {"deployer_service_account", "planner_service_account", "state_bucket"} <= set(outputs)
+
+
+def test_without_a_repository_the_bootstrap_is_the_state_bucket_only(tmp_path):
+    from cdktf import App
+
+    from bootstrap import BootstrapStack
+
+    app = App(outdir=str(tmp_path))
+    BootstrapStack(app, environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1"}))
+    app.synth()
+    resources = json.loads((tmp_path / "stacks" / "bootstrap-qa" / "cdk.tf.json").read_text())["resource"]
+    assert set(resources) == {"google_project_service", "google_storage_bucket"}
+
+
+def test_ci_identity_fails_naming_what_is_missing(monkeypatch):
+    import ci
+    from config import ConfigError
+
+    monkeypatch.setenv("CRYPTOPIPE__DEPLOY__DEV__PROJECT_NUMBER", "")
+    with pytest.raises(ConfigError, match=r"environment 'dev' has no CI identities: set \['project_number'\]"):
+        ci.identity("dev", "deployer")
+    with pytest.raises(ConfigError, match="no CI identity 'owner'"):
+        ci.identity("prod", "owner")

@@ -1,0 +1,53 @@
+"""checkov passes on both stacks, with every skip listed, explained and documented."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+SKIPS = tomllib.loads((ROOT / "cdktf" / "checkov-skips.toml").read_text())
+
+
+def test_checkov_finds_no_failed_check(synth_dir):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "checkov.py"), str(synth_dir / "stacks")],
+        capture_output=True, text=True, timeout=540,
+    )
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    scanned = {line.split(":")[0]: line for line in result.stdout.splitlines() if " passed, " in line}
+    assert set(scanned) == {"dev", "prod", "bootstrap-dev", "bootstrap-prod"}
+    for line in scanned.values():
+        assert " 0 failed" in line and not line.split(": ", 1)[1].startswith("0 passed"), line
+
+
+def test_a_report_is_a_pass_only_with_checks_passed_none_failed_and_every_file_parsed():
+    """checkov exits 0 on a file it cannot parse, or on nothing to scan: false greens the script refuses."""
+    spec = importlib.util.spec_from_file_location("checkov_script", ROOT / "scripts" / "checkov.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    passing = {"summary": {"passed": 40, "failed": 0}, "results": {"failed_checks": [], "parsing_errors": []}}
+    assert script.problems(passing) == []
+    unparsed = {"summary": {"passed": 0, "failed": 0}, "results": {"parsing_errors": ["stacks/x/cdk.tf.json"]}}
+    assert [p.split()[0] for p in script.problems(unparsed)] == ["NOT", "NOTHING"]
+    failed = {"summary": {"passed": 3, "failed": 1}, "results": {"failed_checks": [
+        {"check_id": "CKV_GCP_1", "check_name": "a check", "resource": "google_x.y"}]}}
+    assert script.problems(failed) == ["FAILED CKV_GCP_1 a check: google_x.y"]
+    # the bootstrap stack's import block is what checkov 3.3 cannot parse: it is scanned without it
+    assert script.UNSCANNABLE_BLOCKS == ("import",)
+
+
+def test_every_skip_has_a_reason_and_is_documented():
+    deploy_doc = (ROOT / "docs" / "DEPLOY.md").read_text()
+    assert set(SKIPS) <= {"all", "bootstrap", "dev", "prod", "bootstrap-dev", "bootstrap-prod"}
+    for table in SKIPS.values():
+        for check_id, reason in table.items():
+            assert check_id.startswith(("CKV_GCP_", "CKV2_GCP_")), check_id
+            assert len(reason) > 20, check_id
+            assert check_id in deploy_doc, f"{check_id} is skipped but docs/DEPLOY.md does not explain it"

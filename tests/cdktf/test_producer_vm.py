@@ -1,0 +1,100 @@
+"""The producer VM: private, shielded, its own account, running exactly the uploaded artifact."""
+
+from __future__ import annotations
+
+import shlex
+from urllib.parse import quote
+
+from config import load_environments
+
+CONFIGS = {cfg.name: cfg for cfg in load_environments()}
+
+
+def _producer_object(stack):
+    return stack.named("google_storage_bucket_object", "name", lambda name: name.startswith("artifacts/producer/"))
+
+
+def _header(script):
+    """The values producer_vm.py put before the fixed body, as the shell reads them."""
+    words = shlex.split(script.split("\n# Body of", 1)[0], comments=True)
+    return dict(word.split("=", 1) for word in words)
+
+
+def _environment(script):
+    return dict(line.split("=", 1) for line in _header(script)["PRODUCER_ENV"].splitlines())
+
+
+def test_vm_has_no_public_ip_is_shielded_with_os_login_and_no_project_ssh_keys(stack):
+    vm = stack.one("google_compute_instance")
+    (nic,) = vm["network_interface"]
+    assert "access_config" not in nic
+    assert nic["subnetwork"] == stack.ref_one("google_compute_subnetwork", "id")
+    assert vm["shielded_instance_config"] == {
+        "enable_integrity_monitoring": True, "enable_secure_boot": True, "enable_vtpm": True}
+    # exactly: no serial-port-enable, no ssh-keys, no key material in metadata
+    assert vm["metadata"] == {"block-project-ssh-keys": "TRUE", "enable-oslogin": "TRUE"}
+
+
+def test_vm_runs_as_its_own_account(stack):
+    vm = stack.one("google_compute_instance")
+    account = stack.named("google_service_account", "account_id", lambda account_id: account_id.endswith("-producer"))
+    assert vm["service_account"]["email"] == stack.ref("google_service_account", account, "email")
+
+
+def test_nat_gives_the_private_subnet_egress(stack):
+    nat = stack.one("google_compute_router_nat")
+    subnet = stack.one("google_compute_subnetwork")
+    assert stack.address("google_compute_router_nat", nat) in stack.one("google_compute_instance")["depends_on"]
+    assert nat["source_subnetwork_ip_ranges_to_nat"] == "LIST_OF_SUBNETWORKS"
+    assert nat["subnetwork"][0]["name"] == stack.ref("google_compute_subnetwork", subnet, "id")
+    assert subnet["private_ip_google_access"] is True
+
+
+def test_startup_script_installs_exactly_the_uploaded_artifact(stack):
+    vm = stack.one("google_compute_instance")
+    obj = _producer_object(stack)
+    bucket = stack.one("google_storage_bucket")["name"]
+    script = vm["metadata_startup_script"]
+    url = f"https://storage.googleapis.com/storage/v1/b/{bucket}/o/{quote(obj['name'], safe='')}?alt=media"
+    assert _header(script)["ARTIFACT_URL"] == url
+    assert _header(script)["ARTIFACT_FILE"] == obj["name"].rsplit("/", 1)[1]
+    assert '"${home}/${ARTIFACT_FILE}[producer]"' in script
+    assert "ExecStart=/opt/cryptopipe/venv/bin/python -m producer" in script
+    assert "Restart=always" in script
+    assert stack.address("google_storage_bucket_object", obj) in vm["depends_on"]
+
+
+def test_startup_script_carries_the_producer_configuration(stack):
+    env = stack.directory.name
+    cfg = CONFIGS[env]
+    script = stack.one("google_compute_instance")["metadata_startup_script"]
+    bucket = stack.one("google_storage_bucket")["name"]
+    assert _environment(script) == {
+        "CRYPTOPIPE__PRODUCER__API_PLAN": cfg.api_plan,
+        "CRYPTOPIPE__PRODUCER__VS_CURRENCY": cfg.vs_currency,
+        "CRYPTOPIPE__PRODUCER__TOP_N": str(cfg.top_n),
+        "CRYPTOPIPE__PRODUCER__INTERVAL_SECONDS": str(cfg.interval_seconds),
+        "CRYPTOPIPE__PRODUCER__REQUESTS_PER_MINUTE": str(cfg.requests_per_minute),
+        "CRYPTOPIPE__PRODUCER__LANDING_URI": f"gs://{bucket}/landing",
+        "CRYPTOPIPE__PRODUCER__SPOOL_DIR": "/var/lib/cryptopipe/spool",
+        "CRYPTOPIPE__PRODUCER__API_KEY_SECRET":
+            f"projects/{cfg.project}/secrets/cryptopipe-{env}-producer-api-key/versions/latest",
+    }
+
+
+def test_the_api_key_is_never_in_the_stack(stack):
+    assert not stack.resources("google_secret_manager_secret_version")
+    secret = stack.one("google_secret_manager_secret")
+    assert secret["replication"] == {"user_managed": {"replicas": [{"location": CONFIGS[stack.directory.name].region}]}}
+    assert "API_KEY=" not in stack.one("google_compute_instance")["metadata_startup_script"]
+
+
+def test_ssh_only_through_iap(stack):
+    rules = {r["name"]: r for r in stack.resources("google_compute_firewall").values()}
+    env = stack.directory.name
+    ssh = rules[f"cryptopipe-{env}-network-allow-iap-ssh"]
+    assert ssh["source_ranges"] == ["35.235.240.0/20"]
+    assert ssh["target_tags"] == stack.one("google_compute_instance")["tags"]
+    internal = rules[f"cryptopipe-{env}-network-allow-processing-internal"]
+    assert "source_ranges" not in internal
+    assert internal["source_tags"] == internal["target_tags"] == [f"cryptopipe-{env}-processing-node"]

@@ -1,0 +1,93 @@
+"""Both environments synthesize, with every resource, one backend each, and the outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from cryptopipe.views import looker_studio_url
+
+from config import load_environments
+
+EXPECTED_COUNTS = {
+    "google_project_service": 9,
+    "google_service_account": 2,
+    "google_project_iam_member": 2,
+    "google_project_iam_audit_config": 2,  # Data Access logs: Cloud Storage, Secret Manager
+    "google_compute_network": 1,
+    "google_compute_subnetwork": 1,
+    "google_compute_router": 1,
+    "google_compute_router_nat": 1,
+    "google_compute_firewall": 2,
+    "google_storage_bucket": 1,
+    "google_storage_bucket_iam_member": 4,
+    "google_storage_bucket_object": 3,
+    "google_bigquery_dataset": 1,
+    "google_bigquery_dataset_iam_member": 1,
+    "google_bigquery_table": 4,  # market_ticks, quarantine, and the two views
+    "google_dataproc_cluster": 1,
+    "google_dataproc_job": 1,
+    "google_secret_manager_secret": 1,
+    "google_secret_manager_secret_iam_member": 1,
+    "google_compute_instance": 1,
+}
+
+
+def test_both_environments_are_synthesized_with_their_bootstraps(synth_dir):
+    # `cdktf deploy dev` selects the stack named exactly dev: never bootstrap-dev
+    assert sorted(p.name for p in (synth_dir / "stacks").iterdir()) == [
+        "bootstrap-dev", "bootstrap-prod", "dev", "prod"]
+
+
+def test_every_resource_is_declared_and_nothing_else(stack):
+    assert stack.counts() == EXPECTED_COUNTS
+
+
+def test_one_gcs_backend_per_environment(stacks):
+    backends = {env: stack.json["terraform"]["backend"] for env, stack in stacks.items()}
+    configs = {cfg.name: cfg for cfg in load_environments()}
+    for env, backend in backends.items():
+        assert backend == {"gcs": {"bucket": configs[env].state_bucket, "prefix": f"cryptopipe/{env}"}}
+    assert len({b["gcs"]["prefix"] for b in backends.values()}) == 2
+
+
+def test_provider_is_pinned_to_the_environment(stack):
+    env = stack.directory.name
+    cfg = {c.name: c for c in load_environments()}[env]
+    (provider,) = stack.json["provider"]["google"]
+    assert provider["project"] == cfg.project
+    assert provider["region"] == cfg.region
+    assert provider["default_labels"] == {"app": "cryptopipe", "env": env}
+    assert stack.json["terraform"]["required_providers"]["google"]["version"] == "6.50.0"
+
+
+def test_outputs_name_what_was_deployed(stack):
+    outputs = {name: body["value"] for name, body in stack.json["output"].items()}
+    env = stack.directory.name
+    project = f"my-cryptopipe-{env}"
+    assert outputs["bucket"] == stack.ref_one("google_storage_bucket", "name")
+    assert outputs["table_id"] == f"{project}.cryptopipe_{env}.market_ticks"
+    assert outputs["quarantine_table_id"] == f"{project}.cryptopipe_{env}.quarantine"
+    assert outputs["cluster"] == stack.ref_one("google_dataproc_cluster", "name")
+    assert outputs["job_id"] == stack.ref_one("google_dataproc_job", "reference[0].job_id")
+    assert outputs["producer_vm"] == stack.ref_one("google_compute_instance", "name")
+    assert "api_key_secret" in outputs
+    assert outputs["looker_studio_url"] == looker_studio_url(project, f"cryptopipe_{env}")
+
+
+@pytest.mark.parametrize("type_", sorted(EXPECTED_COUNTS))
+def test_named_resources_follow_prefix_env_stage_thing(stacks, type_):
+    for env, stack in stacks.items():
+        for body in stack.resources(type_).values():
+            for key in ("name", "account_id", "secret_id"):
+                if key in body and not str(body[key]).startswith(("artifacts/", "${")):
+                    assert str(body[key]).startswith(f"cryptopipe-{env}-"), (type_, body[key])
+
+
+def test_every_root_resource_waits_for_the_apis(stack):
+    services = stack.addresses("google_project_service")
+    for type_ in ("google_service_account", "google_compute_network", "google_storage_bucket",
+                  "google_bigquery_dataset", "google_secret_manager_secret", "google_project_iam_audit_config"):
+        for body in stack.resources(type_).values():
+            assert services <= set(body["depends_on"]), type_
+    for body in stack.resources("google_project_service").values():
+        assert body["disable_on_destroy"] is False
