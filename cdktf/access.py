@@ -1,7 +1,7 @@
 """One service account per workload, and the only project-level roles they hold.
 
 Resource-level grants (bucket, dataset, secret) live beside their resources in the
-stage modules; docs/DEPLOY.md lists them all.
+stage modules; the README lists them all.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One environment's bootstrap stack, ``bootstrap-<env>``: what must exist before CI can deploy it.
 
 Applied once, and after changes to this file, by a project owner from a workstation
-(``scripts/cdktf.sh deploy bootstrap-dev``; docs/DEPLOY.md). It is a separate stack
+(``scripts/cdktf.sh deploy bootstrap-dev``; the README). It is a separate stack
 with its own state, so ``cdktf deploy dev`` never touches it, and CI has no way to
 change it: the deployer cannot widen its own permissions.
 

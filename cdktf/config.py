@@ -58,7 +58,7 @@ class EnvironmentConfig:
     project: str
     """Google Cloud project id the environment deploys into."""
     state_bucket: str
-    """Existing GCS bucket for the Terraform state (made once by the bootstrap in docs/DEPLOY.md)."""
+    """Existing GCS bucket for the Terraform state (made once by the bootstrap in the README)."""
     region: str = "us-central1"
     """Region of the bucket, dataset, cluster, network and secret replica."""
     zone: str = "us-central1-a"

@@ -47,7 +47,7 @@ def synth(
         app = App(outdir=outdir) if outdir else App()
         for cfg in environments:
             PipelineStack(app, cfg, artifacts, source_root)
-            BootstrapStack(app, cfg)  # `bootstrap-<env>`: applied by hand, once (docs/DEPLOY.md)
+            BootstrapStack(app, cfg)  # `bootstrap-<env>`: applied by hand, once (the README)
         app.synth()  # copies the artifacts into the output before build_dir goes
         return Path(app.outdir)
 

@@ -52,7 +52,7 @@ class ProducerVm(Construct):
                 }},
                 depends_on=after,
             )
-            # The key itself is added out of band (docs/DEPLOY.md), never through Terraform.
+            # The key itself is added out of band (the README), never through Terraform.
             self.secret_version = f"projects/{cfg.project}/secrets/{secret_id}/versions/latest"
             secret_roles = {"roles/secretmanager.secretAccessor": {"producer": member}}
             secret_grants = grant(self, SecretManagerSecretIamMember, secret_roles,

@@ -31,7 +31,7 @@ BOOTSTRAP_STACKS = tuple(f"bootstrap-{env}" for env in ENVIRONMENTS)
 SECRET_SENTINEL = "sentinel-7c0ffee5-a-secret-value-that-must-never-be-synthesized"
 SECRET_VARIABLES = (
     "CRYPTOPIPE__PRODUCER__API_KEY",  # what the producer reads its key from
-    "COINGECKO_KEY",  # what docs/DEPLOY.md pipes into Secret Manager
+    "COINGECKO_KEY",  # what the README pipes into Secret Manager
     "COINGECKO_API_KEY",
     "CG_API_KEY",
     "GOOGLE_CREDENTIALS",  # the google provider's credential variables

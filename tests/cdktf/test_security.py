@@ -87,9 +87,9 @@ def test_data_access_is_audited(stack):
 
 
 def test_every_granted_role_is_documented(all_stacks):
-    """docs/DEPLOY.md's "Who may do what" lists every role any stack grants."""
-    guide = (Path(__file__).resolve().parents[2] / "docs" / "DEPLOY.md").read_text()
+    """the README's "Who may do what" lists every role any stack grants."""
+    guide = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     table = guide.split("### Who may do what", 1)[1].split("\n### ", 1)[0]
     roles = {role for stack in all_stacks.values() for _, role, _ in _iam_grants(stack) if role.startswith("roles/")}
     missing = sorted(role for role in roles if f"`{role}`" not in table)
-    assert not missing, f"docs/DEPLOY.md's 'Who may do what' lacks {missing}"
+    assert not missing, f"the README's 'Who may do what' lacks {missing}"
