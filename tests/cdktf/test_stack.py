@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
 from cryptopipe.views import looker_studio_url
@@ -72,6 +74,21 @@ def test_outputs_name_what_was_deployed(stack):
     assert outputs["producer_vm"] == stack.ref_one("google_compute_instance", "name")
     assert "api_key_secret" in outputs
     assert outputs["looker_studio_url"] == looker_studio_url(project, f"cryptopipe_{env}")
+
+
+def test_looker_studio_url_opens_the_deployed_views(stack):
+    url = urlsplit(stack.json["output"]["looker_studio_url"]["value"])
+    query = parse_qs(url.query)
+    env = stack.directory.name
+    assert (url.netloc, url.path) == ("lookerstudio.google.com", "/reporting/create")
+    sources = {query[f"ds.{ds}.tableId"][0]: ds for ds in ("ds0", "ds1")}
+    assert set(sources) == {"candles_1m", "latest_prices"}
+    for ds in sources.values():
+        assert query[f"ds.{ds}.connector"] == ["bigQuery"]
+        assert query[f"ds.{ds}.projectId"] == [f"my-cryptopipe-{env}"]
+        assert query[f"ds.{ds}.datasetId"] == [f"cryptopipe_{env}"]
+    declared = {body["table_id"] for body in stack.resources("google_bigquery_table").values() if "view" in body}
+    assert set(sources) <= declared
 
 
 @pytest.mark.parametrize("type_", sorted(EXPECTED_COUNTS))
