@@ -34,10 +34,11 @@ class StreamConfig:
     staging: Location
     """Where each micro-batch is written as Parquet before the warehouse loads it."""
     warehouse: str
-    """Where batches are loaded: ``duckdb:///abs/path.duckdb`` (BigQuery to come)."""
-    trigger_seconds: float = 1.0
-    """Seconds between micro-batches. Locally 1 s; BigQuery allows 1,500 load jobs per
-    table per day, so give Dataproc 60 s or more."""
+    """Where batches are loaded: ``duckdb:///abs/path.duckdb`` or ``bigquery://project.dataset``."""
+    trigger_seconds: float | None = None
+    """Seconds between micro-batches; None takes the warehouse's default: 1 s for
+    DuckDB, 120 s for BigQuery, whose load-job quota refuses anything under 115.2 s
+    (``jobs/loaders/bigquery.py``)."""
     available_now: bool = False
     """Process what has landed, in bounded batches, then stop (backfills and tests)."""
     max_files_per_trigger: int = 50
@@ -59,8 +60,18 @@ class StreamConfig:
                     f"--{name} {other.uri} overlaps --landing {self.landing.uri}: "
                     f"the file source would list (or archive into) its own input; put it beside the landing root"
                 )
+        warehouse = warehouse_from_uri(self.warehouse)
+        warehouse.check_staging(self.staging)
+        if self.trigger_seconds is None:
+            object.__setattr__(self, "trigger_seconds", warehouse.default_trigger_seconds)
         if not self.available_now and self.trigger_seconds <= 0:
             raise ConfigError(f"--trigger-seconds: {self.trigger_seconds!r} must be more than 0")
+        if not self.available_now and self.trigger_seconds < warehouse.min_trigger_seconds:
+            raise ConfigError(
+                f"--trigger-seconds: {self.trigger_seconds!r} is shorter than {warehouse.min_trigger_seconds:g} s, "
+                f"the least {self.warehouse} sustains all day (see 'Load-job quota' in docs/STREAM.md); "
+                f"use {warehouse.default_trigger_seconds:g} or more"
+            )
         if self.max_files_per_trigger < 1:
             raise ConfigError(f"--max-files-per-trigger: {self.max_files_per_trigger!r} must be at least 1")
         if self.shuffle_partitions < 1:
@@ -70,7 +81,6 @@ class StreamConfig:
                 f"--watermark: {self.watermark!r} must be longer than the {MAX_CLOCK_SKEW} a valid row may be "
                 f"ahead of now, or such a row would make rows arriving on time count as late"
             )
-        warehouse_from_uri(self.warehouse).check_staging(self.staging)
 
     @property
     def watermark_delay(self) -> timedelta:
@@ -107,15 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", required=True, help=f"the query's checkpoint ({location})")
     parser.add_argument("--staging", required=True, help=f"where batches are staged as Parquet ({location})")
-    parser.add_argument(
-        "--warehouse", required=True, help=f"warehouse URI: {' or '.join(WAREHOUSE_SCHEMES.values())} (not yet)"
-    )
+    parser.add_argument("--warehouse", required=True, help=f"warehouse URI: {' or '.join(WAREHOUSE_SCHEMES.values())}")
     when = parser.add_mutually_exclusive_group()
     when.add_argument(
         "--trigger-seconds",
         type=float,
-        default=defaults["trigger_seconds"].default,
-        help="seconds between micro-batches (default: %(default)s)",
+        help="seconds between micro-batches (default: 1 for duckdb, 120 for bigquery: its load-job quota)",
     )
     when.add_argument("--available-now", action="store_true", help="process what has landed, then stop")
     parser.add_argument(

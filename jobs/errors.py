@@ -5,8 +5,10 @@
     JobError                      base of everything below
     ├── ConfigError               an option or URI is invalid: fix the value and rerun
     └── WarehouseError            the warehouse refused an operation
-        └── WarehouseLockedError  another process kept the warehouse file locked for the
-                                  whole wait: retryable, try again when it is done
+        ├── WarehouseLockedError  another process kept the warehouse file locked for the
+        │                         whole wait: retryable, try again when it is done
+        └── LoadJobFailedError    a batch's BigQuery load jobs failed in this run: the
+                                  stream exits non-zero; a restart tries new attempts
 
 Messages name the offending value, what was expected, and where it came from.
 """
@@ -31,4 +33,15 @@ class WarehouseLockedError(WarehouseError):
 
     Retryable: the holder (e.g. a running stream, or a long dashboard query) will
     release it.
+    """
+
+
+class LoadJobFailedError(WarehouseError):
+    """Raised when every BigQuery load job this run started for a batch failed.
+
+    The stream then stops with a non-zero exit and Dataproc restarts the driver. The
+    replayed batch skips the failed jobs (their ids are deterministic) and starts
+    the next attempts: a passing fault heals by itself, a lasting one (a changed
+    table, a missing permission) costs a couple of failed jobs per restart until
+    it is fixed. The message carries each job's id and error.
     """

@@ -2,20 +2,25 @@
 
 Layout: ``<staging>/batch_id=<id>/market_ticks/*.parquet`` and
 ``.../quarantine/*.parquet``, with exactly the warehouse tables' columns (so a
-BigQuery load job can take them as they are). Each write overwrites its folder, so
-a batch replayed after a crash replaces what a killed attempt left, including
-Spark's hidden ``.spark-staging-*``/``_temporary`` folders; the file lists handed to
-the warehouse name only ``*.parquet`` files, never those. Once the warehouse has
-committed a batch its folder is deleted.
+BigQuery load job can take them as they are). Staging a batch first deletes its
+folder, so a batch replayed after a crash replaces what a killed attempt left,
+including Spark's hidden ``.spark-staging-*``/``_temporary`` folders; the file lists
+handed to the warehouse name only ``*.parquet`` files, never those. A table without
+rows in the batch gets no files at all: Spark would write an empty Parquet file,
+and BigQuery would spend a load job (of 1,500 a table a day) on it. Once the
+warehouse has committed a batch its folder is deleted.
 
 Files are reached through Hadoop's file systems, so ``gs://`` staging works the same.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from cryptopipe.schema import market_tick
 from jobs.dedup import QUARANTINE_ID
 from jobs.loaders.base import (
     LOAD_ID,
@@ -28,6 +33,8 @@ from jobs.loaders.base import (
 )
 from jobs.locations import Location
 from jobs.validate import RAW_LINE, READ_AT, REASON, SOURCE_FILE
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _quarantine_sources() -> dict[str, Column]:
@@ -53,31 +60,50 @@ class BatchStager:
         folder = self._folder(load_id.batch_id)
         load = F.lit(str(load_id))
         quarantine = {**_quarantine_sources(), LOAD_ID: load}
+        valid = F.col(REASON).isNull()
         tables = {
-            TICKS_TABLE: batch.where(F.col(REASON).isNull()).select(
+            TICKS_TABLE: batch.where(valid).select(
                 *[load.alias(f.name) if f.name == LOAD_ID else F.col(f.name) for f in TICK_FIELDS]
             ),
-            QUARANTINE_TABLE: batch.where(F.col(REASON).isNotNull()).select(
+            QUARANTINE_TABLE: batch.where(~valid).select(
                 *[quarantine[f.name].alias(f.name) for f in QUARANTINE_FIELDS]
             ),
         }
-        # Two writes read the batch: cache it so the stream (and its de-duplication
-        # state) is computed once.
+        # The summary and the writes all read the batch: cache it so the stream (and
+        # its de-duplication state) is computed once.
         batch.persist()
         try:
-            for table, rows in tables.items():
-                rows.write.mode("overwrite").parquet(f"{folder}/{table}")
+            rows, newest = self._summary(batch)
+            self.discard(load_id.batch_id)
+            for table, frame in tables.items():
+                if rows[table]:
+                    frame.write.parquet(f"{folder}/{table}")
         finally:
             batch.unpersist()
         return StagedFiles(
-            ticks=self._parquet_files(f"{folder}/{TICKS_TABLE}"),
-            quarantine=self._parquet_files(f"{folder}/{QUARANTINE_TABLE}"),
+            ticks=self._parquet_files(f"{folder}/{TICKS_TABLE}") if rows[TICKS_TABLE] else (),
+            quarantine=self._parquet_files(f"{folder}/{QUARANTINE_TABLE}") if rows[QUARANTINE_TABLE] else (),
+            newest_event_time=newest,
         )
 
     def discard(self, batch_id: int) -> None:
-        """Delete a batch's staged files (after the warehouse committed them)."""
+        """Delete a batch's staged files (after the warehouse committed them, or before staging it again)."""
         path = self._hadoop_path(self._folder(batch_id))
         path.getFileSystem(self._hadoop_conf()).delete(path, True)
+
+    @staticmethod
+    def _summary(batch: DataFrame) -> tuple[dict[str, int], datetime | None]:
+        """Rows per table, and the newest event time among the ticks, in one pass."""
+        valid = F.col(REASON).isNull()
+        event_time = F.col(market_tick().partition_field)
+        (summary,) = batch.select(
+            F.count_if(valid).alias(TICKS_TABLE),
+            F.count_if(~valid).alias(QUARANTINE_TABLE),
+            # Epoch microseconds: collect() would hand a timestamp over in this process's zone.
+            F.max(F.when(valid, F.unix_micros(event_time))).alias("newest"),
+        ).collect()
+        newest = None if summary["newest"] is None else _EPOCH + timedelta(microseconds=summary["newest"])
+        return {TICKS_TABLE: summary[TICKS_TABLE], QUARANTINE_TABLE: summary[QUARANTINE_TABLE]}, newest
 
     def _folder(self, batch_id: int) -> str:
         return self._root.child(f"batch_id={batch_id}").uri

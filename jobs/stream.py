@@ -185,7 +185,13 @@ def ticks_stream(spark: SparkSession, config: StreamConfig) -> DataFrame:
         .option("cleanSource", "archive")
         .option("sourceArchiveDir", config.archive.uri)
         .load(config.landing.uri)
-        .select("value", F.col("_metadata.file_path").alias(SOURCE_FILE))
+        .select(
+            # The text source passes bytes through unchecked, and both warehouses
+            # refuse strings that are not UTF-8: one binary file would fail its batch
+            # at every replay. Decoding turns bad bytes into U+FFFD instead.
+            F.decode(F.col("value").cast("binary"), "UTF-8").alias("value"),
+            F.col("_metadata.file_path").alias(SOURCE_FILE),
+        )
         .where(F.trim("value") != "")
     )
     return drop_duplicate_ticks(parse_lines(lines), config.watermark_delay)

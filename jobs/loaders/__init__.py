@@ -1,7 +1,8 @@
 """Warehouses the stream loads into, chosen by the scheme of ``--warehouse``.
 
 - ``duckdb:///abs/path.duckdb``: :class:`jobs.loaders.duckdb.DuckDBWarehouse`, local;
-- ``bigquery://project.dataset``: not supported yet.
+- ``bigquery://project.dataset``: :class:`jobs.loaders.bigquery.BigQueryWarehouse`,
+  on Dataproc.
 
 Adding a warehouse is one :class:`Warehouse` subclass and one branch in
 :func:`warehouse_from_uri`. Each is imported only when asked for, so the Dataproc
@@ -51,6 +52,14 @@ def warehouse_from_uri(uri: str) -> Warehouse:
 
         return DuckDBWarehouse.from_uri(uri)
     if scheme == "bigquery":
-        raise ConfigError(f"--warehouse: {uri!r}: BigQuery is not supported yet; use duckdb:///abs/path.duckdb")
+        try:
+            from jobs.loaders.bigquery import BigQueryWarehouse
+        except ModuleNotFoundError as error:
+            if not (error.name or "").startswith("google"):
+                raise
+            raise ConfigError(
+                f"--warehouse: {uri!r} needs google-cloud-bigquery ({error}); install cryptopipe[dataproc]"
+            ) from error
+        return BigQueryWarehouse.from_uri(uri)
     expected = ", ".join(WAREHOUSE_SCHEMES.values())
     raise ConfigError(f"--warehouse: {uri!r} is not a warehouse URI; expected one of {expected}")

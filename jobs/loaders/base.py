@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from cryptopipe.schema import FieldSpec, market_tick
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 TICKS_TABLE = "market_ticks"
 QUARANTINE_TABLE = "quarantine"
+
+#: The quarantine table's partitioning column (by day): when the stream read the line.
+QUARANTINE_PARTITION_FIELD = "quarantined_at"
 
 #: The column every loaded row carries: the load that added it.
 LOAD_ID = "_load_id"
@@ -63,10 +66,13 @@ class LoadId:
 
 @dataclass(frozen=True)
 class StagedFiles:
-    """One micro-batch as Parquet file URIs, per table. A table may have no files."""
+    """One micro-batch as Parquet file URIs, per table. A table without rows has no files."""
 
     ticks: tuple[str, ...]
     quarantine: tuple[str, ...]
+    newest_event_time: datetime | None = None
+    """The latest ``last_updated`` among the staged ticks, as Spark computed it while
+    staging: a warehouse that cannot cheaply read its rows back (BigQuery) reports this."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,12 @@ class Warehouse(ABC):
     touch the warehouse until :meth:`setup`, so a bad URI fails fast and cheaply.
     """
 
+    default_trigger_seconds: ClassVar[float] = 1.0
+    """Seconds between micro-batches when ``--trigger-seconds`` is not given."""
+    min_trigger_seconds: ClassVar[float] = 0.0
+    """The shortest trigger interval the warehouse sustains all day (a load-job quota,
+    say); the job refuses a shorter one rather than fail hours later."""
+
     @classmethod
     @abstractmethod
     def from_uri(cls, uri: str) -> Warehouse:
@@ -101,7 +113,11 @@ class Warehouse(ABC):
 
     @abstractmethod
     def setup(self) -> None:
-        """Create the tables and the load ledger if they are missing (idempotent)."""
+        """Make sure the tables (and any load ledger) exist and fit; idempotent.
+
+        DuckDB creates what is missing; BigQuery's tables belong to the CDKTF app,
+        so there it checks them instead.
+        """
 
     @abstractmethod
     def load_batch(self, load_id: LoadId, staged: StagedFiles) -> LoadResult:

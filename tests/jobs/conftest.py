@@ -58,6 +58,10 @@ def line(coin_id: str = "bitcoin", **overrides: Any) -> str:
     return json.dumps(tick(coin_id, **overrides))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: minutes rather than seconds (the crash test); part of the default run")
+
+
 @dataclass
 class Pipeline:
     """Landing, archive, checkpoint, staging and warehouse of one test, and ways to drive them."""
@@ -78,6 +82,11 @@ class Pipeline:
         return self.root / "warehouse.duckdb"
 
     def land(self, lines: Iterable[str], *, name: str | None = None, end: str = "\n") -> Path:
+        """Write one landing file of ``lines``; see :meth:`land_bytes`."""
+        body = "\n".join(lines)
+        return self.land_bytes((body + end if body else "").encode(), name=name)
+
+    def land_bytes(self, data: bytes, *, name: str | None = None) -> Path:
         """Write one landing file atomically (temp name + rename), like the producer.
 
         Files get increasing modification times: Spark's file source takes the
@@ -89,8 +98,7 @@ class Pipeline:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name or f'poll-{self.polls:03d}'}.ndjson"
         temporary = folder / f".{path.name}.tmp"
-        body = "\n".join(lines)
-        temporary.write_text(body + end if body else "")
+        temporary.write_bytes(data)
         mtime = 1_700_000_000 + self.polls
         os.utime(temporary, (mtime, mtime))
         temporary.rename(path)

@@ -83,7 +83,7 @@ def test_parse_args_refuses_trigger_seconds_with_available_now(capsys):
         ("checkpoint", "file:relative/ckpt", "not an absolute file URI"),
         ("staging", "gs://bucket/a/../b", "contains '..'"),
         ("landing", " ", "is empty"),
-        ("warehouse", "bigquery://project.dataset", "BigQuery is not supported yet"),
+        ("warehouse", "bigquery://dataset", "not a BigQuery dataset URI"),
         ("warehouse", "duckdb://warehouse.duckdb", "absolute file path"),
         ("warehouse", "/tmp/warehouse.duckdb", "not a warehouse URI"),
         ("watermark", "6 parsecs", "not a duration"),
@@ -116,6 +116,31 @@ def test_parse_args_refuses_folders_overlapping_the_landing_root(option, value, 
 
 def test_parse_args_refuses_remote_staging_for_duckdb(capsys):
     assert "local disk" in _refused(_argv(staging="gs://bucket/staging"), capsys)
+
+
+BIGQUERY = {"warehouse": "bigquery://my-project.cryptopipe_dev", "staging": "gs://bucket/staging"}
+
+
+def test_parse_args_bigquery_defaults_to_a_trigger_within_the_load_job_quota():
+    # 1,500 load jobs per table a day, two per batch: a batch every 115.2 s at most.
+    config = parse_args(_argv(**BIGQUERY))
+    assert config.trigger == {"processingTime": "120000 milliseconds"}
+    assert config.trigger_seconds == 120
+    assert 24 * 3600 / config.trigger_seconds * 2 <= 1500
+
+
+def test_parse_args_refuses_a_bigquery_trigger_that_would_exhaust_the_quota(capsys):
+    error = _refused(_argv(**BIGQUERY, trigger_seconds="30"), capsys)
+    assert "--trigger-seconds: 30.0 is shorter than 115.2 s" in error and "use 120 or more" in error
+
+
+def test_parse_args_takes_any_trigger_at_or_above_the_bigquery_minimum_and_available_now():
+    assert parse_args(_argv(**BIGQUERY, trigger_seconds="115.2")).trigger_seconds == 115.2
+    assert parse_args([*_argv(**BIGQUERY), "--available-now"]).trigger == {"availableNow": True}
+
+
+def test_parse_args_refuses_local_staging_for_bigquery(capsys):
+    assert "from Cloud Storage only" in _refused(_argv(**{**BIGQUERY, "staging": "data/staging"}), capsys)
 
 
 def test_parse_args_requires_every_location(capsys):

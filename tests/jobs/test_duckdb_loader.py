@@ -213,7 +213,6 @@ def test_reader_of_missing_warehouse_says_the_stream_creates_it(tmp_path):
         ("duckdb://relative/warehouse.duckdb", "absolute file path"),
         ("duckdb:///data/", "absolute file path"),
         ("duckdb:///data/w.duckdb?mode=x", "query or fragment"),
-        ("bigquery://project.dataset", "not supported yet"),
         ("postgres://host/db", "not a warehouse URI"),
         ("warehouse.duckdb", "not a warehouse URI"),
     ],

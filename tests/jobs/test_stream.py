@@ -137,6 +137,9 @@ def test_repeated_key_is_loaded_once_within_and_across_batches(spark, pipeline: 
 @pytest.mark.spark
 def test_bad_lines_are_quarantined_with_reasons_while_valid_rows_load(spark, pipeline: Pipeline):
     garbage = pipeline.land(["this is not json", "<html>502 Bad Gateway</html>"], name="garbage")
+    # Bytes that are not UTF-8 (a gzip header, a cut multi-byte character): both
+    # warehouses refuse such strings, so unhandled they would fail the batch forever.
+    binary = pipeline.land_bytes(b"\x1f\x8b\x08\x00\xff\xfe\x00binary\n\xc3(\n", name="binary")
     lines = [
         line("ethereum"),
         line("bitcoin").replace('"price": 64000.5', '"price": "64000.5"'),
@@ -160,6 +163,8 @@ def test_bad_lines_are_quarantined_with_reasons_while_valid_rows_load(spark, pip
     ]  # fmt: skip
     quarantined = pipeline.query("SELECT source_file, reason, raw_line FROM quarantine ORDER BY source_file, reason")
     assert [(Path(source).name, reason) for source, reason, _ in quarantined] == [
+        (binary.name, "line is not a JSON object"),
+        (binary.name, "line is not a JSON object"),
         (garbage.name, "line is not a JSON object"),
         (garbage.name, "line is not a JSON object"),
         (mixed.name, "coin_id: missing or null"),
@@ -168,9 +173,11 @@ def test_bad_lines_are_quarantined_with_reasons_while_valid_rows_load(spark, pip
         (mixed.name, "price: -1.0 is below the minimum 0"),
         (mixed.name, "price: not a number"),
     ]
-    assert {raw for _, _, raw in quarantined} >= {"this is not json", '{"coin_id": "solana", "symbol": "so'}
+    assert {raw for _, _, raw in quarantined} >= {
+        "this is not json", '{"coin_id": "solana", "symbol": "so', "\x1f\ufffd\x08\x00\ufffd\ufffd\x00binary", "\ufffd("
+    }  # fmt: skip
     assert pipeline.query("SELECT count(*) FROM quarantine WHERE quarantined_at IS NULL OR _load_id IS NULL") == [(0,)]
-    assert (status.rows_loaded, status.rows_quarantined, status.late_rows_dropped) == (3, 7, 0)
+    assert (status.rows_loaded, status.rows_quarantined, status.late_rows_dropped) == (3, 9, 0)
 
 
 @pytest.mark.spark
@@ -192,19 +199,27 @@ def test_rows_older_than_the_watermark_are_dropped_and_counted(spark, pipeline: 
 
 
 @pytest.mark.spark
-def test_started_stream_reports_status_and_stops_on_request(spark, pipeline: Pipeline):
-    pipeline.land([line("bitcoin"), line("bitcoin"), "garbage"])
+def test_running_stream_archives_what_it_read_still_sees_new_files_and_stops_on_request(spark, pipeline: Pipeline):
+    first = pipeline.land([line("bitcoin"), line("bitcoin"), "garbage"]).name
     handle = start_stream(spark, parse_args(pipeline.args("--trigger-seconds", "0.5")))
     try:
         _wait_for(lambda: handle.status().batches >= 1)
-        pipeline.land([line("ethereum")])
+        second = pipeline.land([line("ethereum")]).name
         _wait_for(lambda: handle.status().rows_loaded >= 2)
+        # The next batch archived the first file out of the input path...
+        _wait_for(lambda: first in pipeline.files(pipeline.archive))
+        assert pipeline.files(pipeline.landing) == [second]
+        # ...and files landing after that are still picked up, the archived one not again.
+        pipeline.land([line("solana")])
+        _wait_for(lambda: handle.status().rows_loaded >= 3)
+        _wait_for(lambda: second in pipeline.files(pipeline.archive))
         assert handle.is_active
     finally:
         handle.stop()
     status = handle.status()
     assert not handle.is_active
-    assert (status.rows_loaded, status.rows_quarantined, status.duplicates_dropped) == (2, 1, 1)
+    assert (status.batches, status.rows_loaded, status.rows_quarantined, status.duplicates_dropped) == (3, 3, 1, 1)
+    assert pipeline.query("SELECT coin_id FROM market_ticks ORDER BY 1") == [("bitcoin",), ("ethereum",), ("solana",)]
     assert status.newest_event_time == datetime(2025, 6, 1, 12, 0, 3, 123000, tzinfo=UTC)
 
 
