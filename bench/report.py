@@ -1,0 +1,169 @@
+"""Regenerate docs/BENCHMARKS.md from bench/results/*.json (``python -m bench doc``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, RESULTS
+
+DOC = REPO / "docs" / "BENCHMARKS.md"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _context(doc: dict[str, Any]) -> str:
+    m, v, load = doc["machine"], doc["versions"], doc["load"]
+    return (
+        f"Run {doc['date']} with `{doc['command']}` ({doc['wall_seconds']:.0f} s) on {m['cores']} cores "
+        f"({m['cpu_model']}), {m['ram_gib']} GiB RAM; load average (1 min) during the run "
+        f"{load['load1_min']}-{load['load1_max']} (mean {load['load1_mean']}). "
+        f"Python {v['python']}, pyspark {v['pyspark']}, duckdb {v['duckdb']}, {v['java']}."
+    )
+
+
+def _met(ok: bool | None) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _load_cell(run: dict[str, Any]) -> str:
+    load = run.get("load") or {}
+    return f"{load.get('load1_mean', '?')} (max {load.get('load1_max', '?')})"
+
+
+def catchup_section(doc: dict[str, Any] | None) -> list[str]:
+    out = ["## Catch-up: draining a backlog", ""]
+    if doc is None:
+        return [*out, "Not run yet: `.venv/bin/python -m bench catchup`.", ""]
+    out += [
+        _context(doc),
+        "",
+        "| configuration | files drained | rows | batches | drain s | s / batch | rows/s | rows/s after 1st batch | session start s | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["runs"]:
+        name = "this project" if r["kind"] == "ours" else "seed" + ("" if r["dedup"] else ", no de-duplication")
+        out.append(
+            f"| {name} | {r['files']:,} | {r['rows_in_warehouse']:,} / {r['rows_expected']:,} | {r['batches']} | "
+            f"{r['drain_seconds']} | {r['seconds_per_batch']} | {r['rows_per_second']:,.0f} | "
+            f"{(r['steady_rows_per_second'] or 0):,.0f} | {r['session_start_seconds']} | {_load_cell(r)} |"
+        )
+    out += [
+        "",
+        f"**Ratio: {doc['ratio']}x** (this project's rows/s over its whole drain vs the faster seed variant's "
+        f"rows/s after its first batch); target >= {doc['target_ratio']}x: {_met(doc['target_met'])}. "
+        f"Against the seed with de-duplication: {doc.get('ratio_vs_seed_with_dedup') or 'not measured'}"
+        f"{'x' if doc.get('ratio_vs_seed_with_dedup') else ''}; without: "
+        f"{doc['ratio_vs_seed_without_dedup'] or 'not measured'}x. Row counts match: "
+        f"{'yes' if doc['counts_match'] else '**NO**'}."
+        + (
+            " This project's row is from an earlier run of the same command on the same machine "
+            "(`--ours-result`), not repeated here."
+            if any(r.get("reused_from_earlier_run") for r in doc["runs"])
+            else ""
+        ),
+        "",
+    ]
+    return out
+
+
+def growth_section(doc: dict[str, Any] | None) -> list[str]:
+    out = ["## Landing-zone growth: per-trigger overhead", ""]
+    if doc is None:
+        return [*out, "Not run yet: `.venv/bin/python -m bench growth`.", ""]
+    out += [
+        _context(doc),
+        "",
+        "| design | files already landed | trigger ms (mean) | median | p95 | listing ms (`latestOffset`, median) | triggers | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["runs"]:
+        name = "this project (archived)" if r["design"] == "ours" else "seed (never cleaned)"
+        out.append(
+            f"| {name} | {r['landed_files']:,} | {r['trigger_ms_mean']} | {r['trigger_ms_median']:.0f} | "
+            f"{r['trigger_ms_p95']} | {r['listing_ms_median']:.0f} | {r['triggers_measured']} | {_load_cell(r)} |"
+        )
+    ours, seed = doc["ratios"]["ours"], doc["ratios"]["seed"]
+    big, small = max(doc["sizes"]), min(doc["sizes"])
+    out += [
+        "",
+        f"Ratio of the {big:,}-file figure to the {small:,}-file figure (mean trigger): "
+        f"**this project {ours['trigger_ratio']}x** (target <= {doc['target_ratio_ours']}x: "
+        f"{_met(doc['target_met'])}), **seed {seed['trigger_ratio']}x**. Median trigger: this project "
+        f"{ours.get('trigger_median_ratio', '?')}x, seed {seed.get('trigger_median_ratio', '?')}x; median listing: "
+        f"this project {ours['listing_ratio']}x, seed {seed['listing_ratio']}x. Checks passed: "
+        f"{'yes' if doc['checks_passed'] else '**NO**'}."
+        + (f" ({doc['note']}.)" if doc.get("note") else ""),
+        "",
+    ]
+    return out
+
+
+def freshness_section(doc: dict[str, Any] | None) -> list[str]:
+    out = ["## Freshness: poll response to queryable rows", ""]
+    if doc is None:
+        return [*out, "Not run yet: `.venv/bin/python -m bench freshness`.", ""]
+    o, ledger = doc["observed_seconds"], doc["ledger_seconds"]
+    out += [
+        _context(doc),
+        "",
+        "| measure | polls | p50 s | p95 s | max s | target |",
+        "|---|---:|---:|---:|---:|---|",
+        f"| first seen by a reader (0.5 s watcher) - `ingested_at` | {o['n']} | {o['p50']} | {o['p95']} | {o['max']} | "
+        f"p95 < {doc['target_p95_seconds']} s: {_met(doc['target_met'])} |",
+        f"| `_loads.loaded_at` - `ingested_at` | {ledger['n']} | {ledger['p50']} | {ledger['p95']} | {ledger['max']} | |\n"
+        + "".join(
+            f"| {label} | {doc[key]['n']} | {doc[key]['p50']} | {doc[key]['p95']} | {doc[key]['max']} | |\n"
+            for key, label in (
+                ("producer_seconds", "of which: response to file landed (producer)"),
+                ("stream_seconds", "of which: file landed to `loaded_at` (stream)"),
+            )
+            if key in doc
+        )
+        + f"| first rows queryable after starting `cryptopipe up` | | | | {doc['first_rows_queryable_seconds']} | "
+        f"< {doc['first_rows_target_seconds']} s: {_met(doc['first_rows_queryable_seconds'] < doc['first_rows_target_seconds'])} |",
+        "",
+        f"{doc['minutes']} minutes after the first rows, trigger {doc['trigger_seconds']} s, a replay poll every "
+        f"{doc['poll_interval_seconds']:.0f} s. Warehouse: {doc['rows_in_warehouse']:,} ticks = the distinct ticks "
+        f"of the polls it loaded ({doc['distinct_ticks_of_loaded_polls']:,}; {doc['rows_landed']:,} lines landed, "
+        f"the rest repeats the stream de-duplicated), {doc['duplicate_ticks']} duplicates.",
+        "",
+    ]
+    return out
+
+
+def footprint_section(doc: dict[str, Any] | None) -> list[str]:
+    out = ["## Footprint", ""]
+    if doc is None:
+        return [*out, "Not run yet: `.venv/bin/python -m bench footprint`.", ""]
+    out += [_context(doc), "", "| process | JVM peak MiB (VmHWM) | Python peak MiB (VmHWM) |", "|---|---:|---:|"]
+    for label, peaks in doc["memory_mib"].items():
+        out.append(f"| {label} | {peaks.get('jvm', '?')} | {peaks.get('python_driver', '?')} |")
+    s = doc["synth"]
+    out += ["", "| step | wall s | result |", "|---|---:|---|"]
+    out.append(f"| `{s['command']}` ({', '.join(s['stacks'])}) | {s['seconds']} | exit {s['exit_code']} |")
+    t = doc.get("tests")
+    if t:
+        out.append(f"| `{t['command']}` | {t['seconds']} | {t['summary']} (exit {t['exit_code']}) |")
+    else:
+        out.append("| test suite | not run | (`--skip-tests`) |")
+    out.append("")
+    return out
+
+
+def write() -> Path:
+    head = (REPO / "bench" / "BENCHMARKS.head.md").read_text()
+    tail = (REPO / "bench" / "BENCHMARKS.tail.md").read_text()
+    sections = [
+        *catchup_section(_load("catchup")),
+        *growth_section(_load("growth")),
+        *freshness_section(_load("freshness")),
+        *footprint_section(_load("footprint")),
+    ]
+    DOC.write_text(head.rstrip() + "\n\n" + "\n".join(sections).rstrip() + "\n\n" + tail.strip() + "\n")
+    print(f"wrote {DOC}", flush=True)
+    return DOC
