@@ -255,7 +255,7 @@ def test_sigkilled_stream_restarted_on_its_checkpoint_loads_every_row_exactly_on
     assert quarantined == producer.bad_lines, report
     assert not list((tmp_path / "staging").glob("batch_id=*")), "every staged batch is cleaned up"
     # Each kill may strand the files of one committed batch in the landing path:
-    # Spark archives a batch's files when the next one commits in the same run.
+    # Spark archives a batch's files when the next batch of the same run starts.
     left = list((tmp_path / "landing").rglob("*.ndjson"))
     assert len(left) <= (len(plan) + 1) * MAX_FILES_PER_TRIGGER, f"{len(left)} files never archived\n{report}"
     print(
