@@ -23,13 +23,10 @@ from constructs import Construct
 
 from cryptopipe.schema import bigquery_fields, market_tick
 from cryptopipe.views import VIEWS, bigquery_view_sql, view_description
-from jobs.loaders import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE
+from jobs.loaders import QUARANTINE_FIELDS, QUARANTINE_PARTITION_FIELD, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE
 
 from config import EnvironmentConfig
 from iam import grant
-
-#: The quarantine's event time: its partitions expire with ``quarantine_expiration_days``.
-QUARANTINE_PARTITION_FIELD = "quarantined_at"
 
 _DAY_MS = 24 * 60 * 60 * 1000
 

@@ -17,6 +17,7 @@ from jobs.errors import ConfigError
 from jobs.loaders.base import (
     LOAD_ID,
     QUARANTINE_FIELDS,
+    QUARANTINE_PARTITION_FIELD,
     QUARANTINE_TABLE,
     TICK_FIELDS,
     TICKS_TABLE,
@@ -29,6 +30,7 @@ from jobs.loaders.base import (
 __all__ = [
     "LOAD_ID",
     "QUARANTINE_FIELDS",
+    "QUARANTINE_PARTITION_FIELD",
     "QUARANTINE_TABLE",
     "TICK_FIELDS",
     "TICKS_TABLE",

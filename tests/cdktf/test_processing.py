@@ -40,6 +40,8 @@ def test_cluster_installs_the_pinned_core_dependencies(stack):
     assert packages == [p.replace(" ", "") for p in expected]
     assert all("==" in p for p in packages)
     assert any(p.startswith("pydantic==") for p in packages)
+    # The image has Spark and the connectors, not the client the BigQuery loader imports.
+    assert any(p.startswith("google-cloud-bigquery==") for p in packages)
 
 
 def test_dev_is_single_node_and_prod_has_workers(stacks):

@@ -58,10 +58,6 @@ def line(coin_id: str = "bitcoin", **overrides: Any) -> str:
     return json.dumps(tick(coin_id, **overrides))
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: minutes rather than seconds (the crash test); part of the default run")
-
-
 @dataclass
 class Pipeline:
     """Landing, archive, checkpoint, staging and warehouse of one test, and ways to drive them."""
