@@ -21,18 +21,19 @@ from __future__ import annotations
 
 from contextlib import closing
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.config import StreamConfig
 from jobs.dedup import drop_duplicate_ticks
+from jobs.batch_files import BatchFiles
 from jobs.loaders.base import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE, LoadId, LoadResult, StagedFiles
 from jobs.loaders.duckdb import DuckDBWarehouse, connect, duckdb_path
 from jobs.metrics import ProgressListener, StreamMetrics
 from jobs.session import SESSION_CONF
 from jobs.staging import BatchStager
-from jobs.stream import _JOB_SQL_CONF, StreamHandle, _BatchWriter
-from jobs.validate import REASON, SOURCE_FILE, parse_lines
+from jobs.stream import _JOB_SQL_CONF, StreamHandle, _BatchWriter, read_landing
+from jobs.validate import REASON, parse_lines
 
 #: Spark's own defaults, which the seed ran with.
 SEED_SQL_CONF = {
@@ -65,19 +66,6 @@ def _path(uri: str) -> str:
     return uri.removeprefix("file://").removeprefix("file:")
 
 
-def seed_lines(spark: SparkSession, config: StreamConfig, max_files: int = SEED_MAX_FILES_PER_TRIGGER) -> DataFrame:
-    """The job's file source without cleanup, at the seed's files per trigger."""
-    return (
-        spark.readStream.format("text")
-        .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", "*.ndjson")
-        .option("maxFilesPerTrigger", max_files)
-        .load(config.landing.uri)
-        .select("value", F.col("_metadata.file_path").alias(SOURCE_FILE))
-        .where(F.trim("value") != "")
-    )
-
-
 def seed_session(spark: SparkSession) -> SparkSession:
     session = spark.newSession()
     for key, value in {**SESSION_CONF, **_JOB_SQL_CONF, **SEED_SQL_CONF}.items():
@@ -93,13 +81,19 @@ def start_seed_stream(spark: SparkSession, config: StreamConfig, *, dedup: bool 
     metrics = StreamMetrics()
     listener = ProgressListener(metrics)
     session.streams.addListener(listener)
-    rows = parse_lines(seed_lines(session, config))
+    rows = parse_lines(
+        read_landing(session, config.landing, max_files_per_trigger=SEED_MAX_FILES_PER_TRIGGER, archive=None)
+    )
     if dedup:
         rows = drop_duplicate_ticks(rows, config.watermark_delay)
     else:  # the staging step expects the de-duplication's id column
         rows = rows.withColumn("_quarantine_id", F.when(F.col(REASON).isNotNull(), F.expr("uuid()")))
     query = (
-        rows.writeStream.foreachBatch(_BatchWriter(BatchStager(session, config.staging), warehouse, metrics))
+        rows.writeStream.foreachBatch(
+            _BatchWriter(
+                BatchStager(session, config.staging), warehouse, metrics, BatchFiles(session, config.checkpoint)
+            )
+        )
         .option("checkpointLocation", config.checkpoint.uri)
         .trigger(**config.trigger)
         .start()

@@ -166,14 +166,14 @@ def record_model() -> type[BaseModel]:
     return create_model("MarketTick", __base__=RecordBase, **definitions)
 
 
-def spark_schema():
-    """The record as a Spark ``StructType``; pyspark is imported only when asked for."""
+def spark_schema(fields: Iterable[FieldSpec] | None = None):
+    """The record (or ``fields``) as a Spark ``StructType``; pyspark is imported only when asked for."""
     from pyspark.sql import types as T
 
     return T.StructType(
         [
             T.StructField(spec.name, getattr(T, _TYPES[spec.type]["spark"])(), spec.nullable)
-            for spec in market_tick().fields
+            for spec in (market_tick().fields if fields is None else fields)
         ]
     )
 

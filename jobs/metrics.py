@@ -30,8 +30,11 @@ class StreamStatus:
 
     batches: int = 0
     """Micro-batches loaded (or found already loaded)."""
+    files_in: int = 0
+    """Landing files read."""
     rows_in: int = 0
-    """Lines read from landing files, blank ones included."""
+    """Records read from them: every non-blank line, and one for a file without any.
+    Each is loaded, quarantined, or dropped as a duplicate or late."""
     rows_loaded: int = 0
     """Ticks this process added to the warehouse."""
     rows_quarantined: int = 0
@@ -49,6 +52,7 @@ class StreamStatus:
 @dataclass(frozen=True)
 class _Load:
     result: LoadResult
+    files: int
     stage_seconds: float
     load_seconds: float
 
@@ -66,8 +70,10 @@ class StreamMetrics:
         with self._lock:
             return self._status
 
-    def record_load(self, batch_id: int, result: LoadResult, *, stage_seconds: float, load_seconds: float) -> None:
-        """Count a batch the warehouse has committed (called from ``foreachBatch``)."""
+    def record_load(
+        self, batch_id: int, result: LoadResult, *, files: int, stage_seconds: float, load_seconds: float
+    ) -> None:
+        """Count a batch of ``files`` landing files the warehouse has committed (called from ``foreachBatch``)."""
         with self._lock:
             status = self._status
             newest = max(
@@ -77,12 +83,13 @@ class StreamMetrics:
             self._status = replace(
                 status,
                 batches=status.batches + 1,
+                files_in=status.files_in + files,
                 rows_loaded=status.rows_loaded + (result.ticks if added else 0),
                 rows_quarantined=status.rows_quarantined + (result.quarantined if added else 0),
                 newest_event_time=newest,
                 last_batch_id=batch_id,
             )
-            self._unreported[batch_id] = _Load(result, stage_seconds, load_seconds)
+            self._unreported[batch_id] = _Load(result, files, stage_seconds, load_seconds)
 
     def record_progress(self, progress: Mapping[str, Any]) -> None:
         """Count what Spark dropped in a loaded batch, and log the batch; once per batch.
@@ -98,9 +105,10 @@ class StreamMetrics:
                 return
             duplicates, late = dropped_rows(progress)
             status = self._status
+            result = load.result
             self._status = replace(
                 status,
-                rows_in=status.rows_in + int(progress.get("numInputRows", 0)),
+                rows_in=status.rows_in + result.ticks + result.quarantined + duplicates + late,
                 duplicates_dropped=status.duplicates_dropped + duplicates,
                 late_rows_dropped=status.late_rows_dropped + late,
             )
@@ -144,6 +152,7 @@ def _batch_line(batch_id: int, progress: Mapping[str, Any], load: _Load, duplica
     else:
         head = f"{result.ticks} loaded, {result.quarantined} quarantined"
     return (
-        f"batch {batch_id}: {progress.get('numInputRows', 0)} lines in, {head}, "
+        f"batch {batch_id}: {result.ticks + result.quarantined + duplicates + late} records in "
+        f"({load.files} files), {head}, "
         f"{duplicates} duplicates, {late} late; newest event {newest}; {timing}"
     )

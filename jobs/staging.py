@@ -15,12 +15,14 @@ Files are reached through Hadoop's file systems, so ``gs://`` staging works the 
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cryptopipe.schema import market_tick
+from cryptopipe.schema import market_tick, spark_schema
 from jobs.dedup import QUARANTINE_ID
 from jobs.loaders.base import (
     LOAD_ID,
@@ -32,7 +34,7 @@ from jobs.loaders.base import (
     StagedFiles,
 )
 from jobs.locations import Location
-from jobs.validate import RAW_LINE, READ_AT, REASON, SOURCE_FILE
+from jobs.validate import NO_RECORDS, RAW_LINE, READ_AT, REASON, SOURCE_FILE
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -55,25 +57,31 @@ class BatchStager:
         self._spark = spark
         self._root = root
 
-    def stage(self, batch: DataFrame, load_id: LoadId) -> StagedFiles:
-        """Write the batch's ticks and quarantined lines; return their Parquet files."""
+    def stage(self, batch: DataFrame, load_id: LoadId, empty_files: Sequence[str] = ()) -> StagedFiles:
+        """Write the batch's ticks and quarantined lines; return their Parquet files.
+
+        ``empty_files`` (zero-byte landing files of the batch, which have no rows in
+        it: :mod:`jobs.batch_files`) each add a quarantine row with an empty raw line.
+        """
         folder = self._folder(load_id.batch_id)
         load = F.lit(str(load_id))
         quarantine = {**_quarantine_sources(), LOAD_ID: load}
         valid = F.col(REASON).isNull()
+        quarantined = batch.where(~valid).select(*[quarantine[f.name].alias(f.name) for f in QUARANTINE_FIELDS])
+        if empty_files:
+            quarantined = quarantined.unionByName(self._empty_file_rows(empty_files, load_id))
         tables = {
             TICKS_TABLE: batch.where(valid).select(
                 *[load.alias(f.name) if f.name == LOAD_ID else F.col(f.name) for f in TICK_FIELDS]
             ),
-            QUARANTINE_TABLE: batch.where(~valid).select(
-                *[quarantine[f.name].alias(f.name) for f in QUARANTINE_FIELDS]
-            ),
+            QUARANTINE_TABLE: quarantined,
         }
         # The summary and the writes all read the batch: cache it so the stream (and
         # its de-duplication state) is computed once.
         batch.persist()
         try:
             rows, newest = self._summary(batch)
+            rows[QUARANTINE_TABLE] += len(empty_files)
             self.discard(load_id.batch_id)
             for table, frame in tables.items():
                 if rows[table]:
@@ -85,6 +93,23 @@ class BatchStager:
             quarantine=self._parquet_files(f"{folder}/{QUARANTINE_TABLE}") if rows[QUARANTINE_TABLE] else (),
             newest_event_time=newest,
         )
+
+    def _empty_file_rows(self, files: Sequence[str], load_id: LoadId) -> DataFrame:
+        """Quarantine rows for zero-byte landing files, in the quarantine table's columns."""
+        now = datetime.now(timezone.utc)
+        rows = [
+            {
+                "quarantine_id": str(uuid.uuid4()),
+                "raw_line": "",
+                "reason": NO_RECORDS,
+                "source_file": file,
+                "quarantined_at": now,
+                LOAD_ID: str(load_id),
+            }
+            for file in files
+        ]
+        schema = spark_schema(QUARANTINE_FIELDS)
+        return self._spark.createDataFrame([tuple(row[name] for name in schema.names) for row in rows], schema)
 
     def discard(self, batch_id: int) -> None:
         """Delete a batch's staged files (after the warehouse committed them, or before staging it again)."""

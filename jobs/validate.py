@@ -46,6 +46,8 @@ READ_AT = "_read_at"
 
 #: The reason for a line that is not a JSON object at all (garbage, a cut-off write).
 NOT_AN_OBJECT = "line is not a JSON object"
+#: The reason for a landing file without a single record (its row has a null ``value``).
+NO_RECORDS = "file has no records (empty or blank)"
 
 #: The Spark SQL setting the checks rely on (see the module docstring).
 PARTIAL_RESULTS_CONF = "spark.sql.json.enablePartialResults"
@@ -67,8 +69,10 @@ def parse_lines(lines: DataFrame) -> DataFrame:
 
     Returns the schema's fields in order, typed (null where the line had no valid
     value), then :data:`REASON`, :data:`RAW_LINE`, :data:`SOURCE_FILE` and
-    :data:`READ_AT`. Filter blank lines out before: they are not records at all.
-    Raises ValueError unless the session enables :data:`PARTIAL_RESULTS_CONF`.
+    :data:`READ_AT`. Filter blank lines out before: they are not records at all. A
+    null ``value`` stands for a file without records: it gets :data:`NO_RECORDS`
+    and an empty raw line. Raises ValueError unless the session enables
+    :data:`PARTIAL_RESULTS_CONF`.
     """
     if lines.sparkSession.conf.get(PARTIAL_RESULTS_CONF, "false").lower() != "true":
         raise ValueError(f"parse_lines needs {PARTIAL_RESULTS_CONF}=true on the session to tell which field is bad")
@@ -86,13 +90,20 @@ def parse_lines(lines: DataFrame) -> DataFrame:
     # Valid rows only evaluate the conditions; the messages are built for bad rows
     # alone, and json_object_keys (another parse) runs only for them too.
     failed = reduce(lambda a, b: a | b, (F.coalesce(condition, F.lit(False)) for condition, _ in problems))
-    reason = F.when(
+    raw = F.col(RAW_LINE)
+    reason = F.when(raw.isNull(), F.lit(NO_RECORDS)).when(
         failed,
-        F.when(F.json_object_keys(RAW_LINE).isNull(), F.lit(NOT_AN_OBJECT)).otherwise(
+        F.when(F.json_object_keys(raw).isNull(), F.lit(NOT_AN_OBJECT)).otherwise(
             F.concat_ws("; ", *(F.when(condition, message) for condition, message in problems))
         ),
     )
-    return typed.select(*[spec.name for spec in fields], reason.alias(REASON), RAW_LINE, SOURCE_FILE, READ_AT)
+    return typed.select(
+        *[spec.name for spec in fields],
+        reason.alias(REASON),
+        F.coalesce(raw, F.lit("")).alias(RAW_LINE),
+        SOURCE_FILE,
+        READ_AT,
+    )
 
 
 def _parse_schema() -> T.StructType:

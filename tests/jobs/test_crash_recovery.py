@@ -69,6 +69,7 @@ class Producer:
         self.files += 1
         if poll % 9 == 8:
             self.zone.put(object_name(poll_id), b"")
+            self.bad_lines[""] += 1  # a file without records: one quarantine row, raw line empty
             return
         # Consecutive polls pairwise share last_updated, as CoinGecko's cache repeats rows.
         updated = T0 + timedelta(minutes=poll // 2)

@@ -11,6 +11,7 @@ import pytest
 
 from jobs import stream
 from jobs.stream import main, parse_args, start_stream
+from jobs.validate import NO_RECORDS
 
 from .conftest import Pipeline, line
 
@@ -61,7 +62,7 @@ def test_available_now_run_loads_exact_rows_and_values(spark, pipeline: Pipeline
     assert pipeline.query("SELECT DISTINCT _load_id FROM market_ticks ORDER BY 1") == [(loads[0][0],), (loads[1][0],)]
     assert (status.batches, status.rows_in, status.rows_loaded, status.rows_quarantined) == (2, 4, 4, 0)
     assert status.newest_event_time == datetime(2025, 6, 1, 12, 1, 3, 456000, tzinfo=UTC)
-    assert "batch 0: 3 lines in, 3 loaded, 0 quarantined, 0 duplicates, 0 late" in caplog.text
+    assert "batch 0: 3 records in (1 files), 3 loaded, 0 quarantined, 0 duplicates, 0 late" in caplog.text
     assert not list((pipeline.root / "staging").glob("batch_id=*")), "staged Parquet is deleted once loaded"
 
 
@@ -90,7 +91,7 @@ def test_batch_replayed_after_a_crash_adds_no_rows(spark, pipeline: Pipeline, ca
         replay = pipeline.run(spark)
 
     assert (replay.batches, replay.rows_loaded, replay.rows_quarantined) == (1, 0, 0)
-    assert "batch 0: 3 lines in, already loaded by an earlier run (2 ticks, 1 quarantined)" in caplog.text
+    assert "batch 0: 3 records in (1 files), already loaded by an earlier run (2 ticks, 1 quarantined)" in caplog.text
     assert pipeline.query("SELECT count(*) FROM market_ticks") == [(2,)]
     assert pipeline.query("SELECT count(*) FROM quarantine") == [(1,)]
 
@@ -152,7 +153,8 @@ def test_bad_lines_are_quarantined_with_reasons_while_valid_rows_load(spark, pip
         '{"coin_id": "solana", "symbol": "so',  # the end of a file cut short
     ]
     mixed = pipeline.land(lines, name="mixed", end="")
-    pipeline.land([], name="empty")
+    empty = pipeline.land_bytes(b"", name="empty")  # an upload that never got its body
+    blank = pipeline.land_bytes(b"\n  \r\n", name="blank")
     # Later and older than the far-future line: must not be dropped as late.
     pipeline.land([line("cardano", last_updated="2025-06-01T11:00:00.000Z")], name="after")
 
@@ -165,6 +167,8 @@ def test_bad_lines_are_quarantined_with_reasons_while_valid_rows_load(spark, pip
     assert [(Path(source).name, reason) for source, reason, _ in quarantined] == [
         (binary.name, "line is not a JSON object"),
         (binary.name, "line is not a JSON object"),
+        (blank.name, NO_RECORDS),
+        (empty.name, NO_RECORDS),
         (garbage.name, "line is not a JSON object"),
         (garbage.name, "line is not a JSON object"),
         (mixed.name, "coin_id: missing or null"),
@@ -177,7 +181,8 @@ def test_bad_lines_are_quarantined_with_reasons_while_valid_rows_load(spark, pip
         "this is not json", '{"coin_id": "solana", "symbol": "so', "\x1f\ufffd\x08\x00\ufffd\ufffd\x00binary", "\ufffd("
     }  # fmt: skip
     assert pipeline.query("SELECT count(*) FROM quarantine WHERE quarantined_at IS NULL OR _load_id IS NULL") == [(0,)]
-    assert (status.rows_loaded, status.rows_quarantined, status.late_rows_dropped) == (3, 9, 0)
+    assert (status.rows_loaded, status.rows_quarantined, status.late_rows_dropped) == (3, 11, 0)
+    assert (status.files_in, status.rows_in) == (6, 14)
 
 
 @pytest.mark.spark

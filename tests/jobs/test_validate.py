@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from cryptopipe.schema import MAX_CLOCK_SKEW, market_tick
-from jobs.validate import NOT_AN_OBJECT, PARTIAL_RESULTS_CONF, REASON, SOURCE_FILE, parse_lines
+from jobs.validate import NO_RECORDS, NOT_AN_OBJECT, PARTIAL_RESULTS_CONF, RAW_LINE, REASON, SOURCE_FILE, parse_lines
 
 from .conftest import line, tick
 
@@ -77,6 +77,7 @@ BAD = {
         "price: not a number; market_cap: -1.0 is below the minimum 0; poll_id: missing or null",
     ),
     "empty object": ("{}", "; ".join(f"{name}: missing or null" for name in REQUIRED)),
+    "file without records": (None, NO_RECORDS),  # the stream's row for an empty landing file
 }
 
 
@@ -117,6 +118,11 @@ def test_bad_line_gets_its_reason(parsed, case):
 def test_wrong_typed_field_leaves_the_rest_of_the_line_parsed(parsed):
     row = parsed["price as text"]
     assert (row["coin_id"], row["market_cap"], row["price"]) == ("bitcoin", 1.26e12, None)
+
+
+def test_file_without_records_is_quarantined_with_an_empty_raw_line(parsed):
+    row = parsed["file without records"]
+    assert (row[REASON], row[RAW_LINE]) == (NO_RECORDS, "")
 
 
 def test_parse_lines_refuses_a_session_without_partial_results(spark):
