@@ -18,6 +18,7 @@ from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
+from cryptopipe.totals import Totals
 from jobs.dedup import dropped_rows
 from jobs.loaders.base import LoadResult
 
@@ -61,26 +62,25 @@ class StreamMetrics:
     """Thread-safe running totals; read them with :meth:`snapshot`."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._status = StreamStatus()
+        self._totals = Totals(StreamStatus())
+        self._lock = threading.Lock()  # guards _unreported
         self._unreported: dict[int, _Load] = {}
 
     def snapshot(self) -> StreamStatus:
-        """The totals now (an immutable copy)."""
-        with self._lock:
-            return self._status
+        """The totals now (immutable)."""
+        return self._totals.snapshot()
 
     def record_load(
         self, batch_id: int, result: LoadResult, *, files: int, stage_seconds: float, load_seconds: float
     ) -> None:
         """Count a batch of ``files`` landing files the warehouse has committed (called from ``foreachBatch``)."""
-        with self._lock:
-            status = self._status
+        added = not result.already_loaded
+
+        def count(status: StreamStatus) -> StreamStatus:
             newest = max(
                 (t for t in (status.newest_event_time, result.newest_event_time) if t is not None), default=None
             )
-            added = not result.already_loaded
-            self._status = replace(
+            return replace(
                 status,
                 batches=status.batches + 1,
                 files_in=status.files_in + files,
@@ -89,6 +89,9 @@ class StreamMetrics:
                 newest_event_time=newest,
                 last_batch_id=batch_id,
             )
+
+        self._totals.update(count)
+        with self._lock:
             self._unreported[batch_id] = _Load(result, files, stage_seconds, load_seconds)
 
     def record_progress(self, progress: Mapping[str, Any]) -> None:
@@ -101,17 +104,15 @@ class StreamMetrics:
         batch_id = progress.get("batchId")
         with self._lock:
             load = self._unreported.pop(batch_id, None)
-            if load is None:
-                return
-            duplicates, late = dropped_rows(progress)
-            status = self._status
-            result = load.result
-            self._status = replace(
-                status,
-                rows_in=status.rows_in + result.ticks + result.quarantined + duplicates + late,
-                duplicates_dropped=status.duplicates_dropped + duplicates,
-                late_rows_dropped=status.late_rows_dropped + late,
-            )
+        if load is None:
+            return
+        duplicates, late = dropped_rows(progress)
+        result = load.result
+        self._totals.count(
+            rows_in=result.ticks + result.quarantined + duplicates + late,
+            duplicates_dropped=duplicates,
+            late_rows_dropped=late,
+        )
         log.info(_batch_line(batch_id, progress, load, duplicates, late))
 
     def record_progresses(self, progresses: Iterable[Mapping[str, Any]]) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 from google.cloud import storage
 
+from cryptopipe.totals import Totals
 from producer.budget import RequestBudget
 from producer.coingecko import CoinGeckoClient
 from producer.config import ProducerConfig
@@ -81,31 +82,21 @@ class StatsSnapshot:
     """Latest event time among accepted records: how fresh the data is."""
 
 
-class PollerStats:
-    """Thread-safe counters; ``cryptopipe up`` reads :meth:`snapshot` from another thread."""
+class PollerStats(Totals[StatsSnapshot]):
+    """The poller's counters; ``cryptopipe up`` reads :meth:`snapshot` from another thread."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._current = StatsSnapshot()
-
-    def snapshot(self) -> StatsSnapshot:
-        with self._lock:
-            return self._current
-
-    def count(self, **increments: int) -> None:
-        with self._lock:
-            current = self._current
-            self._current = replace(current, **{k: getattr(current, k) + v for k, v in increments.items()})
-
-    def set(self, **values: object) -> None:
-        with self._lock:
-            self._current = replace(self._current, **values)
+        super().__init__(StatsSnapshot())
 
     def saw_last_updated(self, moment: datetime | None) -> None:
-        with self._lock:
-            newest = self._current.newest_last_updated
-            if moment is not None and (newest is None or moment > newest):
-                self._current = replace(self._current, newest_last_updated=moment)
+        """Keep ``moment`` if it is the newest event time so far."""
+        if moment is None:
+            return
+        self.update(
+            lambda current: current
+            if current.newest_last_updated is not None and current.newest_last_updated >= moment
+            else replace(current, newest_last_updated=moment)
+        )
 
 
 @dataclass
