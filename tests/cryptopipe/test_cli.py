@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from click.testing import CliRunner
@@ -91,45 +93,39 @@ def test_up_fails_clearly_on_busy_dashboard_port(tmp_path):
     assert f"dashboard cannot start on port {port}" in result.output
 
 
-def test_up_fails_clearly_when_another_run_holds_the_data_dir(tmp_path):
+@contextmanager
+def _held_by_another_process(code: str) -> Iterator[None]:
+    """Run ``code`` in a child process that then holds what it took until the block ends."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import sys, time
-            from pathlib import Path
-            from cryptopipe.local import claim_data_dir
-            claim_data_dir(Path({str(tmp_path)!r}))
-            print("held", flush=True)
-            time.sleep(60)
-        """)],
+        [sys.executable, "-c", textwrap.dedent(code) + '\nprint("held", flush=True)\ntime.sleep(60)\n'],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
-        result = _invoke("up", "--source", "replay", "--data-dir", str(tmp_path))
+        yield
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_up_fails_clearly_when_another_run_holds_the_data_dir(tmp_path):
+    with _held_by_another_process(f"""
+        import time
+        from pathlib import Path
+        from cryptopipe.local import claim_data_dir
+        claim_data_dir(Path({str(tmp_path)!r}))
+    """):  # fmt: skip
+        result = _invoke("up", "--source", "replay", "--data-dir", str(tmp_path))
     assert result.exit_code == 1
     assert "another `cryptopipe up` is running" in result.output
 
 
 def test_up_fails_clearly_when_another_process_holds_the_warehouse(tmp_path):
-    layout = LocalLayout(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import duckdb, time
-            con = duckdb.connect({str(layout.warehouse)!r})
-            print("held", flush=True)
-            time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _held_by_another_process(f"""
+        import duckdb, time
+        con = duckdb.connect({str(LocalLayout(tmp_path).warehouse)!r})
+    """):  # fmt: skip
         result = _invoke("up", "--source", "replay", "--data-dir", str(tmp_path))
-    finally:
-        holder.kill()
-        holder.wait()
     assert result.exit_code == 1
     assert "locked by another process" in result.output
 

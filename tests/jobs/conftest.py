@@ -6,16 +6,18 @@ validating a CoinGecko-shaped record); bad input is written by hand.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cryptopipe.local import LocalLayout
 from cryptopipe.schema import record_model
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -58,24 +60,11 @@ def line(coin_id: str = "bitcoin", **overrides: Any) -> str:
     return json.dumps(tick(coin_id, **overrides))
 
 
-@dataclass
-class Pipeline:
-    """Landing, archive, checkpoint, staging and warehouse of one test, and ways to drive them."""
+@dataclass(frozen=True)
+class Pipeline(LocalLayout):
+    """The local pipeline's layout in a test's temp dir, and ways to land files and run the stream over it."""
 
-    root: Path
-    polls: int = 0
-
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def archive(self) -> Path:
-        return self.root / "archive"
-
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
+    _polls: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
 
     def land(self, lines: Iterable[str], *, name: str | None = None, end: str = "\n") -> Path:
         """Write one landing file of ``lines``; see :meth:`land_bytes`."""
@@ -88,14 +77,14 @@ class Pipeline:
         Files get increasing modification times: Spark's file source takes the
         oldest first, so the order files are landed in is the order of batches.
         """
-        self.polls += 1
-        when = T0 + timedelta(minutes=self.polls)
+        poll = next(self._polls)
+        when = T0 + timedelta(minutes=poll)
         folder = self.landing / f"dt={when:%Y-%m-%d}" / f"hour={when:%H}"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name or f'poll-{self.polls:03d}'}.ndjson"
+        path = folder / f"{name or f'poll-{poll:03d}'}.ndjson"
         temporary = folder / f".{path.name}.tmp"
         temporary.write_bytes(data)
-        mtime = 1_700_000_000 + self.polls
+        mtime = 1_700_000_000 + poll
         os.utime(temporary, (mtime, mtime))
         temporary.rename(path)
         return path
@@ -104,9 +93,9 @@ class Pipeline:
         return [
             "--landing", str(self.landing),
             "--archive", str(self.archive),
-            "--checkpoint", str(self.root / "checkpoint"),
-            "--staging", str(self.root / "staging"),
-            "--warehouse", f"duckdb://{self.warehouse}",
+            "--checkpoint", str(self.checkpoint),
+            "--staging", str(self.staging),
+            "--warehouse", self.warehouse_uri,
             *extra,
         ]  # fmt: skip
 

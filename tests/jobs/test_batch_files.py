@@ -25,8 +25,8 @@ def test_each_batchs_files_come_from_the_checkpoint_and_zero_byte_files_are_quar
 
     status = pipeline.run(spark, "--max-files-per-trigger", "1")
 
-    files = BatchFiles(spark, Location.parse(str(pipeline.root / "checkpoint"), option="--checkpoint"))
-    assert (pipeline.root / "checkpoint" / "sources" / "0" / f"{COMPACTED_BATCH}.compact").exists()
+    files = BatchFiles(spark, Location.parse(str(pipeline.checkpoint), option="--checkpoint"))
+    assert (pipeline.checkpoint / "sources" / "0" / f"{COMPACTED_BATCH}.compact").exists()
     assert [[Path(uri.removeprefix("file://")) for uri in files.of_batch(batch)] for batch in range(len(landed))] == [
         [path] for path in landed
     ]

@@ -63,7 +63,7 @@ def test_available_now_run_loads_exact_rows_and_values(spark, pipeline: Pipeline
     assert (status.batches, status.rows_in, status.rows_loaded, status.rows_quarantined) == (2, 4, 4, 0)
     assert status.newest_event_time == datetime(2025, 6, 1, 12, 1, 3, 456000, tzinfo=UTC)
     assert "batch 0: 3 records in (1 files), 3 loaded, 0 quarantined, 0 duplicates, 0 late" in caplog.text
-    assert not list((pipeline.root / "staging").glob("batch_id=*")), "staged Parquet is deleted once loaded"
+    assert not list(pipeline.staging.glob("batch_id=*")), "staged Parquet is deleted once loaded"
 
 
 @pytest.mark.spark
@@ -85,7 +85,7 @@ def test_batch_replayed_after_a_crash_adds_no_rows(spark, pipeline: Pipeline, ca
     # A crash after the warehouse committed but before Spark did: the commit log
     # lacks the batch, so the next start runs it again under the same load id.
     for name in ("0", ".0.crc"):
-        (pipeline.root / "checkpoint" / "commits" / name).unlink()
+        (pipeline.checkpoint / "commits" / name).unlink()
 
     with caplog.at_level(logging.INFO, logger="jobs.stream"):
         replay = pipeline.run(spark)
