@@ -95,11 +95,16 @@ def _skipped(relative: Path) -> bool:
     )
 
 
+#: The parts of the ``cryptopipe`` package both workloads import: the one schema and
+#: the live totals. Not the local tools (replay, dashboard, CLI): editing those must
+#: not roll out the producer VM or the Dataproc job.
+CORE_MEMBERS = ("cryptopipe/__init__.py", "cryptopipe/schema.py", "cryptopipe/schemas", "cryptopipe/totals.py")
 #: What each workload runs, as paths of the repository. The producer ships as an
 #: installable source distribution (``pip install '<zip>[producer]'`` on the VM), so
-#: it takes pyproject.toml; the job ships as a zip on the driver's Python path.
-PRODUCER_MEMBERS = ("pyproject.toml", "cryptopipe", "producer")
-JOB_MEMBERS = ("cryptopipe", "jobs")
+#: it takes pyproject.toml; the job ships as a zip on the driver's Python path. The
+#: job's DuckDB loader creates the views, so the job takes them too.
+PRODUCER_MEMBERS = ("pyproject.toml", *CORE_MEMBERS, "producer")
+JOB_MEMBERS = (*CORE_MEMBERS, "cryptopipe/views", "jobs")
 #: The Spark job's entry file, uploaded beside the zip as the main Python file.
 JOB_ENTRY = "jobs/stream.py"
 

@@ -115,10 +115,10 @@ def stack(request: pytest.FixtureRequest, stacks: dict[str, Stack]) -> Stack:
 
 @pytest.fixture
 def source_copy(tmp_path: Path) -> Iterator[Path]:
-    """A copy of the deployed source trees, to change and re-synthesize."""
+    """A copy of the top-level folders and files the artifacts take from, to change and re-synthesize."""
     from archive import JOB_MEMBERS, PRODUCER_MEMBERS
 
-    for member in sorted({*PRODUCER_MEMBERS, *JOB_MEMBERS}):
+    for member in sorted({member.split("/")[0] for member in (*PRODUCER_MEMBERS, *JOB_MEMBERS)}):
         source = ROOT / member
         if source.is_dir():
             shutil.copytree(source, tmp_path / member, ignore=shutil.ignore_patterns("__pycache__"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -49,6 +51,11 @@ def test_hash_ignores_timestamps_caches_and_readme(source_copy, tmp_path):
         (JOB_ENTRY, False, True),
         ("cryptopipe/schema.py", True, True),
         ("cryptopipe/schemas/market_tick.json", True, True),
+        ("cryptopipe/totals.py", True, True),
+        ("cryptopipe/views/latest_prices.sql", False, True),
+        ("cryptopipe/dashboard/server.py", False, False),
+        ("cryptopipe/replay/data/coins.json", False, False),
+        ("cryptopipe/cli.py", False, False),
         ("pyproject.toml", True, False),
         ("tests/test_anything.py", False, False),
     ],
@@ -80,6 +87,34 @@ def test_job_archive_holds_the_job_and_the_core(source_copy, tmp_path):
     assert {JOB_ENTRY, "jobs/__init__.py", "cryptopipe/schema.py", "cryptopipe/schemas/market_tick.json"} <= names
     assert not [n for n in names if n.startswith("producer/") or n == "pyproject.toml"]
     assert artifacts.job_entry == source_copy / JOB_ENTRY
+
+
+@pytest.mark.parametrize(
+    ("workload", "modules"),
+    [
+        ("producer", ["producer.__main__", "producer.poller"]),
+        ("job", ["jobs.stream", "jobs.loaders.bigquery", "jobs.loaders.duckdb"]),
+    ],
+)
+def test_archive_imports_its_entry_points_with_nothing_else_of_the_repository(
+    source_copy, tmp_path, workload, modules
+):
+    archive = getattr(build_artifacts(source_copy, tmp_path), workload).path
+    # The archive first on the path, run from elsewhere: every module must come from it.
+    check = f"""
+import importlib, sys
+sys.path.insert(0, {str(archive)!r})
+for name in {modules!r}:
+    module = importlib.import_module(name)
+    assert module.__file__.startswith({str(archive)!r}), (name, module.__file__)
+for name in [n for n in sys.modules if n.split(".")[0] in ("cryptopipe", "producer", "jobs")]:
+    assert (sys.modules[name].__file__ or "").startswith({str(archive)!r}), name
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 def test_missing_job_entry_is_named(source_copy, tmp_path):
