@@ -105,7 +105,7 @@ class EnvironmentConfig:
     """Streaming trigger interval of the Spark job. BigQuery allows 1,500 load jobs per
     table a day and a batch may start two (ticks, quarantine): 2 x 86,400 / 1,500 = 115.2 s
     is the floor, which the job itself enforces."""
-    max_files_per_trigger: int = 100
+    max_files_per_trigger: int = 200
     """Landing files the Spark job takes per micro-batch at most."""
     watermark: str = "6 hours"
     """De-duplication watermark of the Spark job (CoinGecko ``last_updated`` can be hours old)."""

@@ -42,7 +42,7 @@ def test_parse_args_resolves_local_paths_to_absolute_file_uris(monkeypatch, tmp_
 def test_parse_args_defaults_are_bounded_and_hours_sized():
     config = parse_args(_argv())
     assert config.trigger == {"processingTime": "1000 milliseconds"}
-    assert config.max_files_per_trigger == 50
+    assert config.max_files_per_trigger == 200
     assert config.watermark_delay == timedelta(hours=6)
     assert config.shuffle_partitions == 4
 
@@ -54,7 +54,7 @@ def test_parse_args_takes_every_option():
             archive="gs://my-bucket/archive",
             checkpoint="file:///ckpt/stream",
             staging="/staging",
-            max_files_per_trigger="200",
+            max_files_per_trigger="30",
             watermark="12 hours",
             shuffle_partitions="2",
             trigger_seconds="30",
@@ -63,7 +63,7 @@ def test_parse_args_takes_every_option():
     assert (config.landing.uri, config.archive.uri) == ("gs://my-bucket/landing", "gs://my-bucket/archive")
     assert config.checkpoint == Location("file", "", "/ckpt/stream")
     assert config.trigger == {"processingTime": "30000 milliseconds"}
-    assert (config.max_files_per_trigger, config.watermark, config.shuffle_partitions) == (200, "12 hours", 2)
+    assert (config.max_files_per_trigger, config.watermark, config.shuffle_partitions) == (30, "12 hours", 2)
 
 
 def test_parse_args_available_now_replaces_the_trigger():
