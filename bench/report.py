@@ -58,7 +58,13 @@ def catchup_section(doc: dict[str, Any] | None) -> list[str]:
         f"rows/s after its first batch); target >= {doc['target_ratio']}x: {_met(doc['target_met'])}. "
         f"Against the seed with de-duplication: {doc.get('ratio_vs_seed_with_dedup') or 'not measured'}"
         f"{'x' if doc.get('ratio_vs_seed_with_dedup') else ''}; without: "
-        f"{doc['ratio_vs_seed_without_dedup'] or 'not measured'}x. Row counts match: "
+        f"{doc['ratio_vs_seed_without_dedup'] or 'not measured'}x"
+        + (
+            f" ({doc['steady_ratio_vs_seed_without_dedup']}x with both after their first batch)"
+            if doc.get("steady_ratio_vs_seed_without_dedup")
+            else ""
+        )
+        + ". Row counts match: "
         f"{'yes' if doc['counts_match'] else '**NO**'}."
         + (
             " This project's row is from an earlier run of the same command on the same machine "
