@@ -18,7 +18,6 @@ Fails unless every landed row of the measured polls is in the warehouse once.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
