@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -60,6 +62,17 @@ def cli(verbose: bool) -> None:
         logging.getLogger("py4j").setLevel(logging.ERROR)
 
 
+@contextmanager
+def _live_status(console: Console) -> Iterator[Live]:
+    """A status line redrawn in place; it stays on screen, and what follows starts on a new line."""
+    try:
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            yield live
+    finally:
+        if not console.is_terminal:
+            console.line()  # rich ends the last render with a line break on terminals only
+
+
 @cli.command()
 @click.option("--source", type=click.Choice(SOURCES), default="live", show_default=True,
               help="The live CoinGecko API, or the bundled replay (no internet needed).")
@@ -103,7 +116,7 @@ def up(source, data_dir, duration, max_polls, interval, top_n, coin_ids, vs_curr
         err.print("source: the live CoinGecko API (use --source replay to run offline)")
     started = time.monotonic()
     try:
-        with pipeline, Live(console=err, refresh_per_second=2, transient=False) as live:
+        with pipeline, _live_status(err) as live:
             err.print(f"warehouse: {pipeline.layout.warehouse} · Ctrl-C to stop")
             if pipeline.dashboard_url:
                 err.print(f"dashboard: {pipeline.dashboard_url}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def test_up_on_replay_loads_rows_that_query_shows_for_at_least_100_coins(spark, 
     assert result.exit_code == 0, result.output
     assert "bundled CoinGecko replay" in result.output
     assert "dashboard: http://127.0.0.1:" in result.output
+    assert re.search(r"^done: \d+ rows loaded into ", result.output, re.MULTILINE), result.output
 
     shown = _invoke(
         "query", "--data-dir", str(data),
