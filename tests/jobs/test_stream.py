@@ -155,13 +155,14 @@ def test_bad_lines_are_quarantined_with_reasons_while_valid_rows_load(spark, pip
     mixed = pipeline.land(lines, name="mixed", end="")
     empty = pipeline.land_bytes(b"", name="empty")  # an upload that never got its body
     blank = pipeline.land_bytes(b"\n  \r\n", name="blank")
+    pipeline.land_bytes(line("dogecoin").encode() + b"\r\n\r\n", name="crlf")  # Windows line ends load as usual
     # Later and older than the far-future line: must not be dropped as late.
     pipeline.land([line("cardano", last_updated="2025-06-01T11:00:00.000Z")], name="after")
 
     status = pipeline.run(spark, "--max-files-per-trigger", "1")
 
     assert pipeline.query("SELECT coin_id FROM market_ticks ORDER BY coin_id") == [
-        ("cardano",), ("ethereum",), ("tiny-coin",)
+        ("cardano",), ("dogecoin",), ("ethereum",), ("tiny-coin",)
     ]  # fmt: skip
     quarantined = pipeline.query("SELECT source_file, reason, raw_line FROM quarantine ORDER BY source_file, reason")
     assert [(Path(source).name, reason) for source, reason, _ in quarantined] == [
@@ -181,8 +182,8 @@ def test_bad_lines_are_quarantined_with_reasons_while_valid_rows_load(spark, pip
         "this is not json", '{"coin_id": "solana", "symbol": "so', "\x1f\ufffd\x08\x00\ufffd\ufffd\x00binary", "\ufffd("
     }  # fmt: skip
     assert pipeline.query("SELECT count(*) FROM quarantine WHERE quarantined_at IS NULL OR _load_id IS NULL") == [(0,)]
-    assert (status.rows_loaded, status.rows_quarantined, status.late_rows_dropped) == (3, 11, 0)
-    assert (status.files_in, status.rows_in) == (6, 14)
+    assert (status.rows_loaded, status.rows_quarantined, status.late_rows_dropped) == (4, 11, 0)
+    assert (status.files_in, status.rows_in) == (7, 15)
 
 
 @pytest.mark.spark
