@@ -1,9 +1,11 @@
 # Body of the producer VM's startup script. producer_vm.py prepends the values it
-# needs (ARTIFACT_URL, ARTIFACT_FILE, PRODUCER_ENV); nothing else varies.
+# needs (STATE_DIR, SPOOL_DEVICE, ARTIFACT_URL, ARTIFACT_FILE, PRODUCER_ENV); nothing
+# else varies.
 #
-# Installs exactly the uploaded producer artifact in a venv (once per artifact: the
-# VM is replaced when the artifact changes, a reboot reuses the install) and runs
-# `python -m producer` under systemd, restarted whenever it stops.
+# Mounts the spool disk (formatting it on first use only: it keeps the polls of an
+# earlier VM), installs exactly the uploaded producer artifact in a venv (once per
+# artifact: the VM is replaced when the artifact changes, a reboot reuses the
+# install) and runs `python -m producer` under systemd, restarted whenever it stops.
 set -euo pipefail
 
 home=/opt/cryptopipe
@@ -33,6 +35,19 @@ download_artifact() {
     mv "$home/$ARTIFACT_FILE.part" "$home/$ARTIFACT_FILE"
 }
 
+mount_spool_disk() {
+    retry test -b "$SPOOL_DEVICE"
+    if ! blkid "$SPOOL_DEVICE" >/dev/null 2>&1; then
+        log "formatting the new spool disk"
+        mkfs.ext4 -q -m 0 -L cryptopipe-spool "$SPOOL_DEVICE"
+    fi
+    install -d -m 0755 "$STATE_DIR"
+    grep -q "^$SPOOL_DEVICE " /etc/fstab || echo "$SPOOL_DEVICE $STATE_DIR ext4 discard,defaults,nofail 0 2" >> /etc/fstab
+    mountpoint -q "$STATE_DIR" || mount "$STATE_DIR"
+}
+
+mount_spool_disk
+
 id cryptopipe >/dev/null 2>&1 || useradd --system --home-dir "$home" --shell /usr/sbin/nologin cryptopipe
 install -d -m 0755 "$home"
 
@@ -58,6 +73,7 @@ cat > /etc/systemd/system/cryptopipe-producer.service <<'UNIT'
 Description=cryptopipe producer: CoinGecko to the GCS landing zone
 Wants=network-online.target
 After=network-online.target
+RequiresMountsFor=/var/lib/cryptopipe
 StartLimitIntervalSec=0
 
 [Service]

@@ -93,6 +93,8 @@ def test_kms_key_encrypts_bucket_dataset_and_disks(source_copy, tmp_path):
             assert table["encryption_configuration"] == {"kms_key_name": key}
     assert cluster["cluster_config"]["encryption_config"] == {"kms_key_name": key}
     assert vm["boot_disk"]["kms_key_self_link"] == key
+    (spool,) = resources["google_compute_disk"].values()
+    assert spool["disk_encryption_key"] == {"kms_key_self_link": key}
     key_grants = resources["google_kms_crypto_key_iam_member"]
     assert {(g["crypto_key_id"], g["role"]) for g in key_grants.values()} == {
         (key, "roles/cloudkms.cryptoKeyEncrypterDecrypter")}
@@ -107,3 +109,4 @@ def test_kms_key_encrypts_bucket_dataset_and_disks(source_copy, tmp_path):
     disk_grants = {f"google_kms_crypto_key_iam_member.{name}" for name, g in key_grants.items()
                    if "compute-system" in g["member"] or "dataproc-accounts" in g["member"]}
     assert disk_grants <= set(cluster["depends_on"]) and disk_grants <= set(vm["depends_on"])
+    assert disk_grants <= set(spool["depends_on"])

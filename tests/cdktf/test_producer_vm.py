@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import shlex
+import shutil
+import subprocess
 from urllib.parse import quote
+
+import pytest
 
 from config import load_environments
 
@@ -80,6 +84,30 @@ def test_startup_script_carries_the_producer_configuration(stack):
         "CRYPTOPIPE__PRODUCER__API_KEY_SECRET":
             f"projects/{cfg.project}/secrets/cryptopipe-{env}-producer-api-key/versions/latest",
     }
+
+
+def test_the_spool_is_on_its_own_disk_that_outlives_the_vm(stack):
+    vm = stack.one("google_compute_instance")
+    disk = stack.one("google_compute_disk")
+    (attached,) = vm["attached_disk"]
+    assert attached["source"] == stack.ref_one("google_compute_disk", "id")
+    assert (disk["zone"], disk["type"], disk["size"]) == (vm["zone"], "pd-balanced", 10)
+    assert "disk_encryption_key" not in disk  # CMEK only with kms_key (test_artifacts.py)
+    # The startup script mounts that device where the producer's spool lives, before the service starts.
+    script = vm["metadata_startup_script"]
+    header = _header(script)
+    assert header["SPOOL_DEVICE"] == f"/dev/disk/by-id/google-{attached['device_name']}"
+    assert _environment(script)["CRYPTOPIPE__PRODUCER__SPOOL_DIR"].startswith(header["STATE_DIR"] + "/")
+    assert script.index("\nmount_spool_disk\n") < script.index("systemctl restart cryptopipe-producer.service")
+    assert f"RequiresMountsFor={header['STATE_DIR']}" in script
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (Debian: apt install shellcheck)")
+def test_startup_script_passes_shellcheck(stack, tmp_path):
+    script = tmp_path / "startup.sh"
+    script.write_text(stack.one("google_compute_instance")["metadata_startup_script"])
+    result = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
 
 
 def test_the_api_key_is_never_in_the_stack(stack):

@@ -31,6 +31,7 @@ EXPECTED_COUNTS = {
     "google_secret_manager_secret": 1,
     "google_secret_manager_secret_iam_member": 1,
     "google_compute_instance": 1,
+    "google_compute_disk": 1,  # the producer's spool
 }
 
 
