@@ -81,6 +81,7 @@ def start_seed_stream(spark: SparkSession, config: StreamConfig, *, dedup: bool 
     metrics = StreamMetrics()
     listener = ProgressListener(metrics)
     session.streams.addListener(listener)
+    batch_files = BatchFiles(session, config.checkpoint)
     rows = parse_lines(
         read_landing(session, config.landing, max_files_per_trigger=SEED_MAX_FILES_PER_TRIGGER, archive=None)
     )
@@ -90,9 +91,7 @@ def start_seed_stream(spark: SparkSession, config: StreamConfig, *, dedup: bool 
         rows = rows.withColumn("_quarantine_id", F.when(F.col(REASON).isNotNull(), F.expr("uuid()")))
     query = (
         rows.writeStream.foreachBatch(
-            _BatchWriter(
-                BatchStager(session, config.staging), warehouse, metrics, BatchFiles(session, config.checkpoint)
-            )
+            _BatchWriter(BatchStager(session, config.staging, batch_files), warehouse, metrics, batch_files)
         )
         .option("checkpointLocation", config.checkpoint.uri)
         .trigger(**config.trigger)

@@ -18,11 +18,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote, urlsplit
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cryptopipe.schema import market_tick, spark_schema
+from jobs.batch_files import BatchFiles
 from jobs.dedup import QUARANTINE_ID
 from jobs.loaders.base import (
     LOAD_ID,
@@ -53,37 +55,29 @@ def _quarantine_sources() -> dict[str, Column]:
 class BatchStager:
     """Writes micro-batches under ``root`` and removes them once loaded."""
 
-    def __init__(self, spark: SparkSession, root: Location) -> None:
+    def __init__(self, spark: SparkSession, root: Location, batch_files: BatchFiles) -> None:
         self._spark = spark
         self._root = root
+        self._batch_files = batch_files
 
-    def stage(self, batch: DataFrame, load_id: LoadId, empty_files: Sequence[str] = ()) -> StagedFiles:
+    def stage(self, batch: DataFrame, load_id: LoadId, landing_files: Sequence[str]) -> StagedFiles:
         """Write the batch's ticks and quarantined lines; return their Parquet files.
 
-        ``empty_files`` (zero-byte landing files of the batch, which have no rows in
-        it: :mod:`jobs.batch_files`) each add a quarantine row with an empty raw line.
+        ``landing_files`` are the files the batch took (:mod:`jobs.batch_files`): each
+        zero-byte one adds a quarantine row with an empty raw line. Only files without
+        a row in the batch can be empty, so only those are looked at: on GCS every look
+        is a request, and a catch-up batch has hundreds of files.
         """
         folder = self._folder(load_id.batch_id)
-        load = F.lit(str(load_id))
-        quarantine = {**_quarantine_sources(), LOAD_ID: load}
-        valid = F.col(REASON).isNull()
-        quarantined = batch.where(~valid).select(*[quarantine[f.name].alias(f.name) for f in QUARANTINE_FIELDS])
-        if empty_files:
-            quarantined = quarantined.unionByName(self._empty_file_rows(empty_files, load_id))
-        tables = {
-            TICKS_TABLE: batch.where(valid).select(
-                *[load.alias(f.name) if f.name == LOAD_ID else F.col(f.name) for f in TICK_FIELDS]
-            ),
-            QUARANTINE_TABLE: quarantined,
-        }
         # The summary and the writes all read the batch: cache it so the stream (and
         # its de-duplication state) is computed once.
         batch.persist()
         try:
-            rows, newest = self._summary(batch)
-            rows[QUARANTINE_TABLE] += len(empty_files)
+            rows, newest, sources = self._summary(batch)
+            empty = self._batch_files.empty([f for f in landing_files if _file_key(f) not in sources])
+            rows[QUARANTINE_TABLE] += len(empty)
             self.discard(load_id.batch_id)
-            for table, frame in tables.items():
+            for table, frame in self._tables(batch, load_id, empty).items():
                 if rows[table]:
                     frame.write.parquet(f"{folder}/{table}")
         finally:
@@ -93,6 +87,21 @@ class BatchStager:
             quarantine=self._parquet_files(f"{folder}/{QUARANTINE_TABLE}") if rows[QUARANTINE_TABLE] else (),
             newest_event_time=newest,
         )
+
+    def _tables(self, batch: DataFrame, load_id: LoadId, empty_files: Sequence[str]) -> dict[str, DataFrame]:
+        """Each table's rows of the batch, in its columns."""
+        load = F.lit(str(load_id))
+        quarantine = {**_quarantine_sources(), LOAD_ID: load}
+        valid = F.col(REASON).isNull()
+        quarantined = batch.where(~valid).select(*[quarantine[f.name].alias(f.name) for f in QUARANTINE_FIELDS])
+        if empty_files:
+            quarantined = quarantined.unionByName(self._empty_file_rows(empty_files, load_id))
+        return {
+            TICKS_TABLE: batch.where(valid).select(
+                *[load.alias(f.name) if f.name == LOAD_ID else F.col(f.name) for f in TICK_FIELDS]
+            ),
+            QUARANTINE_TABLE: quarantined,
+        }
 
     def _empty_file_rows(self, files: Sequence[str], load_id: LoadId) -> DataFrame:
         """Quarantine rows for zero-byte landing files, in the quarantine table's columns."""
@@ -117,8 +126,8 @@ class BatchStager:
         path.getFileSystem(self._hadoop_conf()).delete(path, True)
 
     @staticmethod
-    def _summary(batch: DataFrame) -> tuple[dict[str, int], datetime | None]:
-        """Rows per table, and the newest event time among the ticks, in one pass."""
+    def _summary(batch: DataFrame) -> tuple[dict[str, int], datetime | None, set[tuple[str, str, str]]]:
+        """Rows per table, the newest event time among the ticks, and the files with rows, in one pass."""
         valid = F.col(REASON).isNull()
         event_time = F.col(market_tick().partition_field)
         (summary,) = batch.select(
@@ -126,9 +135,11 @@ class BatchStager:
             F.count_if(~valid).alias(QUARANTINE_TABLE),
             # Epoch microseconds: collect() would hand a timestamp over in this process's zone.
             F.max(F.when(valid, F.unix_micros(event_time))).alias("newest"),
+            F.collect_set(SOURCE_FILE).alias("sources"),
         ).collect()
         newest = None if summary["newest"] is None else _EPOCH + timedelta(microseconds=summary["newest"])
-        return {TICKS_TABLE: summary[TICKS_TABLE], QUARANTINE_TABLE: summary[QUARANTINE_TABLE]}, newest
+        rows = {TICKS_TABLE: summary[TICKS_TABLE], QUARANTINE_TABLE: summary[QUARANTINE_TABLE]}
+        return rows, newest, {_file_key(source) for source in summary["sources"]}
 
     def _folder(self, batch_id: int) -> str:
         return self._root.child(f"batch_id={batch_id}").uri
@@ -143,3 +154,10 @@ class BatchStager:
 
     def _hadoop_conf(self):  # -> org.apache.hadoop.conf.Configuration
         return self._spark.sparkContext._jsc.hadoopConfiguration()
+
+
+def _file_key(uri: str) -> tuple[str, str, str]:
+    """A file URI as (scheme, authority, path): the source's log writes ``file:///a``
+    where the scan's rows say ``file:/a``."""
+    parts = urlsplit(uri)
+    return parts.scheme, parts.netloc, unquote(parts.path)

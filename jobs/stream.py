@@ -137,9 +137,7 @@ class StreamHandle:
 class _BatchWriter:
     """The ``foreachBatch`` function: stage the batch, load it, delete the staged files."""
 
-    def __init__(
-        self, stager: BatchStager, warehouse: Warehouse, metrics: StreamMetrics, files: BatchFiles
-    ) -> None:
+    def __init__(self, stager: BatchStager, warehouse: Warehouse, metrics: StreamMetrics, files: BatchFiles) -> None:
         self._stager = stager
         self._warehouse = warehouse
         self._metrics = metrics
@@ -149,7 +147,7 @@ class _BatchWriter:
         load_id = LoadId(_query_id(batch), batch_id)
         started = time.monotonic()
         files = self._files.of_batch(batch_id)
-        staged = self._stager.stage(batch, load_id, self._files.empty(files))
+        staged = self._stager.stage(batch, load_id, files)
         staged_at = time.monotonic()
         result = self._warehouse.load_batch(load_id, staged)
         loaded_at = time.monotonic()
@@ -172,16 +170,12 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> StreamHandle:
     metrics = StreamMetrics()
     listener = ProgressListener(metrics)
     session.streams.addListener(listener)
+    batch_files = BatchFiles(session, config.checkpoint)
     try:
         query = (
             ticks_stream(session, config)
             .writeStream.foreachBatch(
-                _BatchWriter(
-                    BatchStager(session, config.staging),
-                    warehouse,
-                    metrics,
-                    BatchFiles(session, config.checkpoint),
-                )
+                _BatchWriter(BatchStager(session, config.staging, batch_files), warehouse, metrics, batch_files)
             )
             .option("checkpointLocation", config.checkpoint.uri)
             .trigger(**config.trigger)

@@ -38,3 +38,25 @@ def test_each_batchs_files_come_from_the_checkpoint_and_zero_byte_files_are_quar
     assert (status.files_in, status.rows_in, status.rows_loaded, status.rows_quarantined) == (11, 11, 9, 2)
     with pytest.raises(RuntimeError, match="has no batch 11"):
         files.of_batch(len(landed))
+
+
+@pytest.mark.spark
+def test_only_files_without_rows_in_the_batch_are_looked_at(spark, pipeline: Pipeline, monkeypatch):
+    asked: list[list[str]] = []
+    look = BatchFiles.empty
+
+    def recording(self, files):
+        asked.append(sorted(Path(uri.removeprefix("file://")).name for uri in files))
+        return look(self, files)
+
+    monkeypatch.setattr(BatchFiles, "empty", recording)
+    repeated = line("bitcoin")
+    pipeline.land([repeated], name="first")
+    pipeline.land([repeated], name="repeat")  # all its rows are duplicates: none reach the batch
+    pipeline.land([line("ethereum")], name="fresh")
+    pipeline.land_bytes(b"", name="empty")
+
+    status = pipeline.run(spark, "--max-files-per-trigger", "4")
+
+    assert asked == [["empty.ndjson", "repeat.ndjson"]]
+    assert (status.files_in, status.rows_loaded, status.duplicates_dropped, status.rows_quarantined) == (4, 2, 1, 1)
