@@ -1,14 +1,17 @@
 """Stage each micro-batch as Parquet, one folder per table, for the warehouse to load.
 
 Layout: ``<staging>/batch_id=<id>/market_ticks/*.parquet`` and
-``.../quarantine/*.parquet``, with exactly the warehouse tables' columns (so a
-BigQuery load job can take them as they are). Staging a batch first deletes its
-folder, so a batch replayed after a crash replaces what a killed attempt left,
-including Spark's hidden ``.spark-staging-*``/``_temporary`` folders; the file lists
-handed to the warehouse name only ``*.parquet`` files, never those. A table without
-rows in the batch gets no files at all: Spark would write an empty Parquet file,
-and BigQuery would spend a load job (of 1,500 a table a day) on it. Once the
-warehouse has committed a batch its folder is deleted.
+``.../quarantine/*.parquet``, with exactly the warehouse tables' columns and modes,
+so a BigQuery load job can take them as they are: a column the table declares
+REQUIRED is a ``required`` Parquet field, a NULLABLE one ``optional``
+(:func:`_as_declared`; why: docs/STREAM.md, "Column modes in the staged Parquet").
+
+Staging a batch first deletes its folder, so a batch replayed after a crash replaces
+what a killed attempt left, including Spark's hidden ``.spark-staging-*``/``_temporary``
+folders; the file lists handed to the warehouse name only ``*.parquet`` files, never
+those. A table without rows in the batch gets no files at all: Spark would write an
+empty Parquet file, and BigQuery would spend a load job (of 1,500 a table a day) on
+it. Once the warehouse has committed a batch its folder is deleted.
 
 Files are reached through Hadoop's file systems, so ``gs://`` staging works the same.
 """
@@ -23,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cryptopipe.schema import market_tick, spark_schema
+from cryptopipe.schema import FieldSpec, market_tick, spark_schema
 from jobs.batch_files import BatchFiles
 from jobs.dedup import QUARANTINE_ID
 from jobs.loaders.base import (
@@ -39,6 +42,35 @@ from jobs.locations import Location
 from jobs.validate import NO_RECORDS, RAW_LINE, READ_AT, REASON, SOURCE_FILE
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: A non-null value of each logical type; only its type is ever used (:func:`_declared`).
+_PLACEHOLDERS = {"string": "", "float64": 0.0, "int64": 0, "timestamp": _EPOCH}
+
+
+def _as_declared(frame: DataFrame, table: str, fields: Sequence[FieldSpec]) -> DataFrame:
+    """``frame``'s columns ``fields`` with the modes ``table`` declares, for Parquet to carry them.
+
+    Spark writes a nullable column as an ``optional`` Parquet field whatever its values, and
+    a non-nullable one as ``required``. ``DataFrame.to`` refuses to narrow nullability, and
+    rebuilding the frame from its rows (``createDataFrame(rdd, schema)``) would convert every
+    row twice; :func:`_declared` is a projection, evaluated as the rows are written.
+    """
+    return frame.select(*[_declared(table, spec) for spec in fields])
+
+
+def _declared(table: str, spec: FieldSpec) -> Column:
+    """Column ``spec``, non-nullable to Spark when the table declares it REQUIRED.
+
+    Spark types a ``coalesce`` non-nullable when one of its arguments is, as a literal is.
+    The literal is never reached: a null reaches ``raise_error`` first and fails the batch,
+    so a row with a null where the table allows none is never loaded, least of all with a
+    made-up value. Validation quarantines such lines, so this only fires on a bug.
+    """
+    column = F.col(spec.name)
+    if spec.nullable:
+        return column
+    data_type = spark_schema([spec])[spec.name].dataType
+    null = F.raise_error(F.lit(f"{table}.{spec.name} is null in a row being staged, but the table requires a value"))
+    return F.coalesce(column, null, F.lit(_PLACEHOLDERS[spec.type]).cast(data_type)).alias(spec.name)
 
 
 def _quarantine_sources() -> dict[str, Column]:
@@ -89,18 +121,19 @@ class BatchStager:
         )
 
     def _tables(self, batch: DataFrame, load_id: LoadId, empty_files: Sequence[str]) -> dict[str, DataFrame]:
-        """Each table's rows of the batch, in its columns."""
+        """Each table's rows of the batch, in its columns and modes."""
         load = F.lit(str(load_id))
         quarantine = {**_quarantine_sources(), LOAD_ID: load}
         valid = F.col(REASON).isNull()
         quarantined = batch.where(~valid).select(*[quarantine[f.name].alias(f.name) for f in QUARANTINE_FIELDS])
         if empty_files:
             quarantined = quarantined.unionByName(self._empty_file_rows(empty_files, load_id))
+        ticks = batch.where(valid).select(
+            *[load.alias(f.name) if f.name == LOAD_ID else F.col(f.name) for f in TICK_FIELDS]
+        )
         return {
-            TICKS_TABLE: batch.where(valid).select(
-                *[load.alias(f.name) if f.name == LOAD_ID else F.col(f.name) for f in TICK_FIELDS]
-            ),
-            QUARANTINE_TABLE: quarantined,
+            TICKS_TABLE: _as_declared(ticks, TICKS_TABLE, TICK_FIELDS),
+            QUARANTINE_TABLE: _as_declared(quarantined, QUARANTINE_TABLE, QUARANTINE_FIELDS),
         }
 
     def _empty_file_rows(self, files: Sequence[str], load_id: LoadId) -> DataFrame:

@@ -7,7 +7,9 @@ same atomic step that adds the rows; a load id already recorded is a no-op.
 
 The stream stages each batch as Parquet, one set of files per table, and hands the
 file URIs over (:class:`StagedFiles`). The staged columns are the table's columns:
-:data:`TICK_FIELDS` and :data:`QUARANTINE_FIELDS`, each ending in :data:`LOAD_ID`.
+:data:`TICK_FIELDS` and :data:`QUARANTINE_FIELDS`, each ending in :data:`LOAD_ID`,
+with the table's modes: a field that is not nullable is a ``required`` Parquet field,
+a nullable one ``optional``.
 """
 
 from __future__ import annotations

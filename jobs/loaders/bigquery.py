@@ -2,11 +2,13 @@
 
 A batch's staged Parquet (``gs://<bucket>/staging/batch_id=<n>/<table>/*.parquet``)
 goes in with one load job per table that has rows: ``WRITE_APPEND``, Parquet, the
-table's explicit schema (Spark writes every Parquet column as optional; the schema
-keeps the table's REQUIRED modes instead of inferring them from the files), day
-partitioning and clustering as the CDKTF app declares them, and ``CREATE_NEVER``:
-the tables, with their expirations and protections, are the CDKTF app's, so
-:meth:`BigQueryWarehouse.setup` checks them and never creates one.
+table's explicit schema (its columns and modes, rather than what BigQuery would infer
+from the files), day partitioning and clustering as the CDKTF app declares them, and
+``CREATE_NEVER``: the tables, with their expirations and protections, are the CDKTF
+app's, so :meth:`BigQueryWarehouse.setup` checks them and never creates one. The
+staged files carry the same modes (:mod:`jobs.staging`): BigQuery has refused loads
+whose schema says REQUIRED where the file says optional, and no document says it no
+longer does (docs/STREAM.md, "Column modes in the staged Parquet").
 
 Exactly once. A load job is atomic (all its rows or none) and its id is ours to
 choose: :func:`load_job_id` derives it from the table, the streaming query's id and
