@@ -1,7 +1,13 @@
-"""One service account per workload, and the only project-level roles they hold.
+"""The workloads' identities as the pipeline stack sees them, and their only project-level roles.
 
-Resource-level grants (bucket, dataset, secret) live beside their resources in the
-stage modules; the README lists them all.
+The producer's and the processing cluster's service accounts are made by the
+``bootstrap-<env>`` stack (bootstrap.py), which a project owner applies: making
+them here would need the CI deployer to hold Service Account Admin on the
+project, and with it the power to act as any service account there. The
+pipeline stack refers to them by email and grants them what they need.
+
+Resource-level grants (buckets, dataset, secret) live beside their resources in
+the stage modules; ``effective_access.py`` computes what all of them allow.
 """
 
 from __future__ import annotations
@@ -9,41 +15,41 @@ from __future__ import annotations
 from typing import Any
 
 from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
-from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from constructs import Construct
 
 from config import EnvironmentConfig
-from iam import grant
+from iam import RoleMap, grant
 
-#: The only project-level roles the stack grants. The CI deployer's Project IAM Admin
-#: role is conditioned on them (bootstrap.py): it can grant these and nothing else.
-PROJECT_ROLES = ("roles/bigquery.jobUser", "roles/dataproc.worker")
+
+def workload_emails(cfg: EnvironmentConfig) -> dict[str, str]:
+    """``producer`` / ``processing`` -> the email of its service account."""
+    return {stage: cfg.service_account_email(account_id) for stage, account_id in cfg.service_account_ids.items()}
+
+
+def project_roles(cfg: EnvironmentConfig) -> RoleMap:
+    """The only project-level roles the pipeline stack grants. The CI deployer's Project IAM
+    Admin grant is conditioned on exactly these (bootstrap.py)."""
+    processing = f"serviceAccount:{workload_emails(cfg)['processing']}"
+    return {
+        # What Dataproc requires of a cluster's service account (agent heartbeat, task
+        # leases, logs, metrics): roles/dataproc.worker without its storage permissions,
+        # which on the project would reach every bucket: artifacts and Terraform state.
+        # Its buckets are granted on the buckets (storage.py).
+        cfg.dataproc_agent_role: {"processing": processing},
+        # Run the per-batch BigQuery load jobs; table access is granted on the dataset.
+        "roles/bigquery.jobUser": {"processing": processing},
+    }
 
 
 class Access(Construct):
-    """The producer's and the processing cluster's identities (no keys: both run on Google's metadata server)."""
+    """The workloads' members (by email) and their project-level grants."""
 
     def __init__(self, scope: Construct, id_: str, cfg: EnvironmentConfig, after: list[Any]) -> None:
         super().__init__(scope, id_)
-        descriptions = {
-            "producer": "Producer VM: polls CoinGecko, creates landing objects.",
-            "processing": "Dataproc cluster and streaming job: landing -> BigQuery.",
-        }
-        self.accounts = {
-            stage: ServiceAccount(
-                self, stage, account_id=account_id, project=cfg.project,
-                display_name=cfg.name_of(stage, "sa"), description=descriptions[stage], depends_on=after,
-            )
-            for stage, account_id in cfg.service_account_ids.items()
-        }
-        self.members = {stage: account.member for stage, account in self.accounts.items()}
-        self.emails = {stage: account.email for stage, account in self.accounts.items()}
-
-        project_roles = {
-            # Dataproc requires it of a cluster's service account (agent heartbeat, logs, metrics).
-            "roles/dataproc.worker": {"processing": self.members["processing"]},
-            # Run the per-batch BigQuery load jobs; table access is granted on the dataset.
-            "roles/bigquery.jobUser": {"processing": self.members["processing"]},
-        }
-        assert set(project_roles) == set(PROJECT_ROLES), "update PROJECT_ROLES: the deployer may grant only these"
-        self.project_grants = grant(self, ProjectIamMember, project_roles, project=cfg.project)
+        self.emails = workload_emails(cfg)
+        self.members = {stage: f"serviceAccount:{email}" for stage, email in self.emails.items()}
+        #: CI's planner (bootstrap.py), when the environment has CI: it reads the artifacts to plan.
+        self.ci_members = ({"planner": f"serviceAccount:{cfg.service_account_email(cfg.ci_service_account_ids['planner'])}"}
+                           if cfg.github_repository else {})
+        self.project_grants = grant(self, ProjectIamMember, project_roles(cfg), project=cfg.project,
+                                    depends_on=after)

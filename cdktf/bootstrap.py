@@ -7,20 +7,28 @@ change it: the deployer cannot widen its own permissions.
 
 - the Terraform state bucket (created by one ``gcloud`` command first, because the
   backend lives in it, then imported here: versioning, lifecycle, no public access);
+- the workloads' service accounts (``producer``, ``processing``) and the custom role
+  the cluster's account holds on the project (``roles/dataproc.worker`` without its
+  storage permissions). Made here, by the owner, so the deployer needs neither
+  Service Account Admin nor the right to create or change roles: either would let it
+  act as, or widen, any identity of the project;
 - with ``github_repository`` set: a Workload Identity pool whose one provider accepts
   GitHub Actions tokens of that repository's CI jobs only (``attribute_condition`` on
-  the repository and the job subjects of :func:`ci_subjects`), and two service
-  accounts CI impersonates through it, so no key exists anywhere:
+  the repository's and its owner's numeric ids and the job subjects of
+  :func:`ci_subjects`), and two service accounts CI impersonates through it, so no
+  key exists anywhere:
 
   - ``deployer``: applies the ``<env>`` stack. Only jobs running in the GitHub
     environment named like the stack can impersonate it (the token's subject
     ``repo:OWNER/NAME:environment:<env>``); protection rules on that environment
     (prod: required reviewers, main only) gate it. Its roles are what the stack's
     resources need and no more: no basic role, Project IAM Admin only for the
-    stack's own project roles (an IAM condition), Secret Manager through a custom
-    role that cannot read a secret's value.
-  - ``planner``: reads everything the stack declares, to plan on pull requests
-    (``terraform plan -lock=false``); no write permission, no secret value.
+    stack's own project roles (an IAM condition), Service Account User on the two
+    workload accounts only (to attach them to the VM and the cluster), Secret
+    Manager through a custom role that cannot read a secret's value.
+  - ``planner``: reads the settings of everything the stack declares and the
+    Terraform state, to plan on pull requests (``terraform plan -lock=false``); no
+    write permission, no secret value, no object of the data bucket but the artifacts.
 """
 
 from __future__ import annotations
@@ -34,15 +42,11 @@ from cdktf_cdktf_provider_google.project_service import ProjectService
 from cdktf_cdktf_provider_google.provider import GoogleProvider
 from cdktf_cdktf_provider_google.service_account import ServiceAccount
 from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
-from cdktf_cdktf_provider_google.storage_bucket import (
-    StorageBucket,
-    StorageBucketLifecycleRule,
-    StorageBucketLifecycleRuleAction,
-    StorageBucketLifecycleRuleCondition,
-)
+from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from constructs import Construct
 
-from access import PROJECT_ROLES
+from access import project_roles
+from buckets import delete_when, private_bucket
 from config import CI_PROVIDER_ID, EnvironmentConfig
 from iam import grant
 
@@ -59,6 +63,11 @@ SERVICES = (
     "sts.googleapis.com",  # Security Token Service: GitHub token -> federated token
 )
 
+WORKLOAD_DESCRIPTIONS = {
+    "producer": "Producer VM: polls CoinGecko, creates landing objects.",
+    "processing": "Dataproc cluster and streaming job: landing -> BigQuery.",
+}
+
 #: Old state versions kept: every apply writes one.
 STATE_VERSIONS_KEPT = 30
 
@@ -74,12 +83,50 @@ SECRET_DEPLOYER_PERMISSIONS = (
     "secretmanager.secrets.update",
 )
 
+#: ``roles/dataproc.worker`` without its storage permissions: what the cluster's
+#: service account needs on the project (Dataproc's agent: heartbeat, task leases,
+#: node pools, logs, metrics). Its buckets are granted bucket by bucket (storage.py).
+DATAPROC_AGENT_PERMISSIONS = (
+    "cloudprofiler.profiles.create",
+    "cloudprofiler.profiles.update",
+    "datalineage.locations.processOpenLineageMessage",
+    "dataproc.agents.create",
+    "dataproc.agents.delete",
+    "dataproc.agents.get",
+    "dataproc.agents.list",
+    "dataproc.agents.update",
+    "dataproc.batches.computeTuningConfig",
+    "dataproc.batches.sparkApplicationWrite",
+    "dataproc.sessions.sparkApplicationWrite",
+    "dataproc.tasks.lease",
+    "dataproc.tasks.listInvalidatedLeases",
+    "dataproc.tasks.reportStatus",
+    "dataprocrm.nodePools.create",
+    "dataprocrm.nodePools.delete",
+    "dataprocrm.nodePools.deleteNodes",
+    "dataprocrm.nodePools.get",
+    "dataprocrm.nodePools.list",
+    "dataprocrm.nodePools.resize",
+    "dataprocrm.nodes.get",
+    "dataprocrm.nodes.heartbeat",
+    "dataprocrm.nodes.list",
+    "dataprocrm.nodes.mintOAuthToken",
+    "dataprocrm.operations.get",
+    "logging.logEntries.create",
+    "logging.logEntries.route",
+    "monitoring.metricDescriptors.create",
+    "monitoring.metricDescriptors.get",
+    "monitoring.metricDescriptors.list",
+    "monitoring.monitoredResourceDescriptors.get",
+    "monitoring.monitoredResourceDescriptors.list",
+    "monitoring.timeSeries.create",
+)
+
 #: Project roles of the deployer, each for the resources of the pipeline stack it
-#: manages. Custom roles (``{custom}``) and the conditional grant are added below.
+#: manages. Custom roles, the conditional grant and the grants on the workload
+#: accounts are added below.
 DEPLOYER_ROLES = {
     "roles/serviceusage.serviceUsageAdmin": "enable the stack's APIs",
-    "roles/iam.serviceAccountAdmin": "create the producer and processing service accounts",
-    "roles/iam.serviceAccountUser": "attach them to the VM and the cluster (actAs)",
     "roles/compute.networkAdmin": "VPC, subnet, router, NAT",
     "roles/compute.securityAdmin": "firewall rules",
     "roles/compute.instanceAdmin.v1": "the producer VM and its spool disk",
@@ -95,16 +142,15 @@ PLANNER_ROLES = {
     "roles/iam.securityReviewer": "IAM policies of the project, bucket, dataset, secret, accounts",
     "roles/compute.viewer": "network, firewall, VM, disk",
     "roles/storage.bucketViewer": "bucket settings",
-    "roles/storage.objectViewer": "the Terraform state and the artifacts",
     "roles/bigquery.metadataViewer": "dataset, tables, views",
     "roles/dataproc.viewer": "cluster and job",
     "roles/secretmanager.viewer": "the secret's settings, never its value",
 }
 
 
-def project_iam_admin_condition() -> dict[str, str]:
+def project_iam_admin_condition(cfg: EnvironmentConfig) -> dict[str, str]:
     """Project IAM Admin limited to granting (and revoking) the pipeline stack's own project roles."""
-    roles = ", ".join(f"'{role}'" for role in sorted(PROJECT_ROLES))
+    roles = ", ".join(f"'{role}'" for role in sorted(project_roles(cfg)))
     return {
         "title": "only the pipeline's project roles",
         "description": "The deployer may grant and revoke only the roles cdktf/access.py grants.",
@@ -127,9 +173,15 @@ def ci_subjects(cfg: EnvironmentConfig) -> dict[str, str]:
 
 
 def attribute_condition(cfg: EnvironmentConfig) -> str:
-    """Only this repository's tokens, and of those only the jobs of :func:`ci_subjects`."""
+    """Only this repository's tokens, and of those only the jobs of :func:`ci_subjects`.
+
+    The repository and its owner are matched by numeric id (the claims ``repository_id``
+    and ``repository_owner_id``, strings in the token): a deleted repository's or
+    organization's name can be registered again by someone else, an id never.
+    """
     subjects = " || ".join(f"assertion.sub == '{subject}'" for subject in ci_subjects(cfg).values())
-    return f"assertion.repository == '{cfg.github_repository}' && ({subjects})"
+    return (f"assertion.repository_id == '{cfg.github_repository_id}' && "
+            f"assertion.repository_owner_id == '{cfg.github_repository_owner_id}' && ({subjects})")
 
 
 def bootstrap_stack_name(env: str) -> str:
@@ -153,17 +205,10 @@ class BootstrapStack(TerraformStack):
             for service in SERVICES
         ]
 
-        self.state_bucket = StorageBucket(
-            self, "state", name=cfg.state_bucket, project=cfg.project, location=cfg.region.upper(),
-            storage_class="STANDARD",
-            uniform_bucket_level_access=True,
-            public_access_prevention="enforced",
+        self.state_bucket = private_bucket(
+            self, "state", cfg, cfg.state_bucket,
             versioning={"enabled": True},
-            lifecycle_rule=[StorageBucketLifecycleRule(
-                action=StorageBucketLifecycleRuleAction(type="Delete"),
-                condition=StorageBucketLifecycleRuleCondition(with_state="ARCHIVED",
-                                                              num_newer_versions=STATE_VERSIONS_KEPT),
-            )],
+            lifecycle_rule=[delete_when(with_state="ARCHIVED", num_newer_versions=STATE_VERSIONS_KEPT)],
             force_destroy=False,
             lifecycle=TerraformResourceLifecycle(prevent_destroy=True),
         )
@@ -172,6 +217,19 @@ class BootstrapStack(TerraformStack):
         TerraformOutput(self, "state_bucket", value=self.state_bucket.name,
                         description="Terraform state of this environment's stacks.")
 
+        self.workload_accounts = {
+            stage: ServiceAccount(
+                self, stage, account_id=account_id, project=cfg.project, display_name=cfg.name_of(stage, "sa"),
+                description=WORKLOAD_DESCRIPTIONS[stage], depends_on=apis,
+            )
+            for stage, account_id in cfg.service_account_ids.items()
+        }
+        ProjectIamCustomRole(
+            self, "dataproc-agent", project=cfg.project, role_id=cfg.dataproc_agent_role_id,
+            title=f"{cfg.prefix} {cfg.name} Dataproc agent",
+            description="roles/dataproc.worker without storage permissions: its buckets are granted bucket by bucket.",
+            permissions=list(DATAPROC_AGENT_PERMISSIONS), depends_on=apis,
+        )
         if cfg.github_repository:
             self._ci_identities(cfg, apis)
 
@@ -187,7 +245,7 @@ class BootstrapStack(TerraformStack):
             workload_identity_pool_provider_id=CI_PROVIDER_ID, display_name="GitHub Actions",
             description=f"OIDC tokens of {repository}'s workflows, and no other repository's",
             oidc={"issuer_uri": GITHUB_ISSUER},
-            attribute_mapping={"google.subject": "assertion.sub", "attribute.repository": "assertion.repository"},
+            attribute_mapping={"google.subject": "assertion.sub", "attribute.repository_id": "assertion.repository_id"},
             attribute_condition=attribute_condition(cfg),
         )
         ids = cfg.ci_service_account_ids
@@ -209,16 +267,25 @@ class BootstrapStack(TerraformStack):
             # Exactly the jobs that run in the GitHub environment of this stack's name.
             "deployer": (accounts["deployer"], f"principal://{principals}/subject/{ci_subjects(cfg)['deploy']}"),
             # Any job the provider admits (pull requests of forks get no token at all).
-            "planner": (accounts["planner"], f"principalSet://{principals}/attribute.repository/{repository}"),
+            "planner": (accounts["planner"],
+                        f"principalSet://{principals}/attribute.repository_id/{cfg.github_repository_id}"),
         }}
         for role, grants in impersonation.items():
             for who, (account, member) in grants.items():
                 ServiceAccountIamMember(self, f"{role.rsplit('/', 1)[-1]}-{who}", service_account_id=account.name,
                                         role=role, member=member)
+        # The deployer attaches the two workload accounts to the VM and the cluster
+        # (actAs), and may act as no other account of the project.
+        for stage, account in self.workload_accounts.items():
+            ServiceAccountIamMember(self, f"serviceAccountUser-deployer-{stage}", service_account_id=account.name,
+                                    role="roles/iam.serviceAccountUser", member=members["deployer"])
+        # Plans read the state; the data bucket's artifacts are granted there (storage.py).
+        StorageBucketIamMember(self, "objectViewer-planner", bucket=self.state_bucket.name,
+                               role="roles/storage.objectViewer", member=members["planner"])
 
         secret_deployer = ProjectIamCustomRole(
             self, "secret-deployer", project=cfg.project,
-            role_id=f"{cfg.prefix}_{cfg.name}_secret_deployer".replace("-", "_"),
+            role_id=cfg.secret_deployer_role_id,
             title=f"{cfg.prefix} {cfg.name} secret deployer",
             description="Manage secrets and who may read them; never read or add a secret's value.",
             permissions=list(SECRET_DEPLOYER_PERMISSIONS),
@@ -232,7 +299,7 @@ class BootstrapStack(TerraformStack):
                          member=members["deployer"])
         ProjectIamMember(self, "projectIamAdmin-deployer", project=cfg.project,
                          role="roles/resourcemanager.projectIamAdmin", member=members["deployer"],
-                         condition=project_iam_admin_condition())
+                         condition=project_iam_admin_condition(cfg))
 
         outputs = {
             "workload_identity_provider": (self.provider.name, "What google-github-actions/auth authenticates through."),

@@ -77,7 +77,10 @@ class EnvironmentConfig:
     producer_machine_type: str = "e2-small"
     """Machine type of the producer VM."""
     producer_disk_gb: int = 10
-    """Boot disk of the producer VM, GB (holds the venv and the spool)."""
+    """Boot disk of the producer VM, GB (the OS and the venv)."""
+    producer_spool_disk_gb: int = 10
+    """The producer's spool disk, GB: polls waiting for GCS, kept across VM replacements. 10 GB
+    (the smallest pd-balanced disk) holds about 60,000 polls of 250 coins, weeks of an outage."""
     cluster_image_version: str = "2.2-debian12"
     """Dataproc image, pinned to major.minor (Spark 3.5; 2.2 or 2.3 only)."""
     cluster_master_machine_type: str = "e2-standard-4"
@@ -88,6 +91,8 @@ class EnvironmentConfig:
     """Machine type of each Dataproc worker."""
     cluster_disk_gb: int = 50
     """Boot disk of each Dataproc node, GB (Spark scratch and logs)."""
+    cluster_temp_retention_days: int = 30
+    """Delete objects of the cluster's temp bucket (Spark event logs, YARN logs) after this many days."""
     vs_currency: str = "usd"
     """Quote currency the producer asks CoinGecko for."""
     top_n: int = 250
@@ -126,6 +131,13 @@ class EnvironmentConfig:
     github_repository: str | None = None
     """GitHub repository (``owner/name``, exact case) whose workflows deploy this environment
     through Workload Identity Federation (the ``bootstrap-<env>`` stack); None: no CI identities."""
+    github_repository_id: int | None = None
+    """Numeric id of ``github_repository`` (``gh api repos/OWNER/NAME --jq .id``). The Workload
+    Identity provider trusts ids, not names: a deleted repository's name can be registered again
+    by anyone, its id never. Required with ``github_repository``."""
+    github_repository_owner_id: int | None = None
+    """Numeric id of the repository's owner (``gh api repos/OWNER/NAME --jq .owner.id``); required
+    with ``github_repository``, for the same reason."""
     project_number: int | None = None
     """Number of ``project`` (``gcloud projects describe P --format 'value(projectNumber)'``): names
     the Workload Identity provider the workflows authenticate through; needed by CI only."""
@@ -147,6 +159,27 @@ class EnvironmentConfig:
     def bucket_name(self) -> str:
         """The data bucket: globally unique, so it carries the project id instead of a random suffix."""
         return f"{self.prefix}-{self.name}-data-{self.project}"
+
+    @property
+    def temp_bucket_name(self) -> str:
+        """The Dataproc cluster's temp bucket (Spark history, YARN logs): short-lived data apart from the
+        data bucket's versioning and soft delete."""
+        return f"{self.prefix}-{self.name}-processing-temp-{self.project}"
+
+    @property
+    def dataproc_agent_role_id(self) -> str:
+        """Custom role of the cluster's service account: ``roles/dataproc.worker`` without its
+        storage permissions (made by the bootstrap stack, so the deployer cannot widen it)."""
+        return f"{self.prefix}_{self.name}_dataproc_agent".replace("-", "_")
+
+    @property
+    def secret_deployer_role_id(self) -> str:
+        """Custom role of the CI deployer for Secret Manager: manage secrets, never read a value."""
+        return f"{self.prefix}_{self.name}_secret_deployer".replace("-", "_")
+
+    @property
+    def dataproc_agent_role(self) -> str:
+        return f"projects/{self.project}/roles/{self.dataproc_agent_role_id}"
 
     @property
     def dataset_id(self) -> str:
@@ -192,9 +225,15 @@ class EnvironmentConfig:
             if location != self.region:
                 problems.append(("kms_key", f"key location {location!r} differs from region {self.region!r}; "
                                  "the bucket, dataset and disks need a key in their own region"))
-        if len(self.bucket_name) > 63:
-            problems.append(("prefix", f"bucket name {self.bucket_name!r} is over GCS's 63 characters; "
-                             "shorten the prefix"))
+        for bucket_name in (self.bucket_name, self.temp_bucket_name):
+            if len(bucket_name) > 63:
+                problems.append(("prefix", f"bucket name {bucket_name!r} is over GCS's 63 characters; "
+                                 "shorten the prefix"))
+        if self.github_repository:
+            problems += [(name, f"is required with github_repository ({self.github_repository!r}): the Workload "
+                                "Identity provider trusts numeric ids, which a re-registered name cannot take over")
+                         for name in ("github_repository_id", "github_repository_owner_id")
+                         if getattr(self, name) is None]
         for stage, account_id in {**self.service_account_ids, **self.ci_service_account_ids}.items():
             if not 6 <= len(account_id) <= 30:
                 problems.append(("prefix", f"service account id {account_id!r} ({stage}) must be 6-30 characters; "
@@ -253,6 +292,16 @@ def _workers(value: int) -> str | None:
     return f"{value!r} workers: Dataproc takes 0 (single node) or 2..100"
 
 
+#: Shared-core machine types: Dataproc refuses them for cluster nodes.
+_SHARED_CORE = re.compile(r"^(e2-(micro|small|medium)|f1-micro|g1-small)$")
+
+
+def _dataproc_machine(value: str) -> str | None:
+    if _SHARED_CORE.match(value):
+        return f"{value!r} is a shared-core machine type, which Dataproc does not accept; use e.g. 'e2-standard-4'"
+    return None
+
+
 def _image(value: str) -> str | None:
     if re.match(r"^2\.[23](\.[0-9]+)?-debian12$", value):
         return None
@@ -275,11 +324,13 @@ _CHECKS: dict[str, tuple[Callable[[typing.Any], str | None], ...]] = {
     "network_cidr": (_cidr,),
     "producer_machine_type": (_matches(_MACHINE_TYPE, "a machine type like 'e2-small'"),),
     "producer_disk_gb": (_between(10, 200),),
+    "producer_spool_disk_gb": (_between(10, 200),),
     "cluster_image_version": (_image,),
-    "cluster_master_machine_type": (_matches(_MACHINE_TYPE, "a machine type like 'e2-standard-4'"),),
+    "cluster_master_machine_type": (_matches(_MACHINE_TYPE, "a machine type like 'e2-standard-4'"), _dataproc_machine),
     "cluster_worker_count": (_workers,),
-    "cluster_worker_machine_type": (_matches(_MACHINE_TYPE, "a machine type like 'e2-standard-4'"),),
+    "cluster_worker_machine_type": (_matches(_MACHINE_TYPE, "a machine type like 'e2-standard-4'"), _dataproc_machine),
     "cluster_disk_gb": (_between(30, 1000),),
+    "cluster_temp_retention_days": (_between(1, 3650),),
     "vs_currency": (_matches(re.compile(r"^[a-z]{2,6}$"), "a currency code like 'usd'"),),
     "top_n": (_between(1, 1000),),
     "coin_ids": (_coins,),
@@ -298,6 +349,8 @@ _CHECKS: dict[str, tuple[Callable[[typing.Any], str | None], ...]] = {
     "quarantine_expiration_days": (_between(1, 3650),),
     "github_repository": (_matches(_GITHUB_REPOSITORY, "a GitHub repository like 'my-org/cryptopipe'"),),
     "project_number": (_between(1, 999_999_999_999_999),),
+    "github_repository_id": (_between(1, 2**63 - 1),),
+    "github_repository_owner_id": (_between(1, 2**63 - 1),),
 }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from archive import build_artifacts
 from config import ConfigError, EnvironmentConfig, load_environments
+from wheelhouse import WheelhouseError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,7 @@ def synth(
         artifacts = build_artifacts(source_root, Path(build_dir))
         app = App(outdir=outdir) if outdir else App()
         for cfg in environments:
-            PipelineStack(app, cfg, artifacts, source_root)
+            PipelineStack(app, cfg, artifacts)
             BootstrapStack(app, cfg)  # `bootstrap-<env>`: applied by hand, once (the README)
         app.synth()  # copies the artifacts into the output before build_dir goes
         return Path(app.outdir)
@@ -56,7 +57,7 @@ def main() -> int:
     try:
         environments = load_environments()
         outdir = synth(environments=environments)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, WheelhouseError) as exc:
         print(f"cdktf/main.py: {exc}", file=sys.stderr)
         return 1
     names = [cfg.name for cfg in environments]

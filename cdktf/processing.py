@@ -10,9 +10,6 @@ streams on one checkpoint).
 
 from __future__ import annotations
 
-import re
-import tomllib
-from pathlib import Path
 from typing import Any
 
 from cdktf import TerraformResourceLifecycle
@@ -21,39 +18,26 @@ from cdktf_cdktf_provider_google.dataproc_job import DataprocJob
 from constructs import Construct
 
 from artifacts import ArtifactUploads
+from cluster_init import VENV_PYTHON
 from config import EnvironmentConfig
 from network import Network
 from storage import ARCHIVE, CHECKPOINTS, LANDING, STAGING, Storage
 from warehouse import Warehouse
 
-#: The optional-dependencies extra of pyproject.toml that lists what the cluster
-#: needs beyond the core dependencies (Spark itself comes with the image).
-CLUSTER_EXTRA = "dataproc"
-_PINNED = re.compile(r"^[A-Za-z0-9._-]+(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!-]+$")
-
-
-def cluster_python_packages(pyproject: Path) -> list[str]:
-    """The pinned Python packages the job needs on the cluster: the core dependencies
-    of ``pyproject`` plus its ``dataproc`` extra, if any."""
-    project = tomllib.loads(pyproject.read_text())["project"]
-    packages = [*project.get("dependencies", []), *project.get("optional-dependencies", {}).get(CLUSTER_EXTRA, [])]
-    unpinned = [p for p in packages if not _PINNED.match(p.replace(" ", ""))]
-    if unpinned:
-        raise ValueError(f"{pyproject}: {unpinned} are not pinned (name==version); the cluster installs exact versions")
-    return [p.replace(" ", "") for p in packages]
+#: Size of one part of the stream's rolled Spark event log.
+EVENT_LOG_PART = "128m"
 
 
 class Processing(Construct):
-    """The cluster (internal IPs, own service account, pinned image and packages) and the job."""
+    """The cluster (internal IPs, own service account, pinned image, locked Python packages) and the job."""
 
     def __init__(
         self, scope: Construct, id_: str, cfg: EnvironmentConfig, *, network: Network, storage: Storage,
-        uploads: ArtifactUploads, warehouse: Warehouse, service_account: str, packages: list[str], after: list[Any],
+        uploads: ArtifactUploads, warehouse: Warehouse, service_account: str, after: list[Any],
     ) -> None:
         super().__init__(scope, id_)
         node_disk = {"boot_disk_type": "pd-balanced", "boot_disk_size_gb": cfg.cluster_disk_gb}
         properties = {
-            "dataproc:pip.packages": ",".join(packages),
             # Driver output in Cloud Logging, so the job can be watched without SSH.
             "dataproc:dataproc.logging.stackdriver.job.driver.enable": "true",
         }
@@ -64,7 +48,7 @@ class Processing(Construct):
             self, "cluster", name=cfg.name_of("processing", "cluster"), project=cfg.project, region=cfg.region,
             cluster_config={
                 "staging_bucket": storage.name,
-                "temp_bucket": storage.name,
+                "temp_bucket": storage.temp_name,
                 "gce_cluster_config": {
                     "zone": cfg.zone,
                     "subnetwork": network.subnet.id,
@@ -86,10 +70,13 @@ class Processing(Construct):
                 } if cfg.cluster_worker_count else None,
                 "software_config": {"image_version": cfg.cluster_image_version, "override_properties": properties},
                 "endpoint_config": {"enable_http_port_access": True},  # Spark UI through the Component Gateway
+                # Every node installs the job's locked dependencies, as synthesized, into the
+                # venv the job runs on (cluster_init.py); a new dependency set is a new cluster.
+                "initialization_action": [{"script": uploads.cluster_init.uri}],
                 # CMEK for every node's disks when kms_key is set (encryption.py grants the agents).
                 "encryption_config": {"kms_key_name": cfg.kms_key} if cfg.kms_key else None,
             },
-            depends_on=after,
+            depends_on=[*after, uploads.job_dependencies.object, uploads.cluster_init.object],
         )
 
         checkpoint = f"{CHECKPOINTS}market_ticks"
@@ -110,6 +97,15 @@ class Processing(Construct):
                 "main_python_file_uri": uploads.job_entry.uri,
                 "python_file_uris": [uploads.job_zip.uri],
                 "args": args,
+                # The venv of the init action: the image's Python and packages plus the locked ones.
+                "properties": {
+                    "spark.pyspark.python": VENV_PYTHON, "spark.pyspark.driver.python": VENV_PYTHON,
+                    # A stream never ends, so its event log (in the temp bucket) would be one
+                    # ever-growing file; rolled, the old parts are objects the bucket's age
+                    # rule can delete.
+                    "spark.eventLog.rolling.enabled": "true",
+                    "spark.eventLog.rolling.maxFileSize": EVENT_LOG_PART,
+                },
             },
             scheduling={
                 "max_failures_per_hour": cfg.job_max_failures_per_hour,
@@ -117,11 +113,15 @@ class Processing(Construct):
             },
             labels={"stage": "processing", "artifact": uploads.job_hash},
             force_delete=True,
-            # A replaced cluster takes the running job with it: start a new one. A plain
-            # address, because cdktf renders a resource here as "${…}", which Terraform
-            # rejects (terraform-cdk#3196).
+            # A replaced cluster takes the running job with it: start a new one. The
+            # trigger is the cluster's id, not the cluster: Terraform replaces the job when
+            # the referenced value changes or becomes unknown, which a replacement does
+            # (a new id is known only after apply) and an in-place update (worker count,
+            # labels) does not; naming the whole resource would restart the stream on
+            # every update. A plain address, because cdktf renders a reference here as
+            # "${…}", which Terraform rejects (terraform-cdk#3196).
             lifecycle=TerraformResourceLifecycle(replace_triggered_by=[
-                f"{self.cluster.terraform_resource_type}.{self.cluster.friendly_unique_id}",
+                f"{self.cluster.terraform_resource_type}.{self.cluster.friendly_unique_id}.id",
             ]),
             depends_on=[uploads.job_zip.object, uploads.job_entry.object, *warehouse.grants,
                         warehouse.ticks, warehouse.quarantine],

@@ -1,11 +1,13 @@
 # Body of the producer VM's startup script. producer_vm.py prepends the values it
-# needs (STATE_DIR, SPOOL_DEVICE, ARTIFACT_URL, ARTIFACT_FILE, PRODUCER_ENV); nothing
-# else varies.
+# needs (STATE_DIR, SPOOL_DEVICE, ARTIFACT_URL, ARTIFACT_FILE, ARTIFACT_SHA256,
+# PRODUCER_ENV, and install_artifact.sh as INSTALL_ARTIFACT_SH); nothing else varies.
 #
 # Mounts the spool disk (formatting it on first use only: it keeps the polls of an
 # earlier VM), installs exactly the uploaded producer artifact in a venv (once per
 # artifact: the VM is replaced when the artifact changes, a reboot reuses the
 # install) and runs `python -m producer` under systemd, restarted whenever it stops.
+# The install needs no index: the artifact holds our wheel and every locked wheel,
+# and install_artifact.sh refuses it unless its sha256 is the synthesized one.
 set -euo pipefail
 
 home=/opt/cryptopipe
@@ -14,6 +16,7 @@ marker="$home/installed-artifact"
 metadata=http://metadata.google.internal/computeMetadata/v1
 
 log() { echo "cryptopipe-startup: $*"; }
+install_artifact() { bash -c "$INSTALL_ARTIFACT_SH" install_artifact.sh "$@"; }
 
 # NAT and IAM grants can take a minute to work on a new VM: retry with backoff.
 retry() {
@@ -57,9 +60,7 @@ if [ "$(cat "$marker" 2>/dev/null || true)" != "$ARTIFACT_FILE" ]; then
     retry apt-get update -qq
     retry apt-get install -y -qq python3-venv
     retry download_artifact
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    retry "$venv/bin/pip" install --quiet --disable-pip-version-check "${home}/${ARTIFACT_FILE}[producer]"
+    install_artifact "$home/$ARTIFACT_FILE" "$ARTIFACT_SHA256" "$venv" python3
     echo "$ARTIFACT_FILE" > "$marker"
 fi
 

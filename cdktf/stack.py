@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cdktf import GcsBackend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_google.provider import GoogleProvider
 from constructs import Construct
@@ -17,7 +15,7 @@ from audit import AuditLogs
 from config import EnvironmentConfig
 from encryption import DiskEncryption
 from network import Network
-from processing import Processing, cluster_python_packages
+from processing import Processing
 from producer_vm import ProducerVm
 from project_services import ProjectServices
 from storage import Storage
@@ -27,7 +25,7 @@ from warehouse import Warehouse
 class PipelineStack(TerraformStack):
     """Everything one environment runs: ``cdktf deploy <env>`` / ``cdktf destroy <env>``."""
 
-    def __init__(self, scope: Construct, cfg: EnvironmentConfig, artifacts: Artifacts, source_root: Path) -> None:
+    def __init__(self, scope: Construct, cfg: EnvironmentConfig, artifacts: Artifacts) -> None:
         super().__init__(scope, cfg.name)
         GoogleProvider(
             self, "google", project=cfg.project, region=cfg.region, zone=cfg.zone,
@@ -40,13 +38,12 @@ class PipelineStack(TerraformStack):
         AuditLogs(self, "audit", cfg, access.members, after=apis)
         disks = DiskEncryption(self, "encryption", cfg, after=apis)
         network = Network(self, "network", cfg, after=apis)
-        storage = Storage(self, "storage", cfg, access.members, after=apis)
+        storage = Storage(self, "storage", cfg, {**access.members, **access.ci_members}, after=apis)
         uploads = ArtifactUploads(self, "artifacts", storage, artifacts)
         warehouse = Warehouse(self, "warehouse", cfg, access.members, after=apis)
         processing = Processing(
             self, "processing", cfg, network=network, storage=storage, uploads=uploads, warehouse=warehouse,
             service_account=access.emails["processing"],
-            packages=cluster_python_packages(source_root / "pyproject.toml"),
             after=[*network.ready, *access.project_grants, *storage.grants, *disks.grants],
         )
         producer = ProducerVm(
@@ -60,6 +57,8 @@ class PipelineStack(TerraformStack):
             "quarantine_table_id": (warehouse.quarantine_table_id, "BigQuery table of rejected lines."),
             "cluster": (processing.cluster.name, "Dataproc cluster running the stream."),
             "job_id": (processing.job.reference.job_id, "Dataproc job id of the running stream."),
+            "project": (cfg.project, "Project of the environment (scripts/check-stream.sh)."),
+            "region": (cfg.region, "Region of the cluster and the job (scripts/check-stream.sh)."),
             "producer_vm": (producer.instance.name, "Compute Engine instance running the producer."),
             "looker_studio_url": (looker_studio_url(cfg.project, cfg.dataset_id),
                                   "Opens a new Looker Studio report on the views (docs/DASHBOARD.md)."),

@@ -1,12 +1,17 @@
-"""The environment's one bucket: landing zone, archive, staging, checkpoints, artifacts.
+"""The environment's buckets: the data bucket, and the Dataproc cluster's temp bucket.
 
-Lifecycle by prefix (versioning is on, so a deletion first leaves a noncurrent version):
+The data bucket holds the landing zone, archive, staging, checkpoints, artifacts,
+and is the cluster's staging bucket. Lifecycle by prefix (versioning is on, so a
+deletion first leaves a noncurrent version):
 
 - ``landing/``: deleted after ``landing_retention_days``, a safety net (the job archives what it reads);
 - ``archive/``: deleted after ``archive_retention_days``;
 - ``staging/``: deleted after a day (per-batch Parquet, loaded by then);
-- ``checkpoints/``: kept (the stream's state); ``artifacts/``: kept (Terraform owns them);
+- :data:`KEPT_PREFIXES`: live objects kept, each for its reason;
 - noncurrent versions of every object: deleted after ``noncurrent_retention_days``.
+
+The temp bucket (Spark event logs, YARN logs) keeps no versions and deletes every
+object after ``cluster_temp_retention_days``.
 """
 
 from __future__ import annotations
@@ -18,15 +23,10 @@ from cdktf_cdktf_provider_google.data_google_storage_project_service_account imp
     DataGoogleStorageProjectServiceAccount,
 )
 from cdktf_cdktf_provider_google.kms_crypto_key_iam_member import KmsCryptoKeyIamMember
-from cdktf_cdktf_provider_google.storage_bucket import (
-    StorageBucket,
-    StorageBucketLifecycleRule,
-    StorageBucketLifecycleRuleAction,
-    StorageBucketLifecycleRuleCondition,
-)
 from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from constructs import Construct
 
+from buckets import delete_when, private_bucket
 from config import EnvironmentConfig
 from iam import grant
 
@@ -38,52 +38,84 @@ ARTIFACTS = "artifacts/"
 PRODUCER_ARTIFACTS = f"{ARTIFACTS}producer/"
 JOB_ARTIFACTS = f"{ARTIFACTS}job/"
 STAGING_RETENTION_DAYS = 1
+#: Where Dataproc keeps a cluster's configuration and its jobs' driver output in the staging bucket.
+DATAPROC_STAGING = "google-cloud-dataproc-metainfo/"
+#: Prefixes whose live objects no lifecycle rule deletes, and why.
+KEPT_PREFIXES = {
+    CHECKPOINTS: "the stream's state; Spark deletes the files it no longer needs itself",
+    ARTIFACTS: "Terraform owns them: a new version's upload replaces the old object",
+    DATAPROC_STAGING: "cluster configuration that Google keeps without a TTL while the cluster lives, and the "
+                      "stream's driver output (a line per batch); gone with the cluster",
+}
+#: Bucket metadata (``storage.buckets.get``), which the cluster's GCS connector reads;
+#: the role adds only listing, which the account has on these buckets anyway.
+BUCKET_METADATA_READER = "roles/storage.legacyBucketReader"
 
 
 class Storage(Construct):
-    """The bucket, its lifecycle, and who may touch which prefix."""
+    """The data bucket, the cluster's temp bucket, their lifecycles, and who may touch which prefix."""
 
     def __init__(
         self, scope: Construct, id_: str, cfg: EnvironmentConfig, members: dict[str, str], after: list[Any]
     ) -> None:
         super().__init__(scope, id_)
         self.name = cfg.bucket_name
+        self.temp_name = cfg.temp_bucket_name
         key_grants = self._kms_grants(cfg, after) if cfg.kms_key else []
+        encryption = {"default_kms_key_name": cfg.kms_key} if cfg.kms_key else None
 
-        self.bucket = StorageBucket(
-            self, "bucket", name=self.name, project=cfg.project, location=cfg.region.upper(),
-            storage_class="STANDARD",
-            uniform_bucket_level_access=True,
-            public_access_prevention="enforced",
+        self.bucket = private_bucket(
+            self, "bucket", cfg, self.name,
             versioning={"enabled": True},
             lifecycle_rule=[
-                _delete({"matches_prefix": [LANDING], "age": cfg.landing_retention_days}),
-                _delete({"matches_prefix": [ARCHIVE], "age": cfg.archive_retention_days}),
-                _delete({"matches_prefix": [STAGING], "age": STAGING_RETENTION_DAYS}),
-                _delete({"with_state": "ARCHIVED", "days_since_noncurrent_time": cfg.noncurrent_retention_days}),
+                delete_when(matches_prefix=[LANDING], age=cfg.landing_retention_days),
+                delete_when(matches_prefix=[ARCHIVE], age=cfg.archive_retention_days),
+                delete_when(matches_prefix=[STAGING], age=STAGING_RETENTION_DAYS),
+                delete_when(with_state="ARCHIVED", days_since_noncurrent_time=cfg.noncurrent_retention_days),
             ],
-            encryption={"default_kms_key_name": cfg.kms_key} if cfg.kms_key else None,
+            encryption=encryption,
             force_destroy=not cfg.deletion_protection,
             lifecycle=TerraformResourceLifecycle(prevent_destroy=cfg.deletion_protection),
             depends_on=[*after, *key_grants],
         )
+        # Dataproc's temp bucket holds Spark event logs and YARN logs of a job that
+        # never ends: nothing worth a second copy, so no versioning and no soft-delete
+        # retention, and every object goes after cluster_temp_retention_days. (Dataproc
+        # applies such a TTL only to temp buckets it creates itself.)
+        self.temp_bucket = private_bucket(
+            self, "temp-bucket", cfg, self.temp_name,
+            versioning={"enabled": False},
+            soft_delete_policy={"retention_duration_seconds": 0},
+            lifecycle_rule=[delete_when(age=cfg.cluster_temp_retention_days)],
+            encryption=encryption,
+            force_destroy=True,
+            depends_on=[*after, *key_grants],
+        )
 
-        # Conditions narrow a role to part of the bucket. The producer may only create
-        # landing objects (never read, list, overwrite or delete them) and read its own
+        # Conditions narrow a role to part of the data bucket. The producer may only
+        # create landing objects (never overwrite or delete them), read one back (to
+        # tell its own earlier upload from a conflict after a 412) and read its own
         # artifacts. The processing account reads landing, moves it to archive, writes
-        # checkpoints and staging, and is the cluster's staging and temp bucket user
-        # (Dataproc writes under cluster-id folders it names itself, so that grant is
-        # "everything but artifacts/" rather than a list of prefixes); it may only read
-        # the job's artifacts, so it can never change code another workload runs.
-        # Listing is checked on the bucket itself, which no object-prefix condition
-        # matches: the producer cannot list, the processing account can.
+        # checkpoints and staging, and is the cluster's staging bucket user (Dataproc
+        # writes under folders it names itself, so that grant is "everything but
+        # artifacts/" rather than a list of prefixes); it may only read the job's
+        # artifacts, so it can never change code a workload runs. Listing is checked
+        # on the bucket itself, which no object-prefix condition matches: the producer
+        # cannot list, the processing account can. The planner reads the artifacts
+        # Terraform manages, no data.
         bucket_roles = {
             "roles/storage.objectCreator": {"producer": (members["producer"], self._only(LANDING))},
             "roles/storage.objectViewer": {
-                "producer": (members["producer"], self._only(PRODUCER_ARTIFACTS)),
+                "producer": (members["producer"], self._only(LANDING, PRODUCER_ARTIFACTS)),
                 "processing": (members["processing"], self._only(JOB_ARTIFACTS)),
+                **({"planner": (members["planner"], self._only(ARTIFACTS))} if "planner" in members else {}),
             },
             "roles/storage.objectUser": {"processing": (members["processing"], self._all_but(ARTIFACTS))},
+            BUCKET_METADATA_READER: {"processing": (members["processing"], None)},
+        }
+        temp_roles = {
+            "roles/storage.objectUser": {"processing": members["processing"]},
+            BUCKET_METADATA_READER: {"processing": members["processing"]},
         }
         self.grants = [
             StorageBucketIamMember(
@@ -92,6 +124,11 @@ class Storage(Construct):
             )
             for role, grants in bucket_roles.items()
             for who, (member, condition) in grants.items()
+        ] + [
+            StorageBucketIamMember(self, f"temp-{role.rsplit('/', 1)[-1]}-{who}", bucket=self.temp_bucket.name,
+                                   role=role, member=member)
+            for role, grants in temp_roles.items()
+            for who, member in grants.items()
         ]
 
     def uri(self, prefix: str = "") -> str:
@@ -101,8 +138,9 @@ class Storage(Construct):
     def _objects_under(self, prefix: str) -> str:
         return f'resource.name.startsWith("projects/_/buckets/{self.name}/objects/{prefix}")'
 
-    def _only(self, prefix: str) -> dict[str, str]:
-        return {"title": f"only {prefix}", "expression": self._objects_under(prefix)}
+    def _only(self, *prefixes: str) -> dict[str, str]:
+        return {"title": f"only {' and '.join(prefixes)}",
+                "expression": " || ".join(self._objects_under(prefix) for prefix in prefixes)}
 
     def _all_but(self, prefix: str) -> dict[str, str]:
         return {"title": f"all but {prefix}", "expression": f"!{self._objects_under(prefix)}"}
@@ -111,10 +149,3 @@ class Storage(Construct):
         agent = DataGoogleStorageProjectServiceAccount(self, "gcs-agent", project=cfg.project, depends_on=after)
         key_roles = {"roles/cloudkms.cryptoKeyEncrypterDecrypter": {"gcs-agent": agent.member}}
         return grant(self, KmsCryptoKeyIamMember, key_roles, crypto_key_id=cfg.kms_key)
-
-
-def _delete(condition: dict[str, Any]) -> StorageBucketLifecycleRule:
-    return StorageBucketLifecycleRule(
-        action=StorageBucketLifecycleRuleAction(type="Delete"),
-        condition=StorageBucketLifecycleRuleCondition(**condition),
-    )

@@ -5,7 +5,9 @@
 
 Each sub-folder of STACKS_DIR is one stack (``dev``, ``prod``, ``bootstrap-dev``, …);
 the skips of ``[all]``, of ``[bootstrap]`` for the ``bootstrap-*`` stacks, and of the
-stack's own table apply. checkov (pinned) lives in its own venv, ``.venv-checkov``,
+stack's own table apply. ``[resources]`` skips one check for one resource only (its
+construct id, e.g. ``storage_temp-bucket``): the check still runs on every other
+resource, and a failure it excuses is listed with its reason. checkov (pinned) lives in its own venv, ``.venv-checkov``,
 made on first use: it pins ``packaging`` apart from the app. Scans with
 ``--framework terraform_json`` (plain ``terraform`` scans nothing and passes) and
 ``--skip-download`` (offline), every stack at once. Exits 1 on any failed check, on a
@@ -58,6 +60,18 @@ def skips_for(stack: str, skips_file: Path = SKIPS_FILE) -> dict[str, str]:
     return {**tables.get("all", {}), **kind, **tables.get(stack, {})}
 
 
+def resource_skips(skips_file: Path = SKIPS_FILE) -> dict[tuple[str, str], str]:
+    """(check id, construct id) -> reason: a check excused for one resource only."""
+    table = tomllib.loads(skips_file.read_text()).get("resources", {})
+    return {(check, construct): reason for check, by_construct in table.items()
+            for construct, reason in by_construct.items()}
+
+
+def _construct(resource: str) -> str:
+    """``google_storage_bucket.storage_temp-bucket_5713BEDF`` -> ``storage_temp-bucket``."""
+    return resource.rsplit(".", 1)[-1].rsplit("_", 1)[0]
+
+
 #: Top-level keys of a synthesized stack that checkov cannot parse (see the module docstring).
 UNSCANNABLE_BLOCKS = ("import",)
 
@@ -99,20 +113,32 @@ def main(argv: list[str]) -> int:
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # each scan is its own process
         reports = list(pool.map(lambda stack_dir: scan(checkov, stack_dir), stacks))
     for stack_dir, (report, skips) in zip(stacks, reports, strict=True):
-        summary = report.get("summary", {})
-        print(f"{stack_dir.name}: {summary.get('passed', 0)} passed, {summary.get('failed', 0)} failed; "
-              f"not run (cdktf/checkov-skips.toml): {', '.join(sorted(skips)) or 'none'}")
+        summary, excused = report.get("summary", {}), excused_failures(report)
+        print(f"{stack_dir.name}: {summary.get('passed', 0)} passed, {summary.get('failed', 0) - len(excused)} failed, "
+              f"{len(excused)} excused; not run (cdktf/checkov-skips.toml): {', '.join(sorted(skips)) or 'none'}")
+        for line in excused:
+            print(f"  excused {line}")
         for problem in problems(report):
             print(f"  {problem}")
             ok = False
     return 0 if ok else 1
 
 
+def _excuse(check: dict) -> str | None:
+    return resource_skips().get((check["check_id"], _construct(check["resource"])))
+
+
+def excused_failures(report: dict) -> list[str]:
+    """Failed checks that ``[resources]`` excuses, with the reason."""
+    return [f"{check['check_id']} on {check['resource']}: {_excuse(check)}"
+            for check in report.get("results", {}).get("failed_checks", []) if _excuse(check)]
+
+
 def problems(report: dict) -> list[str]:
     """Why a stack's report is not a pass: failed checks, unparsed files, nothing checked."""
     results = report.get("results", {})
     found = [f"FAILED {check['check_id']} {check['check_name']}: {check['resource']}"
-             for check in results.get("failed_checks", [])]
+             for check in results.get("failed_checks", []) if not _excuse(check)]
     found += [f"NOT PARSED {path}: checkov checked nothing in it" for path in results.get("parsing_errors", [])]
     if not report.get("summary", {}).get("passed"):
         found.append("NOTHING CHECKED: no check passed, so none ran")

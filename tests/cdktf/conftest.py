@@ -69,6 +69,11 @@ class Stack:
         """:meth:`ref` of the stack's only resource of ``type_``."""
         return self.ref(type_, self.one(type_), attribute)
 
+    def bucket(self, kind: str = "data") -> dict[str, Any]:
+        """The pipeline's ``data`` bucket or the cluster's ``temp`` bucket."""
+        marker = {"data": "-data-", "temp": "-processing-temp-"}[kind]
+        return self.named("google_storage_bucket", "name", lambda name: marker in name)
+
     def named(self, type_: str, key: str, predicate) -> dict[str, Any]:
         """The one resource of ``type_`` whose ``key`` satisfies ``predicate``."""
         (body,) = [b for b in self.resources(type_).values() if predicate(b[key])]
@@ -116,9 +121,9 @@ def stack(request: pytest.FixtureRequest, stacks: dict[str, Stack]) -> Stack:
 @pytest.fixture
 def source_copy(tmp_path: Path) -> Iterator[Path]:
     """A copy of the top-level folders and files the artifacts take from, to change and re-synthesize."""
-    from archive import JOB_MEMBERS, PRODUCER_MEMBERS
+    from archive import SOURCES
 
-    for member in sorted({member.split("/")[0] for member in (*PRODUCER_MEMBERS, *JOB_MEMBERS)}):
+    for member in sorted({member.split("/")[0] for member in SOURCES}):
         source = ROOT / member
         if source.is_dir():
             shutil.copytree(source, tmp_path / member, ignore=shutil.ignore_patterns("__pycache__"))

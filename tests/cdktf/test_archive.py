@@ -1,21 +1,26 @@
-"""Artifact archives: deterministic, and their hash moves with their code only."""
+"""Artifacts: deterministic, their hash moves with what ships only, and they hold a complete hashed install."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from archive import DISTRIBUTION_README, JOB_ENTRY, build_artifacts
+from archive import BUNDLE_REQUIREMENTS, BUNDLE_WHEELS, DISTRIBUTION_README, JOB_ENTRY, build_artifacts
+from wheelhouse import CLUSTER_LOCK, PRODUCER_LOCK, read_lock
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _hashes(source: Path, out: Path) -> tuple[str, str]:
+def _hashes(source: Path, out: Path) -> tuple[str, str, str]:
     artifacts = build_artifacts(source, out)
-    return artifacts.producer.sha256, artifacts.job.sha256
+    return artifacts.producer.sha256, artifacts.job.sha256, artifacts.job_dependencies.sha256
 
 
 def _touch(path: Path, text: str = "\n# changed\n") -> None:
@@ -24,23 +29,43 @@ def _touch(path: Path, text: str = "\n# changed\n") -> None:
         file.write(text)
 
 
-def test_two_builds_give_identical_archives(source_copy, tmp_path):
+def _bundle(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as bundle:
+        return {member.name: bundle.extractfile(member).read() for member in bundle.getmembers()}
+
+
+def _requirements(bundle: dict[str, bytes]) -> dict[str, str]:
+    """requirement -> hash, of the bundle's requirements.txt."""
+    lines = [line for line in bundle[BUNDLE_REQUIREMENTS].decode().splitlines() if not line.startswith("#")]
+    return dict(line.split(" --hash=sha256:") for line in lines)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+    """The hashes of the repository's artifacts as they are (the tests' copies start equal)."""
+    return _hashes(ROOT, tmp_path_factory.mktemp("baseline"))
+
+
+def test_two_builds_give_identical_artifacts(source_copy, tmp_path):
     first = build_artifacts(source_copy, tmp_path / "a")
     second = build_artifacts(source_copy, tmp_path / "b")
-    assert first.producer.path.read_bytes() == second.producer.path.read_bytes()
-    assert first.job.path.read_bytes() == second.job.path.read_bytes()
-    assert first.producer.path.name == f"cryptopipe-producer-{first.producer.sha256[:16]}.zip"
+    for artifact in ("producer", "job", "job_dependencies"):
+        assert getattr(first, artifact).path.read_bytes() == getattr(second, artifact).path.read_bytes(), artifact
+    assert first.producer.path.name == f"cryptopipe-producer-{first.producer.sha256[:16]}.tar"
+    assert first.producer.file_sha256 == hashlib.sha256(first.producer.path.read_bytes()).hexdigest()
 
 
-def test_hash_ignores_timestamps_caches_and_readme(source_copy, tmp_path):
-    before = _hashes(source_copy, tmp_path / "before")
+def test_hash_ignores_timestamps_modes_caches_comments_and_readme(source_copy, tmp_path, baseline):
     for file in source_copy.rglob("*.py"):
         os.utime(file, (0, 0))
+    (source_copy / "producer" / "poller.py").chmod(0o755)
     (source_copy / "producer" / "__pycache__").mkdir(exist_ok=True)
     (source_copy / "producer" / "__pycache__" / "poller.cpython-311.pyc").write_bytes(b"\0")
     (source_copy / "jobs" / ".pytest_cache").mkdir(exist_ok=True)
     (source_copy / "README.md").write_text("a new README\n")
-    assert _hashes(source_copy, tmp_path / "after") == before
+    _touch(source_copy / "pyproject.toml")  # a comment: the wheel's metadata is the same
+    _touch(source_copy / CLUSTER_LOCK.path)
+    assert _hashes(source_copy, tmp_path) == baseline
 
 
 @pytest.mark.parametrize(
@@ -56,28 +81,65 @@ def test_hash_ignores_timestamps_caches_and_readme(source_copy, tmp_path):
         ("cryptopipe/dashboard/server.py", False, False),
         ("cryptopipe/replay/data/coins.json", False, False),
         ("cryptopipe/cli.py", False, False),
-        ("pyproject.toml", True, False),
         ("tests/test_anything.py", False, False),
     ],
 )
-def test_hash_changes_when_and_only_when_its_code_does(source_copy, tmp_path, changed, producer_moves, job_moves):
-    producer_before, job_before = _hashes(source_copy, tmp_path / "before")
+def test_hash_changes_when_and_only_when_its_code_does(
+    source_copy, tmp_path, baseline, changed, producer_moves, job_moves
+):
     _touch(source_copy / changed, "\n" if changed.endswith(".json") else "\n# changed\n")
-    producer_after, job_after = _hashes(source_copy, tmp_path / "after")
-    assert (producer_after != producer_before) is producer_moves
-    assert (job_after != job_before) is job_moves
+    producer, job, dependencies = _hashes(source_copy, tmp_path)
+    assert (producer != baseline[0]) is producer_moves
+    assert (job != baseline[1]) is job_moves
+    assert dependencies == baseline[2]  # the cluster's dependencies move with locks/cluster.txt only
 
 
-def test_producer_archive_is_an_installable_distribution(source_copy, tmp_path):
-    archive = build_artifacts(source_copy, tmp_path).producer
-    with zipfile.ZipFile(archive.path) as zipped:
+def test_the_producers_metadata_moves_the_producer_only(source_copy, tmp_path, baseline):
+    pyproject = source_copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.1.1"', 1))
+    producer, job, dependencies = _hashes(source_copy, tmp_path)
+    assert producer != baseline[0]
+    assert (job, dependencies) == baseline[1:]
+
+
+def test_producer_artifact_is_our_wheel_and_every_locked_wheel_each_hashed(source_copy, tmp_path):
+    artifact = build_artifacts(source_copy, tmp_path).producer.path
+    bundle = _bundle(artifact)
+    with tarfile.open(artifact) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == sorted(m.name for m in members)
+    assert {(m.mtime, m.mode, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0o644, 0, 0, "", "")}
+
+    requirements = _requirements(bundle)
+    wheels = {name: data for name, data in bundle.items() if name.startswith(BUNDLE_WHEELS)}
+    assert sorted(requirements.values()) == sorted(hashlib.sha256(data).hexdigest() for data in wheels.values())
+    own = {name: data for name, data in wheels.items() if name.startswith(f"{BUNDLE_WHEELS}cryptopipe-")}
+    (own_name,) = own
+    assert requirements["cryptopipe[producer]==0.1.0"] == hashlib.sha256(own[own_name]).hexdigest()
+    locked = {str(pin) for pin in read_lock(source_copy / PRODUCER_LOCK.path)}
+    assert set(requirements) == locked | {"cryptopipe[producer]==0.1.0"}
+
+    wheel = tmp_path / "own.whl"
+    wheel.write_bytes(own[own_name])
+    with zipfile.ZipFile(wheel) as zipped:
         names = zipped.namelist()
-        assert zipped.read("README.md").decode() == DISTRIBUTION_README
-        assert {info.date_time for info in zipped.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-    assert names == sorted(names)
-    assert {"pyproject.toml", "producer/__init__.py", "cryptopipe/schema.py",
+        metadata = zipped.read("cryptopipe-0.1.0.dist-info/METADATA").decode()
+    assert {"producer/__init__.py", "producer/__main__.py", "cryptopipe/schema.py",
             "cryptopipe/schemas/market_tick.json"} <= set(names)
     assert not [n for n in names if n.startswith("jobs/") or "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if n.startswith(("cryptopipe/dashboard", "cryptopipe/replay", "cryptopipe/cli"))]
+    assert DISTRIBUTION_README in metadata
+    assert "License-Expression: Apache-2.0" in metadata
+
+
+def test_job_dependencies_are_the_cluster_lock_each_hashed(source_copy, tmp_path):
+    bundle = _bundle(build_artifacts(source_copy, tmp_path).job_dependencies.path)
+    requirements = _requirements(bundle)
+    assert set(requirements) == {str(pin) for pin in read_lock(source_copy / CLUSTER_LOCK.path)}
+    wheels = [data for name, data in bundle.items() if name.startswith(BUNDLE_WHEELS)]
+    assert sorted(requirements.values()) == sorted(hashlib.sha256(data).hexdigest() for data in wheels)
+    assert "google-cloud-bigquery==3.47.0" in requirements  # what the BigQuery loader imports
+    assert not [name for name in bundle if name.startswith(f"{BUNDLE_WHEELS}cryptopipe-")]  # the job's code is not here
 
 
 def test_job_archive_holds_the_job_and_the_core(source_copy, tmp_path):
@@ -96,10 +158,14 @@ def test_job_archive_holds_the_job_and_the_core(source_copy, tmp_path):
         ("job", ["jobs.stream", "jobs.loaders.bigquery", "jobs.loaders.duckdb"]),
     ],
 )
-def test_archive_imports_its_entry_points_with_nothing_else_of_the_repository(
+def test_artifact_imports_its_entry_points_with_nothing_else_of_the_repository(
     source_copy, tmp_path, workload, modules
 ):
-    archive = getattr(build_artifacts(source_copy, tmp_path), workload).path
+    archive = getattr(build_artifacts(source_copy, tmp_path / "build"), workload).path
+    if workload == "producer":  # our wheel, out of the bundle (a wheel is a zip Python imports from)
+        (wheel,) = [data for name, data in _bundle(archive).items() if name.startswith(f"{BUNDLE_WHEELS}cryptopipe-")]
+        archive = tmp_path / "cryptopipe.whl"
+        archive.write_bytes(wheel)
     # The archive first on the path, run from elsewhere: every module must come from it.
     check = f"""
 import importlib, sys

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import tarfile
 import zipfile
 
 import pytest
@@ -66,12 +68,28 @@ def test_code_change_rolls_out_only_its_workload(source_copy, tmp_path, changed_
 def test_uploaded_object_is_the_built_archive(stacks):
     stack = stacks["dev"]
     for obj in stack.resources("google_storage_bucket_object").values():
+        if "content" in obj:  # the cluster's init action, generated per environment (test_processing.py)
+            assert obj["name"].startswith("artifacts/job/cluster-init-")
+            continue
         source = stack.directory / obj["source"]
         assert source.is_file(), obj["source"]
         assert obj["source"].endswith(obj["name"].rsplit("/", 1)[1]) or obj["name"].endswith(".py")
         if source.suffix == ".zip":
             with zipfile.ZipFile(source) as zipped:
                 assert zipped.testzip() is None
+        elif source.suffix == ".tar":
+            with tarfile.open(source) as bundle:
+                assert "requirements.txt" in bundle.getnames()
+
+
+def test_a_dependency_change_replaces_the_cluster_not_the_job_code(source_copy, tmp_path):
+    before, _ = _synth_dev(source_copy, tmp_path / "before")
+    lock = source_copy / "locks" / "cluster.txt"  # one wheel less (the job needs it: this is only a diff)
+    lock.write_text(re.sub(r"\nsix==.*?(?=\n[a-z])", "", lock.read_text(), flags=re.DOTALL))
+    after, _ = _synth_dev(source_copy, tmp_path / "after")
+    # The job follows the cluster through its replace_triggered_by (test_processing.py).
+    assert _changed(before, after) == {"dev/artifacts/job-dependencies/object", "dev/artifacts/cluster-init/object",
+                                       "dev/processing/cluster"}
 
 
 def test_kms_key_encrypts_bucket_dataset_and_disks(source_copy, tmp_path):
@@ -82,11 +100,11 @@ def test_kms_key_encrypts_bucket_dataset_and_disks(source_copy, tmp_path):
     directory = main.synth(outdir=str(tmp_path), environments=[cfg], source_root=source_copy) / "stacks" / "dev"
     stack = json.loads((directory / "cdk.tf.json").read_text())
     resources = stack["resource"]
-    (bucket,) = resources["google_storage_bucket"].values()
+    buckets = resources["google_storage_bucket"].values()
     (dataset,) = resources["google_bigquery_dataset"].values()
     (cluster,) = resources["google_dataproc_cluster"].values()
     (vm,) = resources["google_compute_instance"].values()
-    assert bucket["encryption"] == {"default_kms_key_name": key}
+    assert [bucket["encryption"] for bucket in buckets] == [{"default_kms_key_name": key}] * 2  # data, temp
     assert dataset["default_encryption_configuration"] == {"kms_key_name": key}
     for table in resources["google_bigquery_table"].values():
         if "view" not in table:  # a view stores nothing

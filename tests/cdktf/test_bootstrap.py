@@ -15,8 +15,6 @@ REPOSITORY = "my-org/cryptopipe"  # cdktf/environments.toml
 
 DEPLOYER_ROLES = {
     "roles/serviceusage.serviceUsageAdmin",
-    "roles/iam.serviceAccountAdmin",
-    "roles/iam.serviceAccountUser",
     "roles/compute.networkAdmin",
     "roles/compute.securityAdmin",
     "roles/compute.instanceAdmin.v1",
@@ -30,7 +28,6 @@ PLANNER_ROLES = {
     "roles/iam.securityReviewer",
     "roles/compute.viewer",
     "roles/storage.bucketViewer",
-    "roles/storage.objectViewer",
     "roles/bigquery.metadataViewer",
     "roles/dataproc.viewer",
     "roles/secretmanager.viewer",
@@ -87,10 +84,13 @@ def test_identity_provider_admits_only_this_repositorys_ci_jobs(bootstrap_stacks
     assert provider["workload_identity_pool_provider_id"] == "github"
     assert provider["oidc"] == {"issuer_uri": "https://token.actions.githubusercontent.com"}
     assert provider["attribute_mapping"] == {
-        "google.subject": "assertion.sub", "attribute.repository": "assertion.repository"}
+        "google.subject": "assertion.sub", "attribute.repository_id": "assertion.repository_id"}
     repo = f"repo:{REPOSITORY}"
+    cfg = CONFIGS[env]
+    # numeric ids: a deleted repository's or owner's name can be registered again by anyone
     assert provider["attribute_condition"] == (
-        f"assertion.repository == '{REPOSITORY}' && ("
+        f"assertion.repository_id == '{cfg.github_repository_id}' && "
+        f"assertion.repository_owner_id == '{cfg.github_repository_owner_id}' && ("
         f"assertion.sub == '{repo}:environment:{env}' || assertion.sub == '{repo}:pull_request' || "
         f"assertion.sub == '{repo}:ref:refs/heads/main')")
 
@@ -102,17 +102,27 @@ def test_only_jobs_in_the_github_environment_may_impersonate_the_deployer(bootst
         (body["service_account_id"], body["role"], body["member"])
         for body in stack.resources("google_service_account_iam_member").values()
     }
+    deployer = stack.ref("google_service_account", _account(stack, "deployer"), "member")
     assert bindings == {
         (stack.ref("google_service_account", _account(stack, "deployer"), "name"), "roles/iam.workloadIdentityUser",
          f"principal://{principals}/subject/repo:{REPOSITORY}:environment:{env}"),
         (stack.ref("google_service_account", _account(stack, "planner"), "name"), "roles/iam.workloadIdentityUser",
-         f"principalSet://{principals}/attribute.repository/{REPOSITORY}"),
+         f"principalSet://{principals}/attribute.repository_id/{CONFIGS[env].github_repository_id}"),
+        # the deployer attaches the two workload accounts, and no other
+        (stack.ref("google_service_account", _account(stack, "producer"), "name"), "roles/iam.serviceAccountUser",
+         deployer),
+        (stack.ref("google_service_account", _account(stack, "processing"), "name"), "roles/iam.serviceAccountUser",
+         deployer),
     }
+
+
+def _custom_role(stack, role_id):
+    return stack.named("google_project_iam_custom_role", "role_id", lambda found: found == role_id)
 
 
 def test_deployer_has_exactly_the_roles_deployment_needs(bootstrap_stacks, stacks, env):
     stack = bootstrap_stacks[env]
-    custom = stack.one("google_project_iam_custom_role")
+    custom = _custom_role(stack, CONFIGS[env].secret_deployer_role_id)
     roles = _project_roles(stack, "deployer")
     iam_admin = roles.pop("roles/resourcemanager.projectIamAdmin")
     assert roles == {**dict.fromkeys(DEPLOYER_ROLES), stack.ref("google_project_iam_custom_role", custom, "name"): None}
@@ -120,11 +130,26 @@ def test_deployer_has_exactly_the_roles_deployment_needs(bootstrap_stacks, stack
     granted = sorted({g["role"] for g in stacks[env].resources("google_project_iam_member").values()})
     assert iam_admin == ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
                          f".hasOnly([{', '.join(repr(role) for role in granted)}])")
-    assert granted == ["roles/bigquery.jobUser", "roles/dataproc.worker"]
+    assert granted == [CONFIGS[env].dataproc_agent_role, "roles/bigquery.jobUser"]
+
+
+def test_the_clusters_project_role_is_dataproc_worker_without_storage(bootstrap_stacks, env):
+    """Made here, by the owner: the deployer can grant it but not widen it."""
+    from effective_access import predefined_roles
+
+    custom = _custom_role(bootstrap_stacks[env], CONFIGS[env].dataproc_agent_role_id)
+    worker = predefined_roles()["roles/dataproc.worker"]
+    assert set(custom["permissions"]) == {p for p in worker if not p.startswith("storage.")}
+
+
+def test_the_workload_accounts_are_made_here(bootstrap_stacks, env):
+    made = {body["account_id"] for body in bootstrap_stacks[env].resources("google_service_account").values()}
+    cfg = CONFIGS[env]
+    assert made == {*cfg.service_account_ids.values(), *cfg.ci_service_account_ids.values()}
 
 
 def test_deployer_manages_secrets_but_never_reads_their_value(bootstrap_stacks, env):
-    custom = bootstrap_stacks[env].one("google_project_iam_custom_role")
+    custom = _custom_role(bootstrap_stacks[env], CONFIGS[env].secret_deployer_role_id)
     assert custom["role_id"] == f"cryptopipe_{env}_secret_deployer"
     assert all(p.startswith("secretmanager.secrets.") for p in custom["permissions"])
     assert {"secretmanager.secrets.create", "secretmanager.secrets.setIamPolicy"} <= set(custom["permissions"])
@@ -140,7 +165,12 @@ def test_ci_accounts_have_no_other_grant(bootstrap_stacks, env):
     stack = bootstrap_stacks[env]
     members = {stack.ref("google_service_account", _account(stack, r), "member") for r in ("deployer", "planner")}
     iam_types = [t for t in stack.json["resource"] if t.endswith("_iam_member") and t != "google_project_iam_member"]
-    assert iam_types == ["google_service_account_iam_member"]  # only the impersonation bindings above
+    # the impersonation bindings above, and the planner's read of the state
+    assert sorted(iam_types) == ["google_service_account_iam_member", "google_storage_bucket_iam_member"]
+    (state_read,) = stack.resources("google_storage_bucket_iam_member").values()
+    assert (state_read["bucket"], state_read["role"], state_read["member"]) == (
+        stack.ref("google_storage_bucket", stack.one("google_storage_bucket"), "name"), "roles/storage.objectViewer",
+        stack.ref("google_service_account", _account(stack, "planner"), "member"))
     assert {b["member"] for b in stack.resources("google_project_iam_member").values()} == members
 
 
@@ -164,7 +194,7 @@ def test_workflows_authenticate_as_the_bootstrapped_identities(bootstrap_stacks,
     assert {"deployer_service_account", "planner_service_account", "state_bucket"} <= set(outputs)
 
 
-def test_without_a_repository_the_bootstrap_is_the_state_bucket_only(tmp_path):
+def test_without_a_repository_the_bootstrap_has_no_ci_identities(tmp_path):
     from cdktf import App
 
     from bootstrap import BootstrapStack
@@ -173,7 +203,10 @@ def test_without_a_repository_the_bootstrap_is_the_state_bucket_only(tmp_path):
     BootstrapStack(app, environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1"}))
     app.synth()
     resources = json.loads((tmp_path / "stacks" / "bootstrap-qa" / "cdk.tf.json").read_text())["resource"]
-    assert set(resources) == {"google_project_service", "google_storage_bucket"}
+    assert set(resources) == {"google_project_service", "google_storage_bucket", "google_service_account",
+                              "google_project_iam_custom_role"}
+    assert {body["account_id"] for body in resources["google_service_account"].values()} == {
+        "cryptopipe-qa-producer", "cryptopipe-qa-processing"}
 
 
 def test_ci_identity_fails_naming_what_is_missing(monkeypatch):

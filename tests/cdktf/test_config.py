@@ -69,11 +69,24 @@ def test_empty_environment_variable_clears_an_optional_field():
         ("prefix", "a-very-long-prefix"),
         ("github_repository", "https://github.com/my-org/cryptopipe"),
         ("project_number", 0),
+        ("cluster_master_machine_type", "e2-medium"),  # shared-core: Dataproc refuses it
+        ("cluster_worker_machine_type", "e2-small"),
+        ("cluster_temp_retention_days", 0),
     ],
 )
 def test_bad_value_fails_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=rf"environment 'dev', field '{field}'"):
         environment("dev", {**VALID, field: value})
+
+
+def test_ci_needs_the_repositorys_numeric_ids():
+    with pytest.raises(ConfigError, match=r"field 'github_repository_id': is required with github_repository"):
+        environment("dev", {**VALID, "github_repository": "my-org/cryptopipe", "github_repository_owner_id": 7})
+    with pytest.raises(ConfigError, match=r"field 'github_repository_owner_id'"):
+        environment("dev", {**VALID, "github_repository": "my-org/cryptopipe", "github_repository_id": 7})
+    cfg = environment("dev", {**VALID, "github_repository": "my-org/cryptopipe", "github_repository_id": 7,
+                              "github_repository_owner_id": 8})
+    assert (cfg.github_repository_id, cfg.github_repository_owner_id) == (7, 8)
 
 
 def test_bad_environment_variable_names_the_variable():

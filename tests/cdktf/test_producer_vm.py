@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import subprocess
 from urllib.parse import quote
 
+from boot import INSTALL_SCRIPT
 from config import load_environments
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
@@ -38,8 +40,9 @@ def test_vm_has_no_public_ip_is_shielded_with_os_login_and_no_project_ssh_keys(s
 
 def test_vm_runs_as_its_own_account(stack):
     vm = stack.one("google_compute_instance")
-    account = stack.named("google_service_account", "account_id", lambda account_id: account_id.endswith("-producer"))
-    assert vm["service_account"]["email"] == stack.ref("google_service_account", account, "email")
+    env = stack.directory.name
+    # made by bootstrap-<env> (test_access.py)
+    assert vm["service_account"]["email"] == f"cryptopipe-{env}-producer@my-cryptopipe-{env}.iam.gserviceaccount.com"
 
 
 def test_nat_gives_the_private_subnet_egress(stack):
@@ -54,12 +57,16 @@ def test_nat_gives_the_private_subnet_egress(stack):
 def test_startup_script_installs_exactly_the_uploaded_artifact(stack):
     vm = stack.one("google_compute_instance")
     obj = _producer_object(stack)
-    bucket = stack.one("google_storage_bucket")["name"]
+    bucket = stack.bucket()["name"]
     script = vm["metadata_startup_script"]
     url = f"https://storage.googleapis.com/storage/v1/b/{bucket}/o/{quote(obj['name'], safe='')}?alt=media"
     assert _header(script)["ARTIFACT_URL"] == url
     assert _header(script)["ARTIFACT_FILE"] == obj["name"].rsplit("/", 1)[1]
-    assert '"${home}/${ARTIFACT_FILE}[producer]"' in script
+    # Checked before anything is installed, by the install step the tests run offline (test_install_artifact.py).
+    uploaded = (stack.directory / obj["source"]).read_bytes()
+    assert _header(script)["ARTIFACT_SHA256"] == hashlib.sha256(uploaded).hexdigest()
+    assert _header(script)["INSTALL_ARTIFACT_SH"] == INSTALL_SCRIPT.read_text()
+    assert '\n    install_artifact "$home/$ARTIFACT_FILE" "$ARTIFACT_SHA256" "$venv" python3\n' in script
     assert "ExecStart=/opt/cryptopipe/venv/bin/python -m producer" in script
     assert "Restart=always" in script
     assert stack.address("google_storage_bucket_object", obj) in vm["depends_on"]
@@ -69,7 +76,7 @@ def test_startup_script_carries_the_producer_configuration(stack):
     env = stack.directory.name
     cfg = CONFIGS[env]
     script = stack.one("google_compute_instance")["metadata_startup_script"]
-    bucket = stack.one("google_storage_bucket")["name"]
+    bucket = stack.bucket()["name"]
     assert _environment(script) == {
         "CRYPTOPIPE__PRODUCER__API_PLAN": cfg.api_plan,
         "CRYPTOPIPE__PRODUCER__VS_CURRENCY": cfg.vs_currency,

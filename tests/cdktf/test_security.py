@@ -69,10 +69,8 @@ def test_cluster_nodes_block_project_ssh_keys(stack):
 
 
 def test_data_access_is_audited(stack):
-    processing = stack.ref(
-        "google_service_account",
-        stack.named("google_service_account", "account_id", lambda account_id: account_id.endswith("-processing")),
-        "member")
+    env = stack.directory.name
+    processing = f"serviceAccount:cryptopipe-{env}-processing@my-cryptopipe-{env}.iam.gserviceaccount.com"
     configs = {body["service"]: body["audit_log_config"] for body in
                stack.resources("google_project_iam_audit_config").values()}
     assert configs == {
@@ -85,11 +83,3 @@ def test_data_access_is_audited(stack):
         "secretmanager.googleapis.com": [{"log_type": "ADMIN_READ"}, {"log_type": "DATA_READ"}],
     }
 
-
-def test_every_granted_role_is_documented(all_stacks):
-    """the README's "Who may do what" lists every role any stack grants."""
-    guide = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    table = guide.split("### Who may do what", 1)[1].split("\n### ", 1)[0]
-    roles = {role for stack in all_stacks.values() for _, role, _ in _iam_grants(stack) if role.startswith("roles/")}
-    missing = sorted(role for role in roles if f"`{role}`" not in table)
-    assert not missing, f"the README's 'Who may do what' lacks {missing}"

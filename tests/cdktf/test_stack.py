@@ -12,7 +12,6 @@ from config import load_environments
 
 EXPECTED_COUNTS = {
     "google_project_service": 9,
-    "google_service_account": 2,
     "google_project_iam_member": 2,
     "google_project_iam_audit_config": 2,  # Data Access logs: Cloud Storage, Secret Manager
     "google_compute_network": 1,
@@ -20,9 +19,9 @@ EXPECTED_COUNTS = {
     "google_compute_router": 1,
     "google_compute_router_nat": 1,
     "google_compute_firewall": 2,
-    "google_storage_bucket": 1,
-    "google_storage_bucket_iam_member": 4,
-    "google_storage_bucket_object": 3,
+    "google_storage_bucket": 2,  # data, and the cluster's temp bucket
+    "google_storage_bucket_iam_member": 8,
+    "google_storage_bucket_object": 5,  # producer; job zip, entry and dependencies; the cluster's init action
     "google_bigquery_dataset": 1,
     "google_bigquery_dataset_iam_member": 1,
     "google_bigquery_table": 4,  # market_ticks, quarantine, and the two views
@@ -67,12 +66,13 @@ def test_outputs_name_what_was_deployed(stack):
     outputs = {name: body["value"] for name, body in stack.json["output"].items()}
     env = stack.directory.name
     project = f"my-cryptopipe-{env}"
-    assert outputs["bucket"] == stack.ref_one("google_storage_bucket", "name")
+    assert outputs["bucket"] == stack.ref("google_storage_bucket", stack.bucket(), "name")
     assert outputs["table_id"] == f"{project}.cryptopipe_{env}.market_ticks"
     assert outputs["quarantine_table_id"] == f"{project}.cryptopipe_{env}.quarantine"
     assert outputs["cluster"] == stack.ref_one("google_dataproc_cluster", "name")
     assert outputs["job_id"] == stack.ref_one("google_dataproc_job", "reference[0].job_id")
     assert outputs["producer_vm"] == stack.ref_one("google_compute_instance", "name")
+    assert (outputs["project"], outputs["region"]) == (project, "us-central1")  # scripts/check-stream.sh
     assert "api_key_secret" in outputs
     assert outputs["looker_studio_url"] == looker_studio_url(project, f"cryptopipe_{env}")
 

@@ -152,8 +152,11 @@ def test_main_deploys_dev_then_prod_through_its_protected_environment(workflows)
         assert job["environment"] == env, job_id
         # one apply per environment at a time; a queued run waits instead of cancelling an apply
         assert job["concurrency"] == {"group": f"terraform-{env}", "cancel-in-progress": False}, job_id
-        runs = "\n".join(step.get("run", "") for step in job["steps"])
-        assert "plan -input=false -no-color -out=tfplan" in runs and "apply -input=false -no-color tfplan" in runs
+        runs = [step.get("run", "") for step in job["steps"]]
+        applied = next(i for i, run in enumerate(runs) if "apply -input=false -no-color tfplan" in run)
+        assert any("plan -input=false -no-color -out=tfplan" in run for run in runs[:applied])
+        # then the job fails unless the stream runs: the provider counts a job in ERROR as created
+        assert runs[applied + 1] == 'scripts/check-stream.sh "$STACK_DIR"', job_id
     prod_job = deployers["prod"][1]
     assert "dev" in prod_job["needs"]  # prod only after dev deployed the same commit
     (plan_job_id,) = [j for j in prod_job["needs"] if j != "dev"]

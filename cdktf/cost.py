@@ -1,0 +1,157 @@
+"""What an environment costs a day, computed from its settings and Google's list prices.
+
+    .venv/bin/python cdktf/cost.py          # rewrite the README's cost table
+
+The README's cost table once counted one producer disk where the stack makes two,
+and 1,440 micro-batches a day where the 120 s trigger makes 720: hand arithmetic
+drifts from the stack. Here every line is a formula over :class:`EnvironmentConfig`
+(node count and machine types, disk sizes, trigger, retention) and the price list
+below; the table is generated between ``<!-- cost -->`` markers and a test fails
+when it is stale. Pure Python, no CDKTF import.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from config import EnvironmentConfig, load_environments
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+HOURS_PER_DAY = 24
+DAYS_PER_MONTH = 30.4
+
+#: On-demand list prices in us-central1, USD (cloud.google.com/compute/all-pricing,
+#: /dataproc/pricing, /vpc/network-pricing#nat, /storage/pricing; read 2026-11).
+MACHINES = {  # machine type -> (vCPUs, $ per hour)
+    "e2-small": (2, 0.0168), "e2-medium": (2, 0.0335), "e2-standard-2": (2, 0.0670),
+    "e2-standard-4": (4, 0.1340), "e2-standard-8": (8, 0.2681), "n2-standard-4": (4, 0.1942),
+}
+DATAPROC_FEE_PER_VCPU_HOUR = 0.010
+PD_BALANCED_PER_GB_MONTH = 0.10
+NAT_GATEWAY_PER_VM_HOUR = 0.0014
+NAT_IP_PER_HOUR = 0.005
+NAT_DATA_PER_GB = 0.045
+GCS_CLASS_A_PER_1000 = 0.005
+GCS_STANDARD_PER_GB_MONTH = 0.020
+
+#: One poll of 250 coins: its /coins/markets response and the NDJSON object it lands as
+#: (both checked against the bundled replay by tests/cdktf/test_cost.py).
+RESPONSE_BYTES_PER_COIN = 850
+POLL_BYTES_PER_COIN = 530
+#: Object writes and lists of one micro-batch: the landing listing, the archive moves,
+#: checkpoint and state-store files of a few shuffle partitions, staging, the ledger.
+GCS_OPERATIONS_PER_BATCH = 30
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the table: what, how it is computed, and its cost a day."""
+
+    item: str
+    formula: str
+    dollars: float
+
+
+def _vms(cfg: EnvironmentConfig) -> int:
+    return 1 + cfg.cluster_worker_count
+
+
+def _price(machine_type: str) -> tuple[int, float]:
+    if machine_type not in MACHINES:
+        raise KeyError(f"no list price for {machine_type!r}: add it to cdktf/cost.py MACHINES")
+    return MACHINES[machine_type]
+
+
+def batches_per_day(cfg: EnvironmentConfig) -> int:
+    """Micro-batches a day at the stream's trigger interval."""
+    return 86_400 // cfg.trigger_seconds
+
+
+def polls_per_day(cfg: EnvironmentConfig) -> int:
+    return 86_400 // cfg.interval_seconds
+
+
+def lines(cfg: EnvironmentConfig) -> list[Line]:
+    """The day's cost of ``cfg``'s environment, item by item."""
+    nodes = _vms(cfg)
+    master_cpus, master_hourly = _price(cfg.cluster_master_machine_type)
+    worker_cpus, worker_hourly = _price(cfg.cluster_worker_machine_type)
+    producer_cpus, producer_hourly = _price(cfg.producer_machine_type)
+    workers = cfg.cluster_worker_count
+    cluster_hourly = master_hourly + workers * worker_hourly
+    cluster_cpus = master_cpus + workers * worker_cpus
+    coins = len(cfg.coin_ids) or cfg.top_n
+    landed_gb_day = polls_per_day(cfg) * coins * POLL_BYTES_PER_COIN / 1e9
+    fetched_gb_day = polls_per_day(cfg) * coins * RESPONSE_BYTES_PER_COIN / 1e9
+    producer_disk_gb = cfg.producer_disk_gb + cfg.producer_spool_disk_gb
+    operations = batches_per_day(cfg) * GCS_OPERATIONS_PER_BATCH
+    kept_gb = landed_gb_day * cfg.archive_retention_days
+    return [
+        Line("Dataproc nodes", f"{cfg.cluster_master_machine_type}" + (
+            f" + {workers} × {cfg.cluster_worker_machine_type}" if workers else "") + f": {cluster_hourly:.4f} $/h × 24",
+             cluster_hourly * HOURS_PER_DAY),
+        Line("Dataproc fee, per vCPU-hour", f"{cluster_cpus} vCPU × {DATAPROC_FEE_PER_VCPU_HOUR} × 24",
+             cluster_cpus * DATAPROC_FEE_PER_VCPU_HOUR * HOURS_PER_DAY),
+        Line("Dataproc boot disks, pd-balanced", f"{nodes} × {cfg.cluster_disk_gb} GB × {PD_BALANCED_PER_GB_MONTH} / 30.4",
+             nodes * cfg.cluster_disk_gb * PD_BALANCED_PER_GB_MONTH / DAYS_PER_MONTH),
+        Line("producer VM", f"{cfg.producer_machine_type}: {producer_hourly} $/h × 24",
+             producer_hourly * HOURS_PER_DAY),
+        Line("producer disks, pd-balanced: boot and spool",
+             f"({cfg.producer_disk_gb} + {cfg.producer_spool_disk_gb}) GB × {PD_BALANCED_PER_GB_MONTH} / 30.4",
+             producer_disk_gb * PD_BALANCED_PER_GB_MONTH / DAYS_PER_MONTH),
+        Line("Cloud NAT gateway, per VM-hour", f"{nodes + 1} VMs × {NAT_GATEWAY_PER_VM_HOUR} × 24",
+             (nodes + 1) * NAT_GATEWAY_PER_VM_HOUR * HOURS_PER_DAY),
+        Line("Cloud NAT external IP", f"{NAT_IP_PER_HOUR} $/h × 24", NAT_IP_PER_HOUR * HOURS_PER_DAY),
+        Line("Cloud NAT data: CoinGecko responses", f"{fetched_gb_day:.2f} GB × {NAT_DATA_PER_GB}",
+             fetched_gb_day * NAT_DATA_PER_GB),
+        Line(f"Cloud Storage operations, ~{GCS_OPERATIONS_PER_BATCH} a micro-batch",
+             f"{batches_per_day(cfg):,} batches ({cfg.trigger_seconds} s trigger) × {GCS_OPERATIONS_PER_BATCH} × "
+             f"{GCS_CLASS_A_PER_1000} / 1,000", operations * GCS_CLASS_A_PER_1000 / 1000),
+        Line("Cloud Storage data: the archive at its full size",
+             f"{landed_gb_day:.2f} GB/day × {cfg.archive_retention_days} days × {GCS_STANDARD_PER_GB_MONTH} / 30.4",
+             kept_gb * GCS_STANDARD_PER_GB_MONTH / DAYS_PER_MONTH),
+    ]
+
+
+def table(configs: list[EnvironmentConfig]) -> str:
+    """The README's table: one column per environment, a total per environment a day and a month."""
+    by_env = {cfg.name: lines(cfg) for cfg in configs}
+    first = by_env[configs[0].name]
+    head = "| item | " + " | ".join(f"{cfg.name}: how | {cfg.name} $/day" for cfg in configs) + " |"
+    rows = [head, "|---" * (1 + 2 * len(configs)) + "|"]
+    for i, line in enumerate(first):
+        cells = []
+        for cfg in configs:
+            own = by_env[cfg.name][i]
+            cells += [own.formula, _dollars(own.dollars)]
+        rows.append(f"| {line.item} | " + " | ".join(cells) + " |")
+    totals = [f"**{_dollars(sum(line.dollars for line in by_env[cfg.name]))}**" for cfg in configs]
+    months = [f"≈ ${sum(line.dollars for line in by_env[cfg.name]) * DAYS_PER_MONTH:,.0f} a month" for cfg in configs]
+    rows.append("| **total** | " + " | ".join(f"{month} | {total}" for month, total in zip(months, totals, strict=True))
+                + " |")
+    return "\n".join(rows)
+
+
+def _dollars(amount: float) -> str:
+    return "<$0.01" if amount < 0.005 else f"${amount:,.2f}"
+
+
+def render(text: str, configs: list[EnvironmentConfig]) -> str:
+    """``text`` (the README) with the table between the cost markers regenerated."""
+    pattern = re.compile(r"(<!-- cost -->\n).*?(<!-- /cost -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError("no <!-- cost --> markers")
+    return pattern.sub(lambda match: match.group(1) + table(configs) + "\n" + match.group(2), text)
+
+
+def main() -> int:
+    README.write_text(render(README.read_text(), load_environments()))
+    print("cost.py: wrote the README's cost table", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

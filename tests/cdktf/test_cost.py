@@ -1,0 +1,51 @@
+"""The README's cost table is computed from the environments' settings, and its inputs hold."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+import cost
+from config import environment, load_environments
+
+CONFIGS = {cfg.name: cfg for cfg in load_environments()}
+
+
+def test_the_readme_carries_the_computed_table():
+    text = cost.README.read_text()
+    assert cost.render(text, list(CONFIGS.values())) == text, "regenerate with: .venv/bin/python cdktf/cost.py"
+
+
+def test_batches_follow_the_trigger_and_disks_are_counted_per_disk():
+    dev = CONFIGS["dev"]
+    assert cost.batches_per_day(dev) == 720  # the 120 s trigger; a 60 s one would make 1,440
+    disks = {line.item: line for line in cost.lines(dev)}["producer disks, pd-balanced: boot and spool"]
+    assert disks.dollars == pytest.approx((dev.producer_disk_gb + dev.producer_spool_disk_gb) * 0.10 / 30.4)
+
+
+def test_the_cluster_grows_with_its_workers():
+    base = {"project": "my-project-1", "state_bucket": "my-tfstate-1"}
+    single, three = (cost.lines(environment("qa", {**base, "cluster_worker_count": n})) for n in (0, 2))
+    assert three[0].dollars == pytest.approx(3 * single[0].dollars)  # e2-standard-4 master and workers
+    assert three[1].dollars == pytest.approx(3 * single[1].dollars)
+
+
+def test_an_unpriced_machine_type_is_a_clear_error():
+    cfg = environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
+                             "cluster_master_machine_type": "c3-standard-4"})
+    with pytest.raises(KeyError, match="no list price for 'c3-standard-4'"):
+        cost.lines(cfg)
+
+
+def test_poll_sizes_match_the_bundled_replay():
+    """The per-coin byte counts the table rests on, measured on a poll of the bundled replay."""
+    from cryptopipe.replay.market import frame
+    from producer.validate import to_ndjson, validate_records
+
+    records = frame(0)[:250]
+    landed = to_ndjson(validate_records(records, vs_currency="usd", ingested_at=datetime.now(timezone.utc),
+                                        poll_id="20261130T160501123Z-1f2e3d4c5b6a").accepted)
+    assert len(landed) / 250 == pytest.approx(cost.POLL_BYTES_PER_COIN, rel=0.2)
+    assert len(json.dumps(records)) / 250 == pytest.approx(cost.RESPONSE_BYTES_PER_COIN, rel=0.2)
