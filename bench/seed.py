@@ -24,15 +24,16 @@ from contextlib import closing
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from core.tables import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
+from jobs.batch_files import BatchFiles
 from jobs.config import StreamConfig
 from jobs.dedup import drop_duplicate_ticks
-from jobs.batch_files import BatchFiles
-from jobs.loaders.base import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE, LoadId, LoadResult, StagedFiles
+from jobs.loaders.base import LoadId, LoadResult, StagedFiles
 from jobs.loaders.duckdb import DuckDBWarehouse, connect, duckdb_path
 from jobs.metrics import ProgressListener, StreamMetrics
 from jobs.session import SESSION_CONF
 from jobs.staging import BatchStager
-from jobs.stream import _JOB_SQL_CONF, StreamHandle, _BatchWriter, read_landing
+from jobs.stream import StreamHandle, _BatchWriter, _JOB_SQL_CONF, read_landing
 from jobs.validate import REASON, parse_lines
 
 #: Spark's own defaults, which the seed ran with.

@@ -171,16 +171,15 @@ def _skipped(relative: Path) -> bool:
     )
 
 
-#: The parts of the ``cryptopipe`` package both workloads import: the one schema and
-#: the live totals. Not the local tools (replay, dashboard, CLI): editing those must
-#: not roll out the producer VM or the Dataproc job.
-CORE_MEMBERS = ("cryptopipe/__init__.py", "cryptopipe/schema.py", "cryptopipe/schemas", "cryptopipe/totals.py")
-#: What each workload runs, as paths of the repository. The producer ships as a wheel
+#: The shared core (schema, table contracts, views' SQL, totals): a folder, shipped
+#: whole beside each workload. Not the local app (replay, dashboard, CLI): editing it
+#: must not roll out the producer VM or the Dataproc job.
+CORE = "core"
+#: What each workload runs, as folders of the repository. The producer ships as a wheel
 #: built from its members (so it takes pyproject.toml: a change of the wheel's metadata
 #: is a rollout, a comment is not); the job ships as a zip on the driver's Python path.
-#: The job's DuckDB loader creates the views, so the job takes them too.
-PRODUCER_MEMBERS = ("pyproject.toml", *CORE_MEMBERS, "producer")
-JOB_MEMBERS = (*CORE_MEMBERS, "cryptopipe/views", "jobs")
+PRODUCER_MEMBERS = ("pyproject.toml", CORE, "producer")
+JOB_MEMBERS = (CORE, "jobs")
 #: The Spark job's entry file, uploaded beside the zip as the main Python file.
 JOB_ENTRY = "jobs/stream.py"
 #: Everything of the repository the artifacts are built from.

@@ -6,7 +6,7 @@ from cdktf import GcsBackend, TerraformOutput, TerraformStack
 from cdktf_cdktf_provider_google.provider import GoogleProvider
 from constructs import Construct
 
-from cryptopipe.views import looker_studio_url
+from core.views import looker_studio_url
 
 from access import Access
 from archive import Artifacts

@@ -2,8 +2,8 @@
 
 Nothing here restates a column. The tables' columns are what the streaming job
 loads, declared once in ``jobs/loaders/base.py``: the ticks table is the one market
-tick schema (``cryptopipe/schemas/market_tick.json``) plus the ``_load_id`` every
-loaded row carries; the views' SQL is ``cryptopipe/views/*.sql``, which the local
+tick schema (``core/schemas/market_tick.json``) plus the ``_load_id`` every
+loaded row carries; the views' SQL is ``core/views/*.sql``, which the local
 DuckDB warehouse runs too.
 """
 
@@ -21,9 +21,9 @@ from cdktf_cdktf_provider_google.data_google_bigquery_default_service_account im
 from cdktf_cdktf_provider_google.kms_crypto_key_iam_member import KmsCryptoKeyIamMember
 from constructs import Construct
 
-from cryptopipe.schema import bigquery_fields, market_tick
-from cryptopipe.views import VIEWS, bigquery_view_sql, view_description
-from jobs.loaders import QUARANTINE_FIELDS, QUARANTINE_PARTITION_FIELD, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE
+from core.schema import bigquery_fields, market_tick
+from core.tables import QUARANTINE_FIELDS, QUARANTINE_PARTITION_FIELD, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
+from core.views import VIEWS, bigquery_view_sql, view_description
 
 from config import EnvironmentConfig
 from iam import grant

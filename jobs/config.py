@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cryptopipe.schema import MAX_CLOCK_SKEW
+from core.schema import MAX_CLOCK_SKEW
 from jobs.errors import ConfigError
 from jobs.loaders import WAREHOUSE_SCHEMES, warehouse_from_uri
 from jobs.locations import Location

@@ -24,7 +24,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from cryptopipe.schema import market_tick
+from core.schema import market_tick
 from jobs.validate import REASON
 
 #: Random id of a quarantined row (null for valid ticks), its key in the quarantine.

@@ -18,7 +18,7 @@ from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
-from cryptopipe.totals import Totals
+from core.totals import Totals
 from jobs.dedup import dropped_rows
 from jobs.loaders.base import LoadResult
 

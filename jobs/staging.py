@@ -26,18 +26,11 @@ from urllib.parse import unquote, urlsplit
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cryptopipe.schema import FieldSpec, market_tick, spark_schema
+from core.schema import FieldSpec, market_tick, spark_schema
+from core.tables import LOAD_ID, QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
 from jobs.batch_files import BatchFiles
 from jobs.dedup import QUARANTINE_ID
-from jobs.loaders.base import (
-    LOAD_ID,
-    QUARANTINE_FIELDS,
-    QUARANTINE_TABLE,
-    TICK_FIELDS,
-    TICKS_TABLE,
-    LoadId,
-    StagedFiles,
-)
+from jobs.loaders.base import LoadId, StagedFiles
 from jobs.locations import Location
 from jobs.validate import NO_RECORDS, RAW_LINE, READ_AT, REASON, SOURCE_FILE
 

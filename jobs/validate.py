@@ -1,9 +1,9 @@
 """Parse landing lines into ticks, and give every line that is not a valid tick a reason.
 
 Lines are read as text so a bad line keeps its raw form for the quarantine. Every
-check is derived from the one schema (``cryptopipe/schemas/market_tick.json``): a
+check is derived from the one schema (``core/schemas/market_tick.json``): a
 field's type, whether it may be null and its minimum; the event time must not be
-further ahead than :data:`~cryptopipe.schema.MAX_CLOCK_SKEW`. The checks mirror the
+further ahead than :data:`~core.schema.MAX_CLOCK_SKEW`. The checks mirror the
 producer's pydantic model, so a line the producer would reject is quarantined here.
 
 How the JSON is read, and why:
@@ -32,7 +32,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from cryptopipe.schema import MAX_CLOCK_SKEW, TIMESTAMP_FORMAT_SPARK, FieldSpec, market_tick, spark_schema
+from core.schema import MAX_CLOCK_SKEW, TIMESTAMP_FORMAT_SPARK, FieldSpec, market_tick, spark_schema
 
 #: Why a line was quarantined; null for a valid tick.
 REASON = "_reason"

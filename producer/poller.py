@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 from google.cloud import storage
 
-from cryptopipe.totals import Totals
+from core.totals import Totals
 from producer.budget import RequestBudget
 from producer.coingecko import CoinGeckoClient
 from producer.config import ProducerConfig

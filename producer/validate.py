@@ -3,7 +3,7 @@
 Two levels, two outcomes. A body that is not a non-empty JSON list (an HTML page, a
 truncated body, an error object, ``[]``) says nothing about any record: it is a failed
 attempt (:func:`parse_page` raises a retryable error). A list is a page: each of its
-records is checked against the one schema (``cryptopipe.schema.record_model``) on its
+records is checked against the one schema (``core.schema.record_model``) on its
 own, so one bad record is rejected with its reason while the rest of the page lands.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cryptopipe.schema import record_model
+from core.schema import record_model
 from producer.errors import BadPayload, RateLimited
 
 

@@ -1,4 +1,9 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures and helpers shared by the whole suite.
+
+``warehouse``: a local DuckDB warehouse with the views, set up in a temp dir;
+``load(warehouse, ticks)`` stages ticks (``tick(...)`` rows) as Parquet and calls
+``load_batch``, a short writer connection and a transaction, exactly the stream's
+path, so view and dashboard tests meet the locking the stream causes.
 
 ``spark``: one local SparkSession for the test session. Starting Spark costs 5-10 s
 and its first query several more, so every Spark test shares it; it is built by the
@@ -9,10 +14,21 @@ use it ``@pytest.mark.spark``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import itertools
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+
+from core.tables import TICK_FIELDS
+from core.views import create_duckdb_views
+from jobs.loaders import LoadId, StagedFiles
+from jobs.loaders.duckdb import DuckDBWarehouse, connect
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -31,3 +47,69 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+_ARROW = {
+    "string": pa.string(),
+    "float64": pa.float64(),
+    "int64": pa.int64(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+_BATCH_IDS = itertools.count()
+
+
+def minute_ago(minutes: int = 0) -> datetime:
+    """The start of the minute ``minutes`` before the current one (UTC)."""
+    return datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=minutes)
+
+
+def tick(coin_id: str, price: float, last_updated: datetime, **overrides: Any) -> dict[str, Any]:
+    """One warehouse row: the schema's columns, plausible defaults, ``price`` at ``last_updated``."""
+    row = {
+        "coin_id": coin_id,
+        "symbol": coin_id[:3],
+        "name": coin_id.title(),
+        "vs_currency": "usd",
+        "price": price,
+        "market_cap": price * 1e6,
+        "market_cap_rank": 1,
+        "fully_diluted_valuation": None,
+        "total_volume": 1e9,
+        "high_24h": None,
+        "low_24h": None,
+        "price_change_24h": None,
+        "price_change_percentage_24h": 1.5,
+        "circulating_supply": None,
+        "total_supply": None,
+        "max_supply": None,
+        "last_updated": last_updated,
+        "ingested_at": last_updated + timedelta(seconds=2),
+        "poll_id": f"poll-{last_updated:%H%M%S}",
+    }
+    row.update(overrides)
+    return row
+
+
+def load(warehouse: DuckDBWarehouse, ticks: Iterable[dict[str, Any]]) -> None:
+    """Load ``ticks`` as one micro-batch, the way the stream's ``foreachBatch`` does."""
+    load_id = LoadId("test-query", next(_BATCH_IDS))
+    rows = [{**row, "_load_id": str(load_id)} for row in ticks]
+    schema = pa.schema([pa.field(f.name, _ARROW[f.type], f.nullable) for f in TICK_FIELDS])
+    path = warehouse.path.parent / f"staged-{load_id.batch_id}.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    warehouse.load_batch(load_id, StagedFiles(ticks=(f"file:{path}",), quarantine=()))
+    path.unlink()
+
+
+def make_warehouse(path: Path) -> DuckDBWarehouse:
+    """A set-up warehouse at ``path`` with the dashboard's views."""
+    warehouse = DuckDBWarehouse(path, lock_timeout=20)
+    warehouse.setup()
+    with closing(connect(path, read_only=False, timeout=20)) as con:
+        create_duckdb_views(con)
+    return warehouse
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> DuckDBWarehouse:
+    return make_warehouse(tmp_path / "warehouse.duckdb")

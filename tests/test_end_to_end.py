@@ -12,7 +12,7 @@ from cryptopipe.local import LocalLayout
 from cryptopipe.replay.faults import DEFAULT_CORRUPTIONS, Fault
 from cryptopipe.replay.market import Market
 from cryptopipe.replay.server import ReplayServer
-from cryptopipe.schema import record_model
+from core.schema import record_model
 from jobs.loaders.duckdb import open_reader
 from jobs.stream import parse_args, run
 from producer import Poller, ProducerConfig

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from cryptopipe.dashboard.errors import BackendBusy, BackendUnavailable
 from cryptopipe.dashboard.queries import Query
-from cryptopipe.views.translate import check_dataset_ref
+from core.views.translate import check_dataset_ref
 
 Rows = list[dict[str, Any]]
 

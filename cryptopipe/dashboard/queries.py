@@ -1,6 +1,6 @@
 """The dashboard's queries over the views, written once in GoogleSQL like the views.
 
-Each backend runs :meth:`Query.sql` in its own dialect (:mod:`cryptopipe.views.translate`)
+Each backend runs :meth:`Query.sql` in its own dialect (:mod:`core.views.translate`)
 and binds the ``@parameters`` itself; the declared types are what BigQuery needs.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cryptopipe.views.translate import translate
+from core.views.translate import translate
 
 #: Most coins the latest-prices table lists (CoinGecko's page size, the producer's default top N).
 MAX_LATEST_ROWS = 250

@@ -15,12 +15,6 @@ from urllib.parse import urlsplit
 
 from jobs.errors import ConfigError
 from jobs.loaders.base import (
-    LOAD_ID,
-    QUARANTINE_FIELDS,
-    QUARANTINE_PARTITION_FIELD,
-    QUARANTINE_TABLE,
-    TICK_FIELDS,
-    TICKS_TABLE,
     LoadId,
     LoadResult,
     StagedFiles,
@@ -28,12 +22,6 @@ from jobs.loaders.base import (
 )
 
 __all__ = [
-    "LOAD_ID",
-    "QUARANTINE_FIELDS",
-    "QUARANTINE_PARTITION_FIELD",
-    "QUARANTINE_TABLE",
-    "TICK_FIELDS",
-    "TICKS_TABLE",
     "WAREHOUSE_SCHEMES",
     "LoadId",
     "LoadResult",

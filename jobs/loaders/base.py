@@ -6,10 +6,9 @@ again. A :class:`Warehouse` makes that exactly once by keying every load on a
 same atomic step that adds the rows; a load id already recorded is a no-op.
 
 The stream stages each batch as Parquet, one set of files per table, and hands the
-file URIs over (:class:`StagedFiles`). The staged columns are the table's columns:
-:data:`TICK_FIELDS` and :data:`QUARANTINE_FIELDS`, each ending in :data:`LOAD_ID`,
-with the table's modes: a field that is not nullable is a ``required`` Parquet field,
-a nullable one ``optional``.
+file URIs over (:class:`StagedFiles`). The staged columns are the tables' columns
+(:mod:`core.tables`), each ending in the load id, with the tables' modes: a field that
+is not nullable is a ``required`` Parquet field, a nullable one ``optional``.
 """
 
 from __future__ import annotations
@@ -20,35 +19,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar
 
-from cryptopipe.schema import FieldSpec, market_tick
-
 if TYPE_CHECKING:
     from jobs.locations import Location
-
-TICKS_TABLE = "market_ticks"
-QUARANTINE_TABLE = "quarantine"
-
-#: The quarantine table's partitioning column (by day): when the stream read the line.
-QUARANTINE_PARTITION_FIELD = "quarantined_at"
-
-#: The column every loaded row carries: the load that added it.
-LOAD_ID = "_load_id"
-
-_LOAD_ID_FIELD = FieldSpec(LOAD_ID, "string", False, "The load that added the row: '<query id>/<batch id>'.")
-
-#: Columns of the ticks table: the record's, then the load id.
-TICK_FIELDS: tuple[FieldSpec, ...] = (*market_tick().fields, _LOAD_ID_FIELD)
-
-#: Columns of the quarantine table: a landing line the stream could not load, and why.
-QUARANTINE_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("quarantine_id", "string", False, "Random id of the quarantined line."),
-    FieldSpec("raw_line", "string", False, "The line as read from the landing file."),
-    FieldSpec("reason", "string", False, "Every failed check as '<field>: <problem>', joined by '; '."),
-    FieldSpec("source_file", "string", False, "URI of the landing file the line came from."),
-    FieldSpec("quarantined_at", "timestamp", False, "Start of the micro-batch that read the line (UTC)."),
-    _LOAD_ID_FIELD,
-)
-
 
 @dataclass(frozen=True, order=True)
 class LoadId:

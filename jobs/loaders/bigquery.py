@@ -50,19 +50,10 @@ from typing import Any
 from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
 from google.cloud import bigquery
 
-from cryptopipe.schema import FieldSpec, bigquery_fields, market_tick
+from core.schema import FieldSpec, bigquery_fields, market_tick
+from core.tables import QUARANTINE_FIELDS, QUARANTINE_PARTITION_FIELD, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
 from jobs.errors import ConfigError, LoadJobFailedError, WarehouseError
-from jobs.loaders.base import (
-    QUARANTINE_FIELDS,
-    QUARANTINE_PARTITION_FIELD,
-    QUARANTINE_TABLE,
-    TICK_FIELDS,
-    TICKS_TABLE,
-    LoadId,
-    LoadResult,
-    StagedFiles,
-    Warehouse,
-)
+from jobs.loaders.base import LoadId, LoadResult, StagedFiles, Warehouse
 from jobs.locations import Location
 
 #: BigQuery's fixed limit of load jobs per table per day (failed jobs count too).

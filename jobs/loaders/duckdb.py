@@ -22,19 +22,11 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from cryptopipe.schema import duckdb_columns, market_tick
-from cryptopipe.views import create_duckdb_views
+from core.schema import duckdb_columns, market_tick
+from core.tables import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
+from core.views import create_duckdb_views
 from jobs.errors import ConfigError, WarehouseError, WarehouseLockedError
-from jobs.loaders.base import (
-    QUARANTINE_FIELDS,
-    QUARANTINE_TABLE,
-    TICK_FIELDS,
-    TICKS_TABLE,
-    LoadId,
-    LoadResult,
-    StagedFiles,
-    Warehouse,
-)
+from jobs.loaders.base import LoadId, LoadResult, StagedFiles, Warehouse
 from jobs.locations import Location
 
 LOADS_TABLE = "_loads"

@@ -74,10 +74,10 @@ def test_hash_ignores_timestamps_modes_caches_comments_and_readme(source_copy, t
         ("producer/__init__.py", True, False),
         ("jobs/__init__.py", False, True),
         (JOB_ENTRY, False, True),
-        ("cryptopipe/schema.py", True, True),
-        ("cryptopipe/schemas/market_tick.json", True, True),
-        ("cryptopipe/totals.py", True, True),
-        ("cryptopipe/views/latest_prices.sql", False, True),
+        ("core/schema.py", True, True),
+        ("core/schemas/market_tick.json", True, True),
+        ("core/totals.py", True, True),
+        ("core/views/latest_prices.sql", True, True),  # the core ships whole beside each workload
         ("cryptopipe/dashboard/server.py", False, False),
         ("cryptopipe/replay/data/coins.json", False, False),
         ("cryptopipe/cli.py", False, False),
@@ -124,10 +124,11 @@ def test_producer_artifact_is_our_wheel_and_every_locked_wheel_each_hashed(sourc
     with zipfile.ZipFile(wheel) as zipped:
         names = zipped.namelist()
         metadata = zipped.read("cryptopipe-0.1.0.dist-info/METADATA").decode()
-    assert {"producer/__init__.py", "producer/__main__.py", "cryptopipe/schema.py",
-            "cryptopipe/schemas/market_tick.json"} <= set(names)
+    assert {"producer/__init__.py", "producer/__main__.py", "core/schema.py",
+            "core/schemas/market_tick.json"} <= set(names)
     assert not [n for n in names if n.startswith("jobs/") or "__pycache__" in n or n.endswith(".pyc")]
-    assert not [n for n in names if n.startswith(("cryptopipe/dashboard", "cryptopipe/replay", "cryptopipe/cli"))]
+    # a folder each: the core and the producer, nothing of the local app
+    assert {n.split("/")[0] for n in names} == {"core", "producer", "cryptopipe-0.1.0.dist-info"}
     assert DISTRIBUTION_README in metadata
     assert "License-Expression: Apache-2.0" in metadata
 
@@ -146,8 +147,8 @@ def test_job_archive_holds_the_job_and_the_core(source_copy, tmp_path):
     artifacts = build_artifacts(source_copy, tmp_path)
     with zipfile.ZipFile(artifacts.job.path) as zipped:
         names = set(zipped.namelist())
-    assert {JOB_ENTRY, "jobs/__init__.py", "cryptopipe/schema.py", "cryptopipe/schemas/market_tick.json"} <= names
-    assert not [n for n in names if n.startswith("producer/") or n == "pyproject.toml"]
+    assert {JOB_ENTRY, "jobs/__init__.py", "core/schema.py", "core/schemas/market_tick.json"} <= names
+    assert {n.split("/")[0] for n in names} == {"core", "jobs"}  # a folder each
     assert artifacts.job_entry == source_copy / JOB_ENTRY
 
 

@@ -54,7 +54,7 @@ JOB_ROLLOUT = {"dev/artifacts/job-zip/object", "dev/artifacts/job-entry/object",
     [
         ("producer/__init__.py", PRODUCER_ROLLOUT),
         ("jobs/__init__.py", JOB_ROLLOUT),
-        ("cryptopipe/schema.py", PRODUCER_ROLLOUT | JOB_ROLLOUT),
+        ("core/schema.py", PRODUCER_ROLLOUT | JOB_ROLLOUT),
     ],
 )
 def test_code_change_rolls_out_only_its_workload(source_copy, tmp_path, changed_file, rolled_out):

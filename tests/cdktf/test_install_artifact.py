@@ -113,7 +113,7 @@ def test_cluster_install_step_runs_offline_beside_the_images_packages(stacks, tm
 
     # The job's own code comes from its zip (python_file_uris), its dependencies from the venv.
     job_zip = stacks["dev"].directory / _object(stacks["dev"], "artifacts/job/cryptopipe-job-")["source"]
-    code = "import cryptopipe.schema, google.cloud.bigquery, pydantic; print(google.cloud.bigquery.__file__)"
+    code = "import core.schema, google.cloud.bigquery, pydantic; print(google.cloud.bigquery.__file__)"
     imported = _run(venv, code, cwd=tmp_path, pythonpath=str(job_zip))
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.startswith(str(venv))

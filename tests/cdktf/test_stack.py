@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from cryptopipe.views import looker_studio_url
+from core.views import looker_studio_url
 
 from config import load_environments
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from cryptopipe.schema import bigquery_fields, market_tick
-from cryptopipe.views import VIEWS, bigquery_view_sql
-from jobs.loaders import LOAD_ID, QUARANTINE_FIELDS
+from core.schema import bigquery_fields, market_tick
+from core.tables import LOAD_ID, QUARANTINE_FIELDS
+from core.views import VIEWS, bigquery_view_sql
 
 from config import load_environments
 

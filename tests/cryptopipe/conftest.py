@@ -1,11 +1,8 @@
-"""A local warehouse with the views, and ways to load ticks into it as the stream does.
+"""The bundled replay market written into a local warehouse, as a running ``cryptopipe up`` would.
 
-``warehouse`` is a :class:`DuckDBWarehouse` set up in a temp dir with the views
-created; ``load(warehouse, ticks)`` stages the ticks as Parquet and calls
-``load_batch`` (a short writer connection and a transaction, exactly the stream's
-path), so the dashboard tests meet the same locking the stream causes.
-:class:`MarketWriter` keeps doing that on a thread with the bundled replay market,
-standing in for a running ``cryptopipe up`` without Spark's start-up time.
+:class:`MarketWriter` keeps loading the replay's ticks on a thread through
+``load`` (tests/conftest.py: the stream's own path, a short writer connection and a
+transaction), standing in for a running ``cryptopipe up`` without Spark's start-up time.
 """
 
 from __future__ import annotations
@@ -14,88 +11,16 @@ import functools
 import itertools
 import json
 import threading
-from collections.abc import Iterable
-from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import pytest
 
+from core.schema import record_model
 from cryptopipe.replay.market import Market
-from cryptopipe.schema import record_model
-from cryptopipe.views import create_duckdb_views
-from jobs.loaders import TICK_FIELDS, LoadId, StagedFiles
-from jobs.loaders.duckdb import DuckDBWarehouse, connect
+from jobs.loaders.duckdb import DuckDBWarehouse
 
-_ARROW = {
-    "string": pa.string(),
-    "float64": pa.float64(),
-    "int64": pa.int64(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
-_BATCH_IDS = itertools.count()
-
-
-def minute_ago(minutes: int = 0) -> datetime:
-    """The start of the minute ``minutes`` before the current one (UTC)."""
-    return datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=minutes)
-
-
-def tick(coin_id: str, price: float, last_updated: datetime, **overrides: Any) -> dict[str, Any]:
-    """One warehouse row: the schema's columns, plausible defaults, ``price`` at ``last_updated``."""
-    row = {
-        "coin_id": coin_id,
-        "symbol": coin_id[:3],
-        "name": coin_id.title(),
-        "vs_currency": "usd",
-        "price": price,
-        "market_cap": price * 1e6,
-        "market_cap_rank": 1,
-        "fully_diluted_valuation": None,
-        "total_volume": 1e9,
-        "high_24h": None,
-        "low_24h": None,
-        "price_change_24h": None,
-        "price_change_percentage_24h": 1.5,
-        "circulating_supply": None,
-        "total_supply": None,
-        "max_supply": None,
-        "last_updated": last_updated,
-        "ingested_at": last_updated + timedelta(seconds=2),
-        "poll_id": f"poll-{last_updated:%H%M%S}",
-    }
-    row.update(overrides)
-    return row
-
-
-def load(warehouse: DuckDBWarehouse, ticks: Iterable[dict[str, Any]]) -> None:
-    """Load ``ticks`` as one micro-batch, the way the stream's ``foreachBatch`` does."""
-    load_id = LoadId("test-query", next(_BATCH_IDS))
-    rows = [{**row, "_load_id": str(load_id)} for row in ticks]
-    schema = pa.schema([pa.field(f.name, _ARROW[f.type], f.nullable) for f in TICK_FIELDS])
-    path = warehouse.path.parent / f"staged-{load_id.batch_id}.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
-    warehouse.load_batch(load_id, StagedFiles(ticks=(f"file:{path}",), quarantine=()))
-    path.unlink()
-
-
-def make_warehouse(path: Path) -> DuckDBWarehouse:
-    """A set-up warehouse at ``path`` with the dashboard's views."""
-    warehouse = DuckDBWarehouse(path, lock_timeout=20)
-    warehouse.setup()
-    with closing(connect(path, read_only=False, timeout=20)) as con:
-        create_duckdb_views(con)
-    return warehouse
-
-
-@pytest.fixture
-def warehouse(tmp_path: Path) -> DuckDBWarehouse:
-    return make_warehouse(tmp_path / "warehouse.duckdb")
-
+from ..conftest import load
 
 @functools.cache
 def _top_market(top: int) -> Market:

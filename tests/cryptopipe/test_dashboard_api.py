@@ -15,7 +15,8 @@ import pytest
 
 from cryptopipe.dashboard import DashboardError, DashboardServer, DuckDBBackend
 
-from .conftest import MarketWriter, load, minute_ago, tick
+from ..conftest import load, minute_ago, tick
+from .conftest import MarketWriter
 
 # Holds the warehouse read-write, as the stream does during a batch, until a line arrives on stdin.
 WRITER = """

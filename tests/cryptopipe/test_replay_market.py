@@ -13,7 +13,7 @@ from pydantic import ValidationError
 import cryptopipe.replay
 from cryptopipe.replay import Market, frame
 from cryptopipe.replay.market import FIELDS, ORDERS, RATES, STALE_AFTER
-from cryptopipe.schema import record_model
+from core.schema import record_model
 
 ISO_MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 DATA = resources.files("cryptopipe.replay").joinpath("data/coins.json")

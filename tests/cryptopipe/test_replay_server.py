@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from cryptopipe.replay import MISSING, Fault, Market, ReplayServer, frame
 from cryptopipe.replay.faults import RATE_LIMIT_MESSAGE
 from cryptopipe.replay.market import FIELDS, ORDERS
-from cryptopipe.schema import record_model
+from core.schema import record_model
 
 USD = {"vs_currency": "usd"}
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cryptopipe.local import LocalLayout
-from cryptopipe.schema import record_model
+from core.schema import record_model
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -20,10 +20,11 @@ from google.api_core.exceptions import BadRequest, Conflict, NotFound, ServiceUn
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from cryptopipe.schema import bigquery_fields
+from core.schema import bigquery_fields
+from core.tables import QUARANTINE_FIELDS, TICK_FIELDS
 from jobs.errors import ConfigError, LoadJobFailedError, WarehouseError
-from jobs.loaders import QUARANTINE_FIELDS, TICK_FIELDS, LoadId, StagedFiles, warehouse_from_uri
-from jobs.loaders.bigquery import NEW_ATTEMPTS_PER_RUN, BigQueryWarehouse, load_job_id
+from jobs.loaders import LoadId, StagedFiles, warehouse_from_uri
+from jobs.loaders.bigquery import BigQueryWarehouse, NEW_ATTEMPTS_PER_RUN, load_job_id
 from jobs.locations import Location
 
 PROJECT, DATASET, LOCATION = "my-project", "cryptopipe_dev", "europe-west1"

@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cryptopipe.schema import FieldSpec
+from core.schema import FieldSpec
+from core.tables import QUARANTINE_FIELDS, TICK_FIELDS
 from jobs.errors import ConfigError, WarehouseError, WarehouseLockedError
-from jobs.loaders import QUARANTINE_FIELDS, TICK_FIELDS, LoadId, StagedFiles, warehouse_from_uri
+from jobs.loaders import LoadId, StagedFiles, warehouse_from_uri
 from jobs.loaders.duckdb import DuckDBWarehouse, open_reader
 from jobs.locations import Location
 

@@ -16,11 +16,11 @@ import pytest
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import functions as F
 
-from cryptopipe.schema import FieldSpec, bigquery_fields
+from core.schema import FieldSpec, bigquery_fields
+from core.tables import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
 from jobs.batch_files import BatchFiles
 from jobs.dedup import QUARANTINE_ID
-from jobs.loaders import QUARANTINE_FIELDS, TICK_FIELDS, LoadId
-from jobs.loaders.base import QUARANTINE_TABLE, TICKS_TABLE
+from jobs.loaders import LoadId
 from jobs.locations import Location
 from jobs.staging import BatchStager
 from jobs.validate import PARTIAL_RESULTS_CONF, SOURCE_FILE, parse_lines

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cryptopipe.schema import MAX_CLOCK_SKEW, market_tick
+from core.schema import MAX_CLOCK_SKEW, market_tick
 from jobs.validate import NO_RECORDS, NOT_AN_OBJECT, PARTIAL_RESULTS_CONF, RAW_LINE, REASON, SOURCE_FILE, parse_lines
 
 from .conftest import line, tick

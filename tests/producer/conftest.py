@@ -22,7 +22,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from cryptopipe.replay import ReplayServer
-from cryptopipe.schema import record_model
+from core.schema import record_model
 from producer import ProducerConfig
 
 #: Settings that keep tests fast: short timeouts, tiny backoff; the budget is set high

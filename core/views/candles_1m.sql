@@ -1,6 +1,6 @@
 -- candles_1m: one-minute candles per coin and quote currency, by event time.
 --
--- GoogleSQL (BigQuery); cryptopipe.views translates it for DuckDB. open and close
+-- GoogleSQL (BigQuery); core.views translates it for DuckDB. open and close
 -- are the prices of the minute's first and last tick; the stream de-duplicates on
 -- (coin_id, vs_currency, last_updated), so they are well defined.
 SELECT

@@ -10,7 +10,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from cryptopipe.views import (
+from core.views import (
     VIEWS,
     bigquery_view_sql,
     create_duckdb_views,
@@ -21,7 +21,7 @@ from cryptopipe.views import (
 )
 from jobs.loaders.duckdb import connect, open_reader
 
-from .conftest import load, minute_ago, tick
+from ..conftest import load, minute_ago, tick
 
 PROJECT = "my-cryptopipe-dev"
 DATASET = "cryptopipe_dev"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from cryptopipe.views.definitions import VIEWS
-from cryptopipe.views.translate import check_dataset_ref
+from core.views.definitions import VIEWS
+from core.views.translate import check_dataset_ref
 
 LINKING_API = "https://lookerstudio.google.com/reporting/create"
 #: Report name when none is given.

@@ -6,7 +6,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from cryptopipe.views.translate import translate
+from core.views.translate import translate
 
 if TYPE_CHECKING:
     import duckdb
@@ -21,7 +21,7 @@ def view_source(view: str) -> str:
     """The view's GoogleSQL as written; ValueError naming the views for an unknown one."""
     if view not in VIEWS:
         raise ValueError(f"no view {view!r}; the views are {', '.join(VIEWS)}")
-    return resources.files("cryptopipe.views").joinpath(f"{view}.sql").read_text(encoding="utf-8")
+    return resources.files("core.views").joinpath(f"{view}.sql").read_text(encoding="utf-8")
 
 
 def view_description(view: str) -> str:

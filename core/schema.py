@@ -88,7 +88,7 @@ class RecordSchema:
 @cache
 def market_tick() -> RecordSchema:
     """Load and check ``schemas/market_tick.json``."""
-    raw = json.loads(resources.files("cryptopipe").joinpath("schemas/market_tick.json").read_text())
+    raw = json.loads(resources.files("core").joinpath("schemas/market_tick.json").read_text())
     fields = tuple(FieldSpec(**f) for f in raw["fields"])
     schema = RecordSchema(
         name=raw["name"],

@@ -1,6 +1,6 @@
 -- latest_prices: each coin's newest tick, one row per coin and quote currency.
 --
--- GoogleSQL (BigQuery); cryptopipe.views translates it for DuckDB. Only ticks of
+-- GoogleSQL (BigQuery); core.views translates it for DuckDB. Only ticks of
 -- the last day are looked at: on BigQuery that keeps the scan to the newest one or
 -- two daily partitions however long the table grows (a dashboard reads this view
 -- every few seconds), and a coin CoinGecko has not updated for a day is dead.

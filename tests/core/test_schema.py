@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 from pyspark.sql import types as T
 
-from cryptopipe.schema import bigquery_fields, duckdb_columns, market_tick, record_model, spark_schema
+from core.schema import bigquery_fields, duckdb_columns, market_tick, record_model, spark_schema
 
 FIELDS = market_tick().fields
 SPARK_TYPES = {"string": T.StringType(), "float64": T.DoubleType(), "int64": T.LongType(), "timestamp": T.TimestampType()}
@@ -45,7 +45,7 @@ def _coingecko_record(**overrides):
 
 
 def test_schema_file_lists_each_field_once_with_description():
-    raw = json.loads(resources.files("cryptopipe").joinpath("schemas/market_tick.json").read_text())
+    raw = json.loads(resources.files("core").joinpath("schemas/market_tick.json").read_text())
     names = [f["name"] for f in raw["fields"]]
     assert len(names) == len(set(names))
     assert all(f["description"] for f in raw["fields"])

@@ -6,7 +6,7 @@
   low, close and the number of ticks (samples).
 
 Each is one GoogleSQL file beside this module, translated by
-:mod:`cryptopipe.views.translate`, so both warehouses run the same definition.
+:mod:`core.views.translate`, so both warehouses run the same definition.
 
 Where they are created:
 
@@ -24,7 +24,7 @@ Example::
 
 from __future__ import annotations
 
-from cryptopipe.views.definitions import (
+from core.views.definitions import (
     VIEWS,
     bigquery_view_sql,
     create_duckdb_views,
@@ -32,7 +32,7 @@ from cryptopipe.views.definitions import (
     view_description,
     view_source,
 )
-from cryptopipe.views.looker import looker_studio_url
+from core.views.looker import looker_studio_url
 
 __all__ = [
     "VIEWS",

@@ -1,0 +1,12 @@
+"""The floor every part of cryptopipe stands on, and which stands on nothing of ours.
+
+- :mod:`core.schema`: the one market tick record schema (``schemas/market_tick.json``)
+  and what is derived from it: validation model, Spark schema, DuckDB and BigQuery columns;
+- :mod:`core.tables`: the warehouse's tables (ticks and quarantine) as every part sees them;
+- :mod:`core.views`: the views' SQL, written once for BigQuery and DuckDB;
+- :mod:`core.totals`: a thread-safe holder of live counters.
+
+``producer`` and ``jobs`` import only this package; the CDKTF app (``cdktf/``) imports
+only this package and ships ``core/`` beside each workload; the local app
+(``cryptopipe``) sits on top of all of them. ``tests/test_layers.py`` keeps it so.
+"""

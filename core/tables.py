@@ -1,0 +1,36 @@
+"""The warehouse's two tables, as every part sees them: names, columns, modes, partitioning.
+
+The stream stages and loads exactly these columns, the CDKTF app declares the
+BigQuery tables from them, the DuckDB warehouse creates its tables from them: one
+definition, so a column added here reaches every table and nothing restates one.
+``market_ticks`` is the one record schema (:mod:`core.schema`) plus the load id every
+loaded row carries; ``quarantine`` holds the landing lines the stream could not load.
+"""
+
+from __future__ import annotations
+
+from core.schema import FieldSpec, market_tick
+
+TICKS_TABLE = "market_ticks"
+QUARANTINE_TABLE = "quarantine"
+
+#: The quarantine table's partitioning column (by day): when the stream read the line.
+QUARANTINE_PARTITION_FIELD = "quarantined_at"
+
+#: The column every loaded row carries: the load that added it.
+LOAD_ID = "_load_id"
+
+_LOAD_ID_FIELD = FieldSpec(LOAD_ID, "string", False, "The load that added the row: '<query id>/<batch id>'.")
+
+#: Columns of the ticks table: the record's, then the load id.
+TICK_FIELDS: tuple[FieldSpec, ...] = (*market_tick().fields, _LOAD_ID_FIELD)
+
+#: Columns of the quarantine table: a landing line the stream could not load, and why.
+QUARANTINE_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("quarantine_id", "string", False, "Random id of the quarantined line."),
+    FieldSpec("raw_line", "string", False, "The line as read from the landing file."),
+    FieldSpec("reason", "string", False, "Every failed check as '<field>: <problem>', joined by '; '."),
+    FieldSpec("source_file", "string", False, "URI of the landing file the line came from."),
+    FieldSpec("quarantined_at", "timestamp", False, "Start of the micro-batch that read the line (UTC)."),
+    _LOAD_ID_FIELD,
+)
