@@ -1,4 +1,4 @@
-"""The seed design (ARCHITECTURE §5), emulated with this project's job code.
+"""The seed design (docs/ARCHITECTURE.md §5), emulated with this project's job code.
 
 "Seed configuration" here means the same parse/validate/de-duplicate/stage code as
 ``jobs.stream.ticks_stream`` and the same DuckDB tables, with the seed's settings

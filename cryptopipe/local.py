@@ -1,7 +1,7 @@
 """The whole pipeline on one machine: replay server, producer and stream in one process.
 
 ``cryptopipe up`` is this module. Each part is the production code with local
-addresses (ARCHITECTURE §1): the producer polls the bundled replay server (or the
+addresses (docs/ARCHITECTURE.md §1): the producer polls the bundled replay server (or the
 live API) and lands polls in a local directory; the Spark job streams that directory
 into a DuckDB file. The producer runs on a thread, the stream on Spark's threads,
 and the caller watches both through :meth:`LocalPipeline.status`::

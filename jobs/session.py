@@ -1,6 +1,6 @@
 """The SparkSession the job runs in, locally or on Dataproc.
 
-Settings follow what was measured on 2-core machines (ARCHITECTURE.md §4):
+Settings follow what was measured on 2-core machines (docs/ARCHITECTURE.md §4):
 
 - UTC session time zone: event times are UTC end to end.
 - Few shuffle partitions (4, not 200): a micro-batch is thousands of rows, and every

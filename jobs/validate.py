@@ -165,8 +165,10 @@ def _numeric_problems(spec: FieldSpec) -> list[tuple[Column, Column]]:
     name = spec.name
     value = F.col(name)
     # A null value is missing, unless the record is corrupt and the field is there:
-    # then it had the wrong type. Spark evaluates & and | lazily, so the probe runs
-    # for corrupt records only.
+    # then it had the wrong type. The probe (a second JSON lookup) is pure, so the
+    # result is right in whatever order Spark evaluates the conditions; Spark SQL does
+    # not promise to short-circuit & and |, so the probe may also run for valid records
+    # (its generated code usually skips it, an optimisation, not a guarantee).
     corrupt = F.col(_PARSED)[_CORRUPT].isNotNull()
     problems = [(corrupt & value.isNull() & _probe(name).isNotNull(), F.lit(f"{name}: {_EXPECTED[spec.type]}"))]
     if not spec.nullable:

@@ -1,7 +1,7 @@
 """Landing zones: where each poll becomes one immutable NDJSON object.
 
 The streaming job's file source needs every object complete or absent and never
-rewritten (ARCHITECTURE §2), so both implementations are *create-only*:
+rewritten (docs/ARCHITECTURE.md §2), so both implementations are *create-only*:
 
 - :class:`LocalLandingZone` writes a hidden temp file (``.`` prefix: Spark skips
   it), fsyncs it and hard-links it to its final name. ``link`` fails when the name

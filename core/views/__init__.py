@@ -12,7 +12,7 @@ Where they are created:
 
 - DuckDB: :func:`create_duckdb_views`, from the stream's warehouse setup, in the
   short writer connection that creates the tables (readers never write: a DuckDB
-  file takes one writer process at a time, ARCHITECTURE §4);
+  file takes one writer process at a time, docs/ARCHITECTURE.md §4);
 - BigQuery: the CDKTF app declares one view per name with :func:`bigquery_view_sql`,
   and outputs :func:`looker_studio_url`, which opens a Looker Studio report on them.
 

@@ -5,7 +5,7 @@ returns its rows as dicts. :func:`backend_from_uri` picks one from the same URIs
 the stream's ``--warehouse`` (``duckdb:///abs/path.duckdb``, ``bigquery://project.dataset``).
 
 DuckDB takes one writer process at a time, and while the stream writes a batch no
-other connection can open the file (ARCHITECTURE §4). So :class:`DuckDBBackend`
+other connection can open the file (docs/ARCHITECTURE.md §4). So :class:`DuckDBBackend`
 never holds it: each query opens a read-only connection, waits a bounded time for
 the batch in progress to commit, and closes it at once; if the wait runs out it
 raises :class:`BackendBusy` and the caller serves its last good answer.

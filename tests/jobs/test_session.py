@@ -1,4 +1,4 @@
-"""The SparkSession the job runs in: the settings ARCHITECTURE §4 measured."""
+"""The SparkSession the job runs in: the settings docs/ARCHITECTURE.md §4 measured."""
 
 from __future__ import annotations
 
