@@ -64,8 +64,7 @@ def link_into(paths: list[Path], pool: Path, landing: Path) -> None:
 
 def run_one(kind: str, root: Path, files: int, rows: int, dedup: bool = True) -> dict[str, Any]:
     """One configuration in this process: returns its timings and counts."""
-    from jobs.loaders.duckdb import open_reader
-    from jobs.stream import parse_args, start_stream
+    from jobs import open_reader, parse_args, start_stream
 
     quiet_spark_logs()
     pool_paths = backlog_pool(int(os.environ["BENCH_POOL_FILES"]), rows)

@@ -219,7 +219,7 @@ def quiet_spark_logs() -> None:
 
 
 def bench_session(app: str, scratch: Path, conf: dict[str, str] | None = None):  # noqa: ANN201
-    from jobs.session import build_session
+    from jobs import build_session
 
     spark = build_session(
         app, scratch_root=scratch, ui=False, conf={"spark.ui.showConsoleProgress": "false", **(conf or {})}

@@ -32,8 +32,7 @@ WATCH_PERIOD = 0.5
 
 
 def _poll_ids(warehouse: Path) -> dict[str, datetime] | None:
-    from jobs.errors import WarehouseError
-    from jobs.loaders.duckdb import open_reader
+    from jobs import WarehouseError, open_reader
 
     if not warehouse.exists():
         return None
@@ -95,7 +94,7 @@ def main(minutes: float = 5.0) -> dict[str, Any]:
                 proc.terminate()
                 proc.wait(30)
             log.close()
-    from jobs.loaders.duckdb import open_reader
+    from jobs import open_reader
 
     with open_reader(warehouse) as con:
         polls = con.execute(

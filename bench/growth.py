@@ -71,8 +71,7 @@ def measure(spark, design: str, n: int, pool: Path, pool_paths: list[Path], trig
     from pyspark.sql import functions as F
 
     from bench.seed import SEED_MAX_FILES_PER_TRIGGER, seed_session
-    from jobs.config import StreamConfig
-    from jobs.session import SESSION_CONF
+    from jobs import SESSION_CONF, StreamConfig
 
     root = WORK / f"growth-{design}-{n}"
     shutil.rmtree(root, ignore_errors=True)

@@ -20,21 +20,24 @@ unless ``dedup=False``: the comparison is then of configuration, not of features
 from __future__ import annotations
 
 from contextlib import closing
+from dataclasses import replace
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
-from core.tables import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
-from jobs.batch_files import BatchFiles
-from jobs.config import StreamConfig
-from jobs.dedup import drop_duplicate_ticks
-from jobs.loaders.base import LoadId, LoadResult, StagedFiles
-from jobs.loaders.duckdb import DuckDBWarehouse, connect, duckdb_path
-from jobs.metrics import ProgressListener, StreamMetrics
-from jobs.session import SESSION_CONF
-from jobs.staging import BatchStager
-from jobs.stream import StreamHandle, _BatchWriter, _JOB_SQL_CONF, read_landing
-from jobs.validate import REASON, parse_lines
+from core.tables import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE
+from jobs import (
+    JOB_SQL_CONF,
+    SESSION_CONF,
+    DuckDBWarehouse,
+    LoadId,
+    LoadResult,
+    StagedFiles,
+    StreamConfig,
+    StreamHandle,
+    connect,
+    duckdb_path,
+    start_stream,
+)
 
 #: Spark's own defaults, which the seed ran with.
 SEED_SQL_CONF = {
@@ -68,34 +71,18 @@ def _path(uri: str) -> str:
 
 
 def seed_session(spark: SparkSession) -> SparkSession:
+    """A session of ``spark`` with the job's settings but Spark's defaults where the seed had them."""
     session = spark.newSession()
-    for key, value in {**SESSION_CONF, **_JOB_SQL_CONF, **SEED_SQL_CONF}.items():
+    for key, value in {**SESSION_CONF, **JOB_SQL_CONF, **SEED_SQL_CONF}.items():
         session.conf.set(key, value)
     return session
 
 
 def start_seed_stream(spark: SparkSession, config: StreamConfig, *, dedup: bool = True) -> StreamHandle:
-    """Start the seed-configured stream (see the module docstring); like ``jobs.stream.start_stream``."""
-    warehouse = SeedAppendWarehouse(duckdb_path(config.warehouse))
-    warehouse.setup()
-    session = seed_session(spark)
-    metrics = StreamMetrics()
-    listener = ProgressListener(metrics)
-    session.streams.addListener(listener)
-    batch_files = BatchFiles(session, config.checkpoint)
-    rows = parse_lines(
-        read_landing(session, config.landing, max_files_per_trigger=SEED_MAX_FILES_PER_TRIGGER, archive=None)
+    """Start the seed-configured stream (see the module docstring): the job's own
+    ``start_stream`` with the seed's settings."""
+    return start_stream(
+        spark, replace(config, max_files_per_trigger=SEED_MAX_FILES_PER_TRIGGER),
+        warehouse=SeedAppendWarehouse(duckdb_path(config.warehouse)), session_conf=SEED_SQL_CONF,
+        archive_processed=False, deduplicate=dedup,
     )
-    if dedup:
-        rows = drop_duplicate_ticks(rows, config.watermark_delay)
-    else:  # the staging step expects the de-duplication's id column
-        rows = rows.withColumn("_quarantine_id", F.when(F.col(REASON).isNotNull(), F.expr("uuid()")))
-    query = (
-        rows.writeStream.foreachBatch(
-            _BatchWriter(BatchStager(session, config.staging, batch_files), warehouse, metrics, batch_files)
-        )
-        .option("checkpointLocation", config.checkpoint.uri)
-        .trigger(**config.trigger)
-        .start()
-    )
-    return StreamHandle(query, metrics, warehouse, session, listener)

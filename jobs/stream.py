@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from types import TracebackType
 
@@ -37,16 +37,17 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs.config import StreamConfig, parse_args
-from jobs.dedup import drop_duplicate_ticks
+from jobs.dedup import QUARANTINE_ID, drop_duplicate_ticks
 from jobs.batch_files import BatchFiles
 from jobs.loaders import LoadId, Warehouse, warehouse_from_uri
 from jobs.locations import Location
 from jobs.metrics import ProgressListener, StreamMetrics, StreamStatus
 from jobs.session import SESSION_CONF, build_session
 from jobs.staging import BatchStager
-from jobs.validate import PARTIAL_RESULTS_CONF, SOURCE_FILE, parse_lines
+from jobs.validate import PARTIAL_RESULTS_CONF, REASON, SOURCE_FILE, parse_lines
 
 __all__ = [
+    "JOB_SQL_CONF",
     "StreamConfig",
     "StreamHandle",
     "StreamStatus",
@@ -60,8 +61,8 @@ __all__ = [
 
 log = logging.getLogger("jobs.stream")
 
-# Set on the job's own session (see _job_session) on top of SESSION_CONF.
-_JOB_SQL_CONF = {
+#: SQL settings of the job's own session, on top of :data:`jobs.session.SESSION_CONF`.
+JOB_SQL_CONF = {
     PARTIAL_RESULTS_CONF: "true",
     # A batch without new data would only stage and load nothing; state eviction
     # waits for the next data batch instead.
@@ -157,23 +158,38 @@ class _BatchWriter:
         )
 
 
-def start_stream(spark: SparkSession, config: StreamConfig) -> StreamHandle:
+def start_stream(
+    spark: SparkSession,
+    config: StreamConfig,
+    *,
+    warehouse: Warehouse | None = None,
+    session_conf: Mapping[str, str] | None = None,
+    archive_processed: bool = True,
+    deduplicate: bool = True,
+) -> StreamHandle:
     """Set up the warehouse and start the query; returns at once with a :class:`StreamHandle`.
 
     The query runs in a new session of ``spark`` (same SparkContext, own SQL
     settings and listeners), so the caller's session settings stay as they were.
+    The keywords change how the stream runs, for the benchmarks' emulation of the
+    seed design (bench/seed.py); the job itself never sets them:
+
+    - ``warehouse``: load into this one (set up here) instead of ``config.warehouse``'s;
+    - ``session_conf``: SQL settings applied over the job's own;
+    - ``archive_processed``: False leaves processed files under the landing root;
+    - ``deduplicate``: False loads repeated ticks as they come.
     """
     log.info("stream config: %s", _describe(config))
-    warehouse = warehouse_from_uri(config.warehouse)
+    warehouse = warehouse or warehouse_from_uri(config.warehouse)
     warehouse.setup()
-    session = _job_session(spark, config)
+    session = _job_session(spark, config, session_conf or {})
     metrics = StreamMetrics()
     listener = ProgressListener(metrics)
     session.streams.addListener(listener)
     batch_files = BatchFiles(session, config.checkpoint)
     try:
         query = (
-            ticks_stream(session, config)
+            ticks_stream(session, config, archive_processed=archive_processed, deduplicate=deduplicate)
             .writeStream.foreachBatch(
                 _BatchWriter(BatchStager(session, config.staging, batch_files), warehouse, metrics, batch_files)
             )
@@ -189,12 +205,16 @@ def start_stream(spark: SparkSession, config: StreamConfig) -> StreamHandle:
     return StreamHandle(query, metrics, warehouse, session, listener)
 
 
-def ticks_stream(spark: SparkSession, config: StreamConfig) -> DataFrame:
+def ticks_stream(
+    spark: SparkSession, config: StreamConfig, *, archive_processed: bool = True, deduplicate: bool = True
+) -> DataFrame:
     """The streaming DataFrame ``foreachBatch`` receives: validated, de-duplicated lines."""
-    lines = read_landing(
-        spark, config.landing, max_files_per_trigger=config.max_files_per_trigger, archive=config.archive
-    )
-    return drop_duplicate_ticks(parse_lines(lines), config.watermark_delay)
+    archive = config.archive if archive_processed else None
+    lines = parse_lines(read_landing(spark, config.landing, max_files_per_trigger=config.max_files_per_trigger,
+                                     archive=archive))
+    if not deduplicate:  # staging still takes the quarantined lines' ids from the de-duplication's column
+        return lines.withColumn(QUARANTINE_ID, F.when(F.col(REASON).isNotNull(), F.expr("uuid()")))
+    return drop_duplicate_ticks(lines, config.watermark_delay)
 
 
 def read_landing(
@@ -267,9 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _job_session(spark: SparkSession, config: StreamConfig) -> SparkSession:
+def _job_session(spark: SparkSession, config: StreamConfig, overrides: Mapping[str, str]) -> SparkSession:
     session = spark.newSession()
-    settings = {**SESSION_CONF, **_JOB_SQL_CONF, "spark.sql.shuffle.partitions": str(config.shuffle_partitions)}
+    settings = {**SESSION_CONF, **JOB_SQL_CONF, "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
+                **overrides}
     for key, value in settings.items():
         session.conf.set(key, value)
     return session
