@@ -262,3 +262,45 @@ def test_readers_and_writer_in_one_process_wait_for_each_other_instead_of_failin
         stop.set()
         reader.join()
     assert errors == []
+
+
+def _recreate_ledger(warehouse: DuckDBWarehouse, change) -> None:  # noqa: ANN001
+    """Rebuild ``_loads`` from its own DDL after ``change(ddl)``: a fault or a missing guard, for real."""
+    from contextlib import closing
+
+    from jobs.loaders.duckdb import connect
+
+    with closing(connect(warehouse.path, read_only=False, timeout=5)) as con:
+        (ddl,) = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = '_loads'").fetchone()
+        con.execute("DROP TABLE _loads")
+        con.execute(change(ddl.rstrip().rstrip(";")))
+
+
+def test_a_ledger_insert_that_fails_after_the_rows_leaves_nothing_loaded(warehouse, tmp_path):
+    """The rows and the ledger row commit together: a fault at the ledger step (here a CHECK
+    the batch violates) rolls the rows back too, and the batch stays unrecorded for its replay."""
+    _recreate_ledger(warehouse, lambda ddl: ddl[:-1] + ", CHECK (batch_id <> 13))")
+    load_id = LoadId("query-a", 13)
+    staged = _staged(tmp_path, load_id, ["bitcoin", "ethereum"], bad_lines=1)
+    with pytest.raises(Exception, match="CHECK constraint"):
+        warehouse.load_batch(load_id, staged)
+    with open_reader(warehouse.path) as con:
+        assert con.execute(
+            "SELECT (SELECT count(*) FROM market_ticks), (SELECT count(*) FROM quarantine), "
+            "(SELECT count(*) FROM _loads)"
+        ).fetchone() == (0, 0, 0)
+
+
+def test_a_replay_adds_nothing_even_without_the_ledgers_primary_key(warehouse, tmp_path):
+    """The ledger check itself keeps a replay out, not the primary key's error."""
+    _recreate_ledger(warehouse, lambda ddl: ddl.replace("PRIMARY KEY", ""))
+    load_id = LoadId("query-a", 8)
+    staged = _staged(tmp_path, load_id, ["bitcoin", "ethereum"], bad_lines=1)
+    warehouse.load_batch(load_id, staged)
+    replay = warehouse.load_batch(load_id, staged)
+    assert replay.already_loaded
+    with open_reader(warehouse.path) as con:
+        assert con.execute(
+            "SELECT (SELECT count(*) FROM market_ticks), (SELECT count(*) FROM quarantine), "
+            "(SELECT count(*) FROM _loads)"
+        ).fetchone() == (2, 1, 1)

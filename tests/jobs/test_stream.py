@@ -245,3 +245,21 @@ def test_main_refuses_bad_uri_before_starting_spark(monkeypatch, pipeline: Pipel
         main([*pipeline.args(), "--landing", "ftp://host/landing"])
     assert exit_.value.code == 2
     assert "'ftp://host/landing'" in capsys.readouterr().err
+
+
+@pytest.mark.spark
+def test_one_coin_and_time_in_two_quote_currencies_loads_twice_and_repeats_still_drop(spark, pipeline: Pipeline):
+    """The de-duplication key holds the quote currency: usd and eur rows of the same coin and
+    last_updated are two ticks; a repeat within a currency is still one."""
+    poll = [line("bitcoin", vs_currency="usd", current_price=64000.5),
+            line("bitcoin", vs_currency="eur", current_price=59000.25)]
+    pipeline.land(poll)
+    pipeline.land(poll)  # CoinGecko's cache serves both again
+
+    status = pipeline.run(spark)
+
+    assert pipeline.query("SELECT coin_id, vs_currency, price FROM market_ticks ORDER BY vs_currency") == [
+        ("bitcoin", "eur", 59000.25),
+        ("bitcoin", "usd", 64000.5),
+    ]
+    assert (status.rows_loaded, status.duplicates_dropped) == (2, 2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -132,3 +132,20 @@ def test_parse_lines_refuses_a_session_without_partial_results(spark):
     with pytest.raises(ValueError, match=PARTIAL_RESULTS_CONF):
         parse_lines(frame)
 
+
+def test_the_clock_skew_limit_is_exactly_where_the_constant_puts_it(spark):
+    """Just inside and just past MAX_CLOCK_SKEW ahead of the read: a unit mix-up (hours for
+    seconds) would accept event times months ahead, and the far-future case above would
+    not notice."""
+    session = spark.newSession()
+    session.conf.set(PARTIAL_RESULTS_CONF, "true")
+    now = datetime.now(timezone.utc)
+    stamps = {case: (now + MAX_CLOCK_SKEW + offset).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+              for case, offset in (("inside", -timedelta(minutes=2)), ("past", timedelta(minutes=2)))}
+    frame = session.createDataFrame([(_with(last_updated=stamp), case) for case, stamp in stamps.items()],
+                                    f"value string, {SOURCE_FILE} string")
+    reasons = {row[SOURCE_FILE]: row[REASON] for row in parse_lines(frame).collect()}
+    assert reasons == {
+        "inside": None,
+        "past": f"last_updated: {stamps['past']} is more than {MAX_CLOCK_SKEW} in the future",
+    }

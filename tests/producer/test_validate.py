@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from core.schema import MAX_CLOCK_SKEW
 from cryptopipe.replay import frame
 from producer import BadPayload, RateLimited, parse_page, validate_records
 from producer.validate import to_ndjson
@@ -65,3 +66,14 @@ def test_to_ndjson_writes_one_object_per_line_when_records_accepted():
     data = to_ndjson(result.accepted)
     assert data.endswith(b"\n")
     assert [json.loads(line) for line in data.splitlines()] == result.accepted
+
+
+def test_the_clock_skew_limit_is_exactly_where_the_constant_puts_it():
+    now = datetime.now(timezone.utc)
+    stamps = [(now + MAX_CLOCK_SKEW + offset).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+              for offset in (-timedelta(minutes=2), timedelta(minutes=2))]
+    records = [{**frame(0)[0], "last_updated": stamp} for stamp in stamps]
+    result = validate_records(records, **STAMPS)
+    assert [r["last_updated"] for r in result.accepted] == [stamps[0]]
+    assert [r.index for r in result.rejected] == [1]
+    assert "in the future" in result.rejected[0].reason

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Re-run the hand-made mutations that once survived the suite: each must now fail a test.
+
+    .venv/bin/python scripts/mutations.py            # all, about three minutes (Spark)
+    .venv/bin/python scripts/mutations.py dedup      # the ones whose name contains "dedup"
+
+Each mutation is a bug a developer could plausibly write in an exactly-once or
+validation path. The script applies it to a copy of the repository, runs the tests
+named beside it there, and reports whether they caught it; the working tree is never
+touched. docs/TESTING.md says why these and how the suite's strength is checked.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ("core", "jobs", "producer", "cryptopipe", "tests", "pyproject.toml")
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str
+    original: str
+    mutant: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = (
+    Mutation("dedup key without the quote currency", "jobs/dedup.py",
+             "dropDuplicatesWithinWatermark([*schema.key, QUARANTINE_ID])",
+             'dropDuplicatesWithinWatermark([k for k in schema.key if k != "vs_currency"] + [QUARANTINE_ID])',
+             ("tests/jobs/test_stream.py::test_one_coin_and_time_in_two_quote_currencies_loads_twice_and_repeats_"
+              "still_drop",)),
+    Mutation("duckdb ledger in a transaction of its own", "jobs/loaders/duckdb.py",
+             "        con.execute(\n            f\"INSERT INTO {LOADS_TABLE}",
+             "        con.commit()\n        con.begin()\n        con.execute(\n            f\"INSERT INTO {LOADS_TABLE}",
+             ("tests/jobs/test_duckdb_loader.py",)),
+    Mutation("duckdb ledger check skipped", "jobs/loaders/duckdb.py",
+             "        if done is not None:", "        if False:",
+             ("tests/jobs/test_duckdb_loader.py",)),
+    Mutation("clock skew in hours, not seconds", "jobs/validate.py",
+             "total_seconds())} SECONDS", "total_seconds())} HOURS",
+             ("tests/jobs/test_validate.py",)),
+    Mutation("producer accepts any future event time", "core/schema.py",
+             "            if value > limit:", "            if False:",
+             ("tests/producer/test_validate.py",)),
+)
+
+
+def run_tests(tests: tuple[str, ...], mutation: Mutation | None = None) -> int:
+    """pytest's exit status for ``tests`` on a copy of the repository, with ``mutation`` applied if given."""
+    with tempfile.TemporaryDirectory(prefix="cryptopipe-mutant-") as scratch:
+        copy = Path(scratch)
+        for name in COPIED:
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__", "data"))
+            else:
+                shutil.copy2(source, copy / name)
+        if mutation is not None:
+            target = copy / mutation.file
+            text = target.read_text()
+            if text.count(mutation.original) != 1:
+                raise SystemExit(f"{mutation.name}: {mutation.file} no longer holds the line to mutate; update it")
+            target.write_text(text.replace(mutation.original, mutation.mutant))
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                              cwd=copy, env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True).returncode
+
+
+def caught(mutation: Mutation) -> bool:
+    """Whether the mutation's tests fail (status 1: tests ran and failed) with it applied."""
+    return run_tests(mutation.tests, mutation) == 1
+
+
+def main(argv: list[str]) -> int:
+    chosen = [m for m in MUTATIONS if not argv or any(word in m.name for word in argv)]
+    # A mutation is caught only if the same tests pass without it.
+    baseline = run_tests(tuple(sorted({test for m in chosen for test in m.tests})))
+    if baseline != 0:
+        print(f"the tests fail without any mutation (pytest status {baseline}): fix them first", file=sys.stderr)
+        return 2
+    survivors = []
+    for mutation in chosen:
+        verdict = "caught" if caught(mutation) else "SURVIVED"
+        print(f"{verdict:9} {mutation.name}  ({mutation.file})", flush=True)
+        if verdict != "caught":
+            survivors.append(mutation.name)
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
