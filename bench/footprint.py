@@ -5,7 +5,8 @@ test-suite time.
   ``/proc/<pid>/status`` during ``bench catchup`` (each configuration's own process)
   and ``bench freshness`` (``cryptopipe up``); run those first.
 - Synth: wall time of ``.venv/bin/python cdktf/main.py`` (both environments' stacks),
-  into a temporary ``CDKTF_OUTDIR`` so the repository's ``cdktf.out`` is not touched.
+  into a temporary ``CDKTF_OUTDIR`` so the repository's ``cdktf.out`` is not touched,
+  once per CDK family (``CRYPTOPIPE__DEPLOY__CDK_FAMILY``: cdktf, cdktn; cdktf/cdk.py).
 - Tests: wall time of ``.venv/bin/python -m pytest -q -p no:cacheprovider`` (pytest
   directly: ``scripts/test`` adds the bootstrap's install steps).
 """
@@ -31,14 +32,18 @@ def _timed(command: list[str], env: dict[str, str] | None = None, timeout: float
     return time.monotonic() - started, proc
 
 
-def synth() -> dict[str, Any]:
+#: The CDK families the app synthesizes with (cdktf/cdk.py), the default first.
+FAMILIES = ("cdktf", "cdktn")
+
+
+def synth(family: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-synth-") as outdir:
-        env = {**os.environ, "CDKTF_OUTDIR": outdir}
+        env = {**os.environ, "CDKTF_OUTDIR": outdir, "CRYPTOPIPE__DEPLOY__CDK_FAMILY": family}
         seconds, proc = _timed([sys.executable, "cdktf/main.py"], env=env)
         manifest = Path(outdir) / "manifest.json"
         stacks = sorted(json.loads(manifest.read_text())["stacks"]) if manifest.exists() else []
     return {
-        "command": ".venv/bin/python cdktf/main.py",
+        "command": f"CRYPTOPIPE__DEPLOY__CDK_FAMILY={family} .venv/bin/python cdktf/main.py",
         "seconds": round(seconds, 1),
         "exit_code": proc.returncode,
         "stacks": stacks,
@@ -73,6 +78,6 @@ def main(run_tests: bool = True) -> dict[str, Any]:
             else:
                 memory["cryptopipe up (freshness run)"] = doc["memory_mib"]
     with LoadSampler() as load:
-        result = {"memory_mib": memory, "synth": synth()}
+        result = {"memory_mib": memory, "synth": {family: synth(family) for family in FAMILIES}}
         result["tests"] = tests() if run_tests else None
     return write_result("footprint", result, load, started)

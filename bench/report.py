@@ -149,9 +149,9 @@ def footprint_section(doc: dict[str, Any] | None) -> list[str]:
     out += [_context(doc), "", "| process | JVM peak MiB (VmHWM) | Python peak MiB (VmHWM) |", "|---|---:|---:|"]
     for label, peaks in doc["memory_mib"].items():
         out.append(f"| {label} | {peaks.get('jvm', '?')} | {peaks.get('python_driver', '?')} |")
-    s = doc["synth"]
     out += ["", "| step | wall s | result |", "|---|---:|---|"]
-    out.append(f"| `{s['command']}` ({', '.join(s['stacks'])}) | {s['seconds']} | exit {s['exit_code']} |")
+    for s in doc["synth"].values():  # one synth per CDK family
+        out.append(f"| `{s['command']}` ({', '.join(s['stacks'])}) | {s['seconds']} | exit {s['exit_code']} |")
     t = doc.get("tests")
     if t:
         out.append(f"| `{t['command']}` | {t['seconds']} | {t['summary']} (exit {t['exit_code']}) |")

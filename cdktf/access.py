@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
+from cdk import google
 from constructs import Construct
 
 from config import EnvironmentConfig
@@ -49,7 +49,11 @@ class Access(Construct):
         self.emails = workload_emails(cfg)
         self.members = {stage: f"serviceAccount:{email}" for stage, email in self.emails.items()}
         #: CI's planner (bootstrap.py), when the environment has CI: it reads the artifacts to plan.
-        self.ci_members = ({"planner": f"serviceAccount:{cfg.service_account_email(cfg.ci_service_account_ids['planner'])}"}
-                           if cfg.github_repository else {})
-        self.project_grants = grant(self, ProjectIamMember, project_roles(cfg), project=cfg.project,
-                                    depends_on=after)
+        self.ci_members = (
+            {"planner": f"serviceAccount:{cfg.service_account_email(cfg.ci_service_account_ids['planner'])}"}
+            if cfg.github_repository
+            else {}
+        )
+        self.project_grants = grant(
+            self, google.project_iam_member.ProjectIamMember, project_roles(cfg), project=cfg.project, depends_on=after
+        )

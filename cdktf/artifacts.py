@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdktf import AssetType, TerraformAsset
-from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
+from cdk import AssetType, TerraformAsset, google
 from constructs import Construct
 
 from archive import Artifacts
@@ -39,7 +38,7 @@ class Upload(Construct):
             source = {"source": asset.path}
         else:
             source = {"content": content}
-        self.object = StorageBucketObject(
+        self.object = google.storage_bucket_object.StorageBucketObject(
             self, "object", bucket=storage.bucket.name, name=name, content_type=_CONTENT_TYPES[Path(name).suffix],
             **source,
         )

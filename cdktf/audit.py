@@ -20,10 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktf_cdktf_provider_google.project_iam_audit_config import (
-    ProjectIamAuditConfig,
-    ProjectIamAuditConfigAuditLogConfig,
-)
+from cdk import google
 from constructs import Construct
 
 from config import EnvironmentConfig
@@ -36,7 +33,7 @@ class AuditLogs(Construct):
         self, scope: Construct, id_: str, cfg: EnvironmentConfig, members: dict[str, str], after: list[Any]
     ) -> None:
         super().__init__(scope, id_)
-        log = ProjectIamAuditConfigAuditLogConfig
+        log = google.project_iam_audit_config.ProjectIamAuditConfigAuditLogConfig
         services = {
             "storage.googleapis.com": [
                 log(log_type="ADMIN_READ"),
@@ -49,7 +46,7 @@ class AuditLogs(Construct):
             ],
         }
         self.configs = [
-            ProjectIamAuditConfig(
+            google.project_iam_audit_config.ProjectIamAuditConfig(
                 self, service.split(".")[0], project=cfg.project, service=service, audit_log_config=log_configs,
                 depends_on=after,
             )

@@ -33,16 +33,7 @@ change it: the deployer cannot widen its own permissions.
 
 from __future__ import annotations
 
-from cdktf import GcsBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack
-from cdktf_cdktf_provider_google.iam_workload_identity_pool import IamWorkloadIdentityPool
-from cdktf_cdktf_provider_google.iam_workload_identity_pool_provider import IamWorkloadIdentityPoolProvider
-from cdktf_cdktf_provider_google.project_iam_custom_role import ProjectIamCustomRole
-from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
-from cdktf_cdktf_provider_google.project_service import ProjectService
-from cdktf_cdktf_provider_google.provider import GoogleProvider
-from cdktf_cdktf_provider_google.service_account import ServiceAccount
-from cdktf_cdktf_provider_google.service_account_iam_member import ServiceAccountIamMember
-from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
+from cdk import GcsBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack, google
 from constructs import Construct
 
 from access import project_roles
@@ -194,19 +185,24 @@ class BootstrapStack(TerraformStack):
 
     def __init__(self, scope: Construct, cfg: EnvironmentConfig) -> None:
         super().__init__(scope, bootstrap_stack_name(cfg.name))
-        GoogleProvider(
+        google.provider.GoogleProvider(
             self, "google", project=cfg.project, region=cfg.region,
             default_labels={"app": cfg.prefix, "env": cfg.name},
         )
         GcsBackend(self, bucket=cfg.state_bucket, prefix=f"{cfg.prefix}/{bootstrap_stack_name(cfg.name)}")
 
         apis = [
-            ProjectService(self, service.split(".")[0], project=cfg.project, service=service, disable_on_destroy=False)
+            google.project_service.ProjectService(
+                self, service.split(".")[0], project=cfg.project, service=service, disable_on_destroy=False
+            )
             for service in SERVICES
         ]
 
         self.state_bucket = private_bucket(
-            self, "state", cfg, cfg.state_bucket,
+            self,
+            "state",
+            cfg,
+            cfg.state_bucket,
             versioning={"enabled": True},
             lifecycle_rule=[delete_when(with_state="ARCHIVED", num_newer_versions=STATE_VERSIONS_KEPT)],
             force_destroy=False,
@@ -214,35 +210,56 @@ class BootstrapStack(TerraformStack):
         )
         # The bucket exists before the first apply (the backend is in it): adopt it.
         self.state_bucket.import_from(f"{cfg.project}/{cfg.state_bucket}")
-        TerraformOutput(self, "state_bucket", value=self.state_bucket.name,
-                        description="Terraform state of this environment's stacks.")
+        TerraformOutput(
+            self,
+            "state_bucket",
+            value=self.state_bucket.name,
+            description="Terraform state of this environment's stacks.",
+        )
 
         self.workload_accounts = {
-            stage: ServiceAccount(
-                self, stage, account_id=account_id, project=cfg.project, display_name=cfg.name_of(stage, "sa"),
-                description=WORKLOAD_DESCRIPTIONS[stage], depends_on=apis,
+            stage: google.service_account.ServiceAccount(
+                self,
+                stage,
+                account_id=account_id,
+                project=cfg.project,
+                display_name=cfg.name_of(stage, "sa"),
+                description=WORKLOAD_DESCRIPTIONS[stage],
+                depends_on=apis,
             )
             for stage, account_id in cfg.service_account_ids.items()
         }
-        ProjectIamCustomRole(
-            self, "dataproc-agent", project=cfg.project, role_id=cfg.dataproc_agent_role_id,
+        google.project_iam_custom_role.ProjectIamCustomRole(
+            self,
+            "dataproc-agent",
+            project=cfg.project,
+            role_id=cfg.dataproc_agent_role_id,
             title=f"{cfg.prefix} {cfg.name} Dataproc agent",
             description="roles/dataproc.worker without storage permissions: its buckets are granted bucket by bucket.",
-            permissions=list(DATAPROC_AGENT_PERMISSIONS), depends_on=apis,
+            permissions=list(DATAPROC_AGENT_PERMISSIONS),
+            depends_on=apis,
         )
         if cfg.github_repository:
             self._ci_identities(cfg, apis)
 
-    def _ci_identities(self, cfg: EnvironmentConfig, apis: list[ProjectService]) -> None:
+    def _ci_identities(self, cfg: EnvironmentConfig, apis: list[google.project_service.ProjectService]) -> None:
         repository = cfg.github_repository
-        pool = IamWorkloadIdentityPool(
-            self, "ci-pool", project=cfg.project, workload_identity_pool_id=cfg.ci_pool_id,
-            display_name=f"{cfg.prefix} {cfg.name} CI", description=f"GitHub Actions of {repository}",
+        pool = google.iam_workload_identity_pool.IamWorkloadIdentityPool(
+            self,
+            "ci-pool",
+            project=cfg.project,
+            workload_identity_pool_id=cfg.ci_pool_id,
+            display_name=f"{cfg.prefix} {cfg.name} CI",
+            description=f"GitHub Actions of {repository}",
             depends_on=apis,
         )
-        self.provider = IamWorkloadIdentityPoolProvider(
-            self, "ci-provider", project=cfg.project, workload_identity_pool_id=pool.workload_identity_pool_id,
-            workload_identity_pool_provider_id=CI_PROVIDER_ID, display_name="GitHub Actions",
+        self.provider = google.iam_workload_identity_pool_provider.IamWorkloadIdentityPoolProvider(
+            self,
+            "ci-provider",
+            project=cfg.project,
+            workload_identity_pool_id=pool.workload_identity_pool_id,
+            workload_identity_pool_provider_id=CI_PROVIDER_ID,
+            display_name="GitHub Actions",
             description=f"OIDC tokens of {repository}'s workflows, and no other repository's",
             oidc={"issuer_uri": GITHUB_ISSUER},
             attribute_mapping={"google.subject": "assertion.sub", "attribute.repository_id": "assertion.repository_id"},
@@ -254,37 +271,59 @@ class BootstrapStack(TerraformStack):
             "planner": f"CI: plans the {cfg.name} stack, read-only (pull requests of {repository}).",
         }
         accounts = {
-            role: ServiceAccount(
-                self, role, project=cfg.project, account_id=ids[role], display_name=cfg.name_of("ci", role),
-                description=descriptions[role], depends_on=apis,
+            role: google.service_account.ServiceAccount(
+                self,
+                role,
+                project=cfg.project,
+                account_id=ids[role],
+                display_name=cfg.name_of("ci", role),
+                description=descriptions[role],
+                depends_on=apis,
             )
             for role in ids
         }
         members = {role: account.member for role, account in accounts.items()}
 
         principals = f"iam.googleapis.com/{pool.name}"
-        impersonation = {"roles/iam.workloadIdentityUser": {
-            # Exactly the jobs that run in the GitHub environment of this stack's name.
-            "deployer": (accounts["deployer"], f"principal://{principals}/subject/{ci_subjects(cfg)['deploy']}"),
-            # Any job the provider admits (pull requests of forks get no token at all).
-            "planner": (accounts["planner"],
-                        f"principalSet://{principals}/attribute.repository_id/{cfg.github_repository_id}"),
-        }}
+        impersonation = {
+            "roles/iam.workloadIdentityUser": {
+                # Exactly the jobs that run in the GitHub environment of this stack's name.
+                "deployer": (accounts["deployer"], f"principal://{principals}/subject/{ci_subjects(cfg)['deploy']}"),
+                # Any job the provider admits (pull requests of forks get no token at all).
+                "planner": (
+                    accounts["planner"],
+                    f"principalSet://{principals}/attribute.repository_id/{cfg.github_repository_id}",
+                ),
+            }
+        }
         for role, grants in impersonation.items():
             for who, (account, member) in grants.items():
-                ServiceAccountIamMember(self, f"{role.rsplit('/', 1)[-1]}-{who}", service_account_id=account.name,
-                                        role=role, member=member)
+                google.service_account_iam_member.ServiceAccountIamMember(
+                    self, f"{role.rsplit('/', 1)[-1]}-{who}", service_account_id=account.name, role=role, member=member
+                )
         # The deployer attaches the two workload accounts to the VM and the cluster
         # (actAs), and may act as no other account of the project.
         for stage, account in self.workload_accounts.items():
-            ServiceAccountIamMember(self, f"serviceAccountUser-deployer-{stage}", service_account_id=account.name,
-                                    role="roles/iam.serviceAccountUser", member=members["deployer"])
+            google.service_account_iam_member.ServiceAccountIamMember(
+                self,
+                f"serviceAccountUser-deployer-{stage}",
+                service_account_id=account.name,
+                role="roles/iam.serviceAccountUser",
+                member=members["deployer"],
+            )
         # Plans read the state; the data bucket's artifacts are granted there (storage.py).
-        StorageBucketIamMember(self, "objectViewer-planner", bucket=self.state_bucket.name,
-                               role="roles/storage.objectViewer", member=members["planner"])
+        google.storage_bucket_iam_member.StorageBucketIamMember(
+            self,
+            "objectViewer-planner",
+            bucket=self.state_bucket.name,
+            role="roles/storage.objectViewer",
+            member=members["planner"],
+        )
 
-        secret_deployer = ProjectIamCustomRole(
-            self, "secret-deployer", project=cfg.project,
+        secret_deployer = google.project_iam_custom_role.ProjectIamCustomRole(
+            self,
+            "secret-deployer",
+            project=cfg.project,
             role_id=cfg.secret_deployer_role_id,
             title=f"{cfg.prefix} {cfg.name} secret deployer",
             description="Manage secrets and who may read them; never read or add a secret's value.",
@@ -294,15 +333,24 @@ class BootstrapStack(TerraformStack):
             **{role: {"deployer": members["deployer"]} for role in DEPLOYER_ROLES},
             **{role: {"planner": members["planner"]} for role in PLANNER_ROLES},
         }
-        grant(self, ProjectIamMember, project_roles, project=cfg.project)
-        ProjectIamMember(self, "secret-deployer-deployer", project=cfg.project, role=secret_deployer.name,
-                         member=members["deployer"])
-        ProjectIamMember(self, "projectIamAdmin-deployer", project=cfg.project,
-                         role="roles/resourcemanager.projectIamAdmin", member=members["deployer"],
-                         condition=project_iam_admin_condition(cfg))
+        grant(self, google.project_iam_member.ProjectIamMember, project_roles, project=cfg.project)
+        google.project_iam_member.ProjectIamMember(
+            self, "secret-deployer-deployer", project=cfg.project, role=secret_deployer.name, member=members["deployer"]
+        )
+        google.project_iam_member.ProjectIamMember(
+            self,
+            "projectIamAdmin-deployer",
+            project=cfg.project,
+            role="roles/resourcemanager.projectIamAdmin",
+            member=members["deployer"],
+            condition=project_iam_admin_condition(cfg),
+        )
 
         outputs = {
-            "workload_identity_provider": (self.provider.name, "What google-github-actions/auth authenticates through."),
+            "workload_identity_provider": (
+                self.provider.name,
+                "What google-github-actions/auth authenticates through.",
+            ),
             "deployer_service_account": (accounts["deployer"].email, "Service account the deploy jobs impersonate."),
             "planner_service_account": (accounts["planner"].email, "Service account the plan jobs impersonate."),
         }

@@ -10,28 +10,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktf_cdktf_provider_google.storage_bucket import (
-    StorageBucket,
-    StorageBucketLifecycleRule,
-    StorageBucketLifecycleRuleAction,
-    StorageBucketLifecycleRuleCondition,
-)
+from cdk import google
 from constructs import Construct
 
 from config import EnvironmentConfig
 
 
-def private_bucket(scope: Construct, id_: str, cfg: EnvironmentConfig, name: str, **settings: Any) -> StorageBucket:
+def private_bucket(
+    scope: Construct, id_: str, cfg: EnvironmentConfig, name: str, **settings: Any
+) -> google.storage_bucket.StorageBucket:
     """A ``StorageBucket`` named ``name`` with the hardening every bucket has, plus ``settings``."""
-    return StorageBucket(
-        scope, id_, name=name, project=cfg.project, location=cfg.region.upper(), storage_class="STANDARD",
-        uniform_bucket_level_access=True, public_access_prevention="enforced", **settings,
+    return google.storage_bucket.StorageBucket(
+        scope,
+        id_,
+        name=name,
+        project=cfg.project,
+        location=cfg.region.upper(),
+        storage_class="STANDARD",
+        uniform_bucket_level_access=True,
+        public_access_prevention="enforced",
+        **settings,
     )
 
 
-def delete_when(**condition: Any) -> StorageBucketLifecycleRule:
+def delete_when(**condition: Any) -> google.storage_bucket.StorageBucketLifecycleRule:
     """A lifecycle rule deleting the objects that match ``condition``."""
-    return StorageBucketLifecycleRule(
-        action=StorageBucketLifecycleRuleAction(type="Delete"),
-        condition=StorageBucketLifecycleRuleCondition(**condition),
+    return google.storage_bucket.StorageBucketLifecycleRule(
+        action=google.storage_bucket.StorageBucketLifecycleRuleAction(type="Delete"),
+        condition=google.storage_bucket.StorageBucketLifecycleRuleCondition(**condition),
     )

@@ -90,29 +90,53 @@ def lines(cfg: EnvironmentConfig) -> list[Line]:
     operations = batches_per_day(cfg) * GCS_OPERATIONS_PER_BATCH
     kept_gb = landed_gb_day * cfg.archive_retention_days
     return [
-        Line("Dataproc nodes", f"{cfg.cluster_master_machine_type}" + (
-            f" + {workers} × {cfg.cluster_worker_machine_type}" if workers else "") + f": {cluster_hourly:.4f} $/h × 24",
-             cluster_hourly * HOURS_PER_DAY),
-        Line("Dataproc fee, per vCPU-hour", f"{cluster_cpus} vCPU × {DATAPROC_FEE_PER_VCPU_HOUR} × 24",
-             cluster_cpus * DATAPROC_FEE_PER_VCPU_HOUR * HOURS_PER_DAY),
-        Line("Dataproc boot disks, pd-balanced", f"{nodes} × {cfg.cluster_disk_gb} GB × {PD_BALANCED_PER_GB_MONTH} / 30.4",
-             nodes * cfg.cluster_disk_gb * PD_BALANCED_PER_GB_MONTH / DAYS_PER_MONTH),
-        Line("producer VM", f"{cfg.producer_machine_type}: {producer_hourly} $/h × 24",
-             producer_hourly * HOURS_PER_DAY),
-        Line("producer disks, pd-balanced: boot and spool",
-             f"({cfg.producer_disk_gb} + {cfg.producer_spool_disk_gb}) GB × {PD_BALANCED_PER_GB_MONTH} / 30.4",
-             producer_disk_gb * PD_BALANCED_PER_GB_MONTH / DAYS_PER_MONTH),
-        Line("Cloud NAT gateway, per VM-hour", f"{nodes + 1} VMs × {NAT_GATEWAY_PER_VM_HOUR} × 24",
-             (nodes + 1) * NAT_GATEWAY_PER_VM_HOUR * HOURS_PER_DAY),
+        Line(
+            "Dataproc nodes",
+            f"{cfg.cluster_master_machine_type}"
+            + (f" + {workers} × {cfg.cluster_worker_machine_type}" if workers else "")
+            + f": {cluster_hourly:.4f} $/h × 24",
+            cluster_hourly * HOURS_PER_DAY,
+        ),
+        Line(
+            "Dataproc fee, per vCPU-hour",
+            f"{cluster_cpus} vCPU × {DATAPROC_FEE_PER_VCPU_HOUR} × 24",
+            cluster_cpus * DATAPROC_FEE_PER_VCPU_HOUR * HOURS_PER_DAY,
+        ),
+        Line(
+            "Dataproc boot disks, pd-balanced",
+            f"{nodes} × {cfg.cluster_disk_gb} GB × {PD_BALANCED_PER_GB_MONTH} / 30.4",
+            nodes * cfg.cluster_disk_gb * PD_BALANCED_PER_GB_MONTH / DAYS_PER_MONTH,
+        ),
+        Line(
+            "producer VM", f"{cfg.producer_machine_type}: {producer_hourly} $/h × 24", producer_hourly * HOURS_PER_DAY
+        ),
+        Line(
+            "producer disks, pd-balanced: boot and spool",
+            f"({cfg.producer_disk_gb} + {cfg.producer_spool_disk_gb}) GB × {PD_BALANCED_PER_GB_MONTH} / 30.4",
+            producer_disk_gb * PD_BALANCED_PER_GB_MONTH / DAYS_PER_MONTH,
+        ),
+        Line(
+            "Cloud NAT gateway, per VM-hour",
+            f"{nodes + 1} VMs × {NAT_GATEWAY_PER_VM_HOUR} × 24",
+            (nodes + 1) * NAT_GATEWAY_PER_VM_HOUR * HOURS_PER_DAY,
+        ),
         Line("Cloud NAT external IP", f"{NAT_IP_PER_HOUR} $/h × 24", NAT_IP_PER_HOUR * HOURS_PER_DAY),
-        Line("Cloud NAT data: CoinGecko responses", f"{fetched_gb_day:.2f} GB × {NAT_DATA_PER_GB}",
-             fetched_gb_day * NAT_DATA_PER_GB),
-        Line(f"Cloud Storage operations, ~{GCS_OPERATIONS_PER_BATCH} a micro-batch",
-             f"{batches_per_day(cfg):,} batches ({cfg.trigger_seconds} s trigger) × {GCS_OPERATIONS_PER_BATCH} × "
-             f"{GCS_CLASS_A_PER_1000} / 1,000", operations * GCS_CLASS_A_PER_1000 / 1000),
-        Line("Cloud Storage data: the archive at its full size",
-             f"{landed_gb_day:.2f} GB/day × {cfg.archive_retention_days} days × {GCS_STANDARD_PER_GB_MONTH} / 30.4",
-             kept_gb * GCS_STANDARD_PER_GB_MONTH / DAYS_PER_MONTH),
+        Line(
+            "Cloud NAT data: CoinGecko responses",
+            f"{fetched_gb_day:.2f} GB × {NAT_DATA_PER_GB}",
+            fetched_gb_day * NAT_DATA_PER_GB,
+        ),
+        Line(
+            f"Cloud Storage operations, ~{GCS_OPERATIONS_PER_BATCH} a micro-batch",
+            f"{batches_per_day(cfg):,} batches ({cfg.trigger_seconds} s trigger) × {GCS_OPERATIONS_PER_BATCH} × "
+            f"{GCS_CLASS_A_PER_1000} / 1,000",
+            operations * GCS_CLASS_A_PER_1000 / 1000,
+        ),
+        Line(
+            "Cloud Storage data: the archive at its full size",
+            f"{landed_gb_day:.2f} GB/day × {cfg.archive_retention_days} days × {GCS_STANDARD_PER_GB_MONTH} / 30.4",
+            kept_gb * GCS_STANDARD_PER_GB_MONTH / DAYS_PER_MONTH,
+        ),
     ]
 
 
@@ -130,8 +154,9 @@ def table(configs: list[EnvironmentConfig]) -> str:
         rows.append(f"| {line.item} | " + " | ".join(cells) + " |")
     totals = [f"**{_dollars(sum(line.dollars for line in by_env[cfg.name]))}**" for cfg in configs]
     months = [f"≈ ${sum(line.dollars for line in by_env[cfg.name]) * DAYS_PER_MONTH:,.0f} a month" for cfg in configs]
-    rows.append("| **total** | " + " | ".join(f"{month} | {total}" for month, total in zip(months, totals, strict=True))
-                + " |")
+    rows.append(
+        "| **total** | " + " | ".join(f"{month} | {total}" for month, total in zip(months, totals, strict=True)) + " |"
+    )
     return "\n".join(rows)
 
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktf_cdktf_provider_google.data_google_project import DataGoogleProject
-from cdktf_cdktf_provider_google.kms_crypto_key_iam_member import KmsCryptoKeyIamMember
+from cdk import google
 from constructs import Construct
 
 from config import EnvironmentConfig
@@ -31,9 +30,15 @@ class DiskEncryption(Construct):
         self.kms_key = cfg.kms_key
         self.grants: list[Any] = []
         if cfg.kms_key:
-            number = DataGoogleProject(self, "project", project_id=cfg.project, depends_on=after).number
-            key_roles = {"roles/cloudkms.cryptoKeyEncrypterDecrypter": {
-                "compute-agent": f"serviceAccount:service-{number}@compute-system.iam.gserviceaccount.com",
-                "dataproc-agent": f"serviceAccount:service-{number}@dataproc-accounts.iam.gserviceaccount.com",
-            }}
-            self.grants = grant(self, KmsCryptoKeyIamMember, key_roles, crypto_key_id=cfg.kms_key)
+            number = google.data_google_project.DataGoogleProject(
+                self, "project", project_id=cfg.project, depends_on=after
+            ).number
+            key_roles = {
+                "roles/cloudkms.cryptoKeyEncrypterDecrypter": {
+                    "compute-agent": f"serviceAccount:service-{number}@compute-system.iam.gserviceaccount.com",
+                    "dataproc-agent": f"serviceAccount:service-{number}@dataproc-accounts.iam.gserviceaccount.com",
+                }
+            }
+            self.grants = grant(
+                self, google.kms_crypto_key_iam_member.KmsCryptoKeyIamMember, key_roles, crypto_key_id=cfg.kms_key
+            )

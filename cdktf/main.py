@@ -37,7 +37,7 @@ def synth(
     """Synthesize every environment's stack into ``outdir`` (the CLI's, or ``cdktf.out``); return it."""
     # Imported here: the provider bindings take 12-13 s to import, and a bad setting
     # should be reported before that.
-    from cdktf import App
+    from cdk import App
 
     from bootstrap import BootstrapStack
     from stack import PipelineStack

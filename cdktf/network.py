@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktf_cdktf_provider_google.compute_firewall import ComputeFirewall, ComputeFirewallAllow
-from cdktf_cdktf_provider_google.compute_network import ComputeNetwork
-from cdktf_cdktf_provider_google.compute_router import ComputeRouter
-from cdktf_cdktf_provider_google.compute_router_nat import ComputeRouterNat, ComputeRouterNatSubnetwork
-from cdktf_cdktf_provider_google.compute_subnetwork import ComputeSubnetwork
+from cdk import google
 from constructs import Construct
 
 from config import EnvironmentConfig
@@ -30,40 +26,61 @@ class Network(Construct):
         self.producer_tag = cfg.name_of("producer", "vm")
         self.processing_tag = cfg.name_of("processing", "node")
 
-        self.vpc = ComputeNetwork(
+        self.vpc = google.compute_network.ComputeNetwork(
             self, "vpc", name=cfg.name_of("network", "vpc"), project=cfg.project,
             auto_create_subnetworks=False, depends_on=after,
         )
-        self.subnet = ComputeSubnetwork(
+        self.subnet = google.compute_subnetwork.ComputeSubnetwork(
             self, "subnet", name=cfg.name_of("network", "subnet"), project=cfg.project, region=cfg.region,
             network=self.vpc.id, ip_cidr_range=cfg.network_cidr, private_ip_google_access=True,
             log_config={"aggregation_interval": "INTERVAL_10_MIN", "flow_sampling": 0.5,
                         "metadata": "INCLUDE_ALL_METADATA"},
         )
-        router = ComputeRouter(
+        router = google.compute_router.ComputeRouter(
             self, "router", name=cfg.name_of("network", "router"), project=cfg.project, region=cfg.region,
             network=self.vpc.id,
         )
-        self.nat = ComputeRouterNat(
-            self, "nat", name=cfg.name_of("network", "nat"), project=cfg.project, region=cfg.region,
-            router=router.name, nat_ip_allocate_option="AUTO_ONLY",
+        self.nat = google.compute_router_nat.ComputeRouterNat(
+            self,
+            "nat",
+            name=cfg.name_of("network", "nat"),
+            project=cfg.project,
+            region=cfg.region,
+            router=router.name,
+            nat_ip_allocate_option="AUTO_ONLY",
             source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS",
-            subnetwork=[ComputeRouterNatSubnetwork(name=self.subnet.id, source_ip_ranges_to_nat=["ALL_IP_RANGES"])],
+            subnetwork=[
+                google.compute_router_nat.ComputeRouterNatSubnetwork(
+                    name=self.subnet.id, source_ip_ranges_to_nat=["ALL_IP_RANGES"]
+                )
+            ],
             log_config={"enable": True, "filter": "ERRORS_ONLY"},
         )
-        processing_internal = ComputeFirewall(
-            self, "processing-internal", name=cfg.name_of("network", "allow-processing-internal"),
-            project=cfg.project, network=self.vpc.id, direction="INGRESS",
+        processing_internal = google.compute_firewall.ComputeFirewall(
+            self,
+            "processing-internal",
+            name=cfg.name_of("network", "allow-processing-internal"),
+            project=cfg.project,
+            network=self.vpc.id,
+            direction="INGRESS",
             description="Dataproc nodes talk to each other (YARN, HDFS, Spark shuffle).",
-            source_tags=[self.processing_tag], target_tags=[self.processing_tag],
-            allow=[ComputeFirewallAllow(protocol=protocol) for protocol in ("tcp", "udp", "icmp")],
+            source_tags=[self.processing_tag],
+            target_tags=[self.processing_tag],
+            allow=[
+                google.compute_firewall.ComputeFirewallAllow(protocol=protocol) for protocol in ("tcp", "udp", "icmp")
+            ],
         )
-        iap_ssh = ComputeFirewall(
-            self, "iap-ssh", name=cfg.name_of("network", "allow-iap-ssh"),
-            project=cfg.project, network=self.vpc.id, direction="INGRESS",
+        iap_ssh = google.compute_firewall.ComputeFirewall(
+            self,
+            "iap-ssh",
+            name=cfg.name_of("network", "allow-iap-ssh"),
+            project=cfg.project,
+            network=self.vpc.id,
+            direction="INGRESS",
             description="SSH to the producer VM through IAP only (journalctl); IAM still decides who.",
-            source_ranges=[IAP_RANGE], target_tags=[self.producer_tag],
-            allow=[ComputeFirewallAllow(protocol="tcp", ports=["22"])],
+            source_ranges=[IAP_RANGE],
+            target_tags=[self.producer_tag],
+            allow=[google.compute_firewall.ComputeFirewallAllow(protocol="tcp", ports=["22"])],
         )
         #: What a VM needs before it boots: egress for its installs, and its firewall rules.
         self.ready = [self.nat, processing_internal, iap_ssh]

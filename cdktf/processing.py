@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktf import TerraformResourceLifecycle
-from cdktf_cdktf_provider_google.dataproc_cluster import DataprocCluster
-from cdktf_cdktf_provider_google.dataproc_job import DataprocJob
+from cdk import TerraformResourceLifecycle, google
 from constructs import Construct
 
 from artifacts import ArtifactUploads
@@ -44,7 +42,7 @@ class Processing(Construct):
         if cfg.cluster_worker_count == 0:
             properties["dataproc:dataproc.allow.zero.workers"] = "true"
 
-        self.cluster = DataprocCluster(
+        self.cluster = google.dataproc_cluster.DataprocCluster(
             self, "cluster", name=cfg.name_of("processing", "cluster"), project=cfg.project, region=cfg.region,
             cluster_config={
                 "staging_bucket": storage.name,
@@ -90,7 +88,7 @@ class Processing(Construct):
             "--max-files-per-trigger", str(cfg.max_files_per_trigger),
             "--watermark", cfg.watermark,
         ]
-        self.job = DataprocJob(
+        self.job = google.dataproc_job.DataprocJob(
             self, "stream", project=cfg.project, region=cfg.region,
             placement={"cluster_name": self.cluster.name},
             pyspark_config={

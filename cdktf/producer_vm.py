@@ -17,17 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from cdktf_cdktf_provider_google.compute_disk import ComputeDisk
-from cdktf_cdktf_provider_google.compute_instance import (
-    ComputeInstance,
-    ComputeInstanceAttachedDisk,
-    ComputeInstanceNetworkInterface,
-)
-from cdktf_cdktf_provider_google.secret_manager_secret import (
-    SecretManagerSecret,
-    SecretManagerSecretReplicationUserManagedReplicas,
-)
-from cdktf_cdktf_provider_google.secret_manager_secret_iam_member import SecretManagerSecretIamMember
+from cdk import google
 from constructs import Construct
 
 from artifacts import ArtifactUploads
@@ -58,18 +48,32 @@ class ProducerVm(Construct):
         secret_grants: list[Any] = []
         if cfg.api_plan != "none":
             secret_id = cfg.name_of("producer", "api-key")
-            self.secret = SecretManagerSecret(
-                self, "api-key", secret_id=secret_id, project=cfg.project,
-                replication={"user_managed": {
-                    "replicas": [SecretManagerSecretReplicationUserManagedReplicas(location=cfg.region)],
-                }},
+            self.secret = google.secret_manager_secret.SecretManagerSecret(
+                self,
+                "api-key",
+                secret_id=secret_id,
+                project=cfg.project,
+                replication={
+                    "user_managed": {
+                        "replicas": [
+                            google.secret_manager_secret.SecretManagerSecretReplicationUserManagedReplicas(
+                                location=cfg.region
+                            )
+                        ],
+                    }
+                },
                 depends_on=after,
             )
             # The key itself is added out of band (the README), never through Terraform.
             self.secret_version = f"projects/{cfg.project}/secrets/{secret_id}/versions/latest"
             secret_roles = {"roles/secretmanager.secretAccessor": {"producer": member}}
-            secret_grants = grant(self, SecretManagerSecretIamMember, secret_roles,
-                                  secret_id=self.secret.secret_id, project=cfg.project)
+            secret_grants = grant(
+                self,
+                google.secret_manager_secret_iam_member.SecretManagerSecretIamMember,
+                secret_roles,
+                secret_id=self.secret.secret_id,
+                project=cfg.project,
+            )
 
         script = startup_script(
             artifact_url=_object_media_url(storage.name, uploads.producer.name),
@@ -77,25 +81,39 @@ class ProducerVm(Construct):
             artifact_sha256=uploads.producer_sha256,
             environment=producer_environment(cfg, storage.uri(LANDING), self.secret_version),
         )
-        self.spool_disk = ComputeDisk(
-            self, "spool-disk", name=cfg.name_of("producer", "spool"), project=cfg.project, zone=cfg.zone,
-            type="pd-balanced", size=cfg.producer_spool_disk_gb, labels={"stage": "producer"},
+        self.spool_disk = google.compute_disk.ComputeDisk(
+            self,
+            "spool-disk",
+            name=cfg.name_of("producer", "spool"),
+            project=cfg.project,
+            zone=cfg.zone,
+            type="pd-balanced",
+            size=cfg.producer_spool_disk_gb,
+            labels={"stage": "producer"},
             **({"disk_encryption_key": {"kms_key_self_link": cfg.kms_key}} if cfg.kms_key else {}),
             depends_on=after,
         )
-        self.instance = ComputeInstance(
-            self, "vm", name=cfg.name_of("producer", "vm"), project=cfg.project, zone=cfg.zone,
+        self.instance = google.compute_instance.ComputeInstance(
+            self,
+            "vm",
+            name=cfg.name_of("producer", "vm"),
+            project=cfg.project,
+            zone=cfg.zone,
             machine_type=cfg.producer_machine_type,
             boot_disk={
                 "initialize_params": {"image": BOOT_IMAGE, "size": cfg.producer_disk_gb, "type": "pd-balanced"},
                 "kms_key_self_link": cfg.kms_key,  # CMEK when set (encryption.py grants the agent)
             },
-            attached_disk=[ComputeInstanceAttachedDisk(source=self.spool_disk.id, device_name=SPOOL_DEVICE)],
+            attached_disk=[
+                google.compute_instance.ComputeInstanceAttachedDisk(source=self.spool_disk.id, device_name=SPOOL_DEVICE)
+            ],
             # No access_config: no public IP.
-            network_interface=[ComputeInstanceNetworkInterface(subnetwork=network.subnet.id)],
+            network_interface=[google.compute_instance.ComputeInstanceNetworkInterface(subnetwork=network.subnet.id)],
             service_account={"email": service_account, "scopes": ["cloud-platform"]},
             shielded_instance_config={
-                "enable_secure_boot": True, "enable_vtpm": True, "enable_integrity_monitoring": True,
+                "enable_secure_boot": True,
+                "enable_vtpm": True,
+                "enable_integrity_monitoring": True,
             },
             # SSH only as an IAM identity (OS Login, roles/compute.osLogin), never with
             # project-wide keys; the serial port stays closed (the default).
@@ -130,14 +148,18 @@ def producer_environment(cfg: EnvironmentConfig, landing_uri: str, secret_versio
 
 def startup_script(*, artifact_url: str, artifact_file: str, artifact_sha256: str, environment: dict[str, str]) -> str:
     """The VM's startup script: the values as shell assignments, then the fixed body (boot.py)."""
-    return boot_script("producer_vm.py", STARTUP_BODY, {
-        "STATE_DIR": STATE_DIR,
-        "SPOOL_DEVICE": f"/dev/disk/by-id/google-{SPOOL_DEVICE}",
-        "ARTIFACT_URL": artifact_url,
-        "ARTIFACT_FILE": artifact_file,
-        "ARTIFACT_SHA256": artifact_sha256,
-        "PRODUCER_ENV": "\n".join(f"{key}={value}" for key, value in environment.items()),
-    })
+    return boot_script(
+        "producer_vm.py",
+        STARTUP_BODY,
+        {
+            "STATE_DIR": STATE_DIR,
+            "SPOOL_DEVICE": f"/dev/disk/by-id/google-{SPOOL_DEVICE}",
+            "ARTIFACT_URL": artifact_url,
+            "ARTIFACT_FILE": artifact_file,
+            "ARTIFACT_SHA256": artifact_sha256,
+            "PRODUCER_ENV": "\n".join(f"{key}={value}" for key, value in environment.items()),
+        },
+    )
 
 
 def _object_media_url(bucket: str, name: str) -> str:

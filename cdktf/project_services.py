@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdktf_cdktf_provider_google.project_service import ProjectService
+from cdk import google
 from constructs import Construct
 
 from config import EnvironmentConfig
@@ -28,6 +28,8 @@ class ProjectServices(Construct):
         # disable_on_destroy=False: other workloads in the project may use the same
         # APIs, and disabling an API while its resources are being deleted fails.
         self.enabled = [
-            ProjectService(self, service.split(".")[0], project=cfg.project, service=service, disable_on_destroy=False)
+            google.project_service.ProjectService(
+                self, service.split(".")[0], project=cfg.project, service=service, disable_on_destroy=False
+            )
             for service in SERVICES
         ]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from cdktf import GcsBackend, TerraformOutput, TerraformStack
-from cdktf_cdktf_provider_google.provider import GoogleProvider
+from cdk import GcsBackend, TerraformOutput, TerraformStack, google
 from constructs import Construct
 
 from core.views import looker_studio_url
@@ -27,7 +26,7 @@ class PipelineStack(TerraformStack):
 
     def __init__(self, scope: Construct, cfg: EnvironmentConfig, artifacts: Artifacts) -> None:
         super().__init__(scope, cfg.name)
-        GoogleProvider(
+        google.provider.GoogleProvider(
             self, "google", project=cfg.project, region=cfg.region, zone=cfg.zone,
             default_labels={"app": cfg.prefix, "env": cfg.name},
         )

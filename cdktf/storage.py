@@ -18,12 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdktf import TerraformResourceLifecycle
-from cdktf_cdktf_provider_google.data_google_storage_project_service_account import (
-    DataGoogleStorageProjectServiceAccount,
-)
-from cdktf_cdktf_provider_google.kms_crypto_key_iam_member import KmsCryptoKeyIamMember
-from cdktf_cdktf_provider_google.storage_bucket_iam_member import StorageBucketIamMember
+from cdk import TerraformResourceLifecycle, google
 from constructs import Construct
 
 from buckets import delete_when, private_bucket
@@ -118,15 +113,20 @@ class Storage(Construct):
             BUCKET_METADATA_READER: {"processing": members["processing"]},
         }
         self.grants = [
-            StorageBucketIamMember(
-                self, f"{role.rsplit('/', 1)[-1]}-{who}", bucket=self.bucket.name, role=role, member=member,
+            google.storage_bucket_iam_member.StorageBucketIamMember(
+                self,
+                f"{role.rsplit('/', 1)[-1]}-{who}",
+                bucket=self.bucket.name,
+                role=role,
+                member=member,
                 condition=condition,
             )
             for role, grants in bucket_roles.items()
             for who, (member, condition) in grants.items()
         ] + [
-            StorageBucketIamMember(self, f"temp-{role.rsplit('/', 1)[-1]}-{who}", bucket=self.temp_bucket.name,
-                                   role=role, member=member)
+            google.storage_bucket_iam_member.StorageBucketIamMember(
+                self, f"temp-{role.rsplit('/', 1)[-1]}-{who}", bucket=self.temp_bucket.name, role=role, member=member
+            )
             for role, grants in temp_roles.items()
             for who, member in grants.items()
         ]
@@ -139,13 +139,17 @@ class Storage(Construct):
         return f'resource.name.startsWith("projects/_/buckets/{self.name}/objects/{prefix}")'
 
     def _only(self, *prefixes: str) -> dict[str, str]:
-        return {"title": f"only {' and '.join(prefixes)}",
-                "expression": " || ".join(self._objects_under(prefix) for prefix in prefixes)}
+        return {
+            "title": f"only {' and '.join(prefixes)}",
+            "expression": " || ".join(self._objects_under(prefix) for prefix in prefixes),
+        }
 
     def _all_but(self, prefix: str) -> dict[str, str]:
         return {"title": f"all but {prefix}", "expression": f"!{self._objects_under(prefix)}"}
 
     def _kms_grants(self, cfg: EnvironmentConfig, after: list[Any]) -> list[Any]:
-        agent = DataGoogleStorageProjectServiceAccount(self, "gcs-agent", project=cfg.project, depends_on=after)
+        agent = google.data_google_storage_project_service_account.DataGoogleStorageProjectServiceAccount(
+            self, "gcs-agent", project=cfg.project, depends_on=after
+        )
         key_roles = {"roles/cloudkms.cryptoKeyEncrypterDecrypter": {"gcs-agent": agent.member}}
-        return grant(self, KmsCryptoKeyIamMember, key_roles, crypto_key_id=cfg.kms_key)
+        return grant(self, google.kms_crypto_key_iam_member.KmsCryptoKeyIamMember, key_roles, crypto_key_id=cfg.kms_key)

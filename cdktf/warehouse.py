@@ -12,13 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cdktf_cdktf_provider_google.bigquery_dataset import BigqueryDataset
-from cdktf_cdktf_provider_google.bigquery_dataset_iam_member import BigqueryDatasetIamMember
-from cdktf_cdktf_provider_google.bigquery_table import BigqueryTable
-from cdktf_cdktf_provider_google.data_google_bigquery_default_service_account import (
-    DataGoogleBigqueryDefaultServiceAccount,
-)
-from cdktf_cdktf_provider_google.kms_crypto_key_iam_member import KmsCryptoKeyIamMember
+from cdk import google
 from constructs import Construct
 
 from core.schema import bigquery_fields, market_tick
@@ -42,14 +36,14 @@ class Warehouse(Construct):
         key_grants = self._kms_grants(cfg, after) if cfg.kms_key else []
         encryption = {"kms_key_name": cfg.kms_key} if cfg.kms_key else None
 
-        self.dataset = BigqueryDataset(
+        self.dataset = google.bigquery_dataset.BigqueryDataset(
             self, "dataset", dataset_id=cfg.dataset_id, project=cfg.project, location=cfg.region,
             description="cryptopipe market ticks, loaded exactly once per micro-batch by the streaming job.",
             delete_contents_on_destroy=not cfg.deletion_protection,
             default_encryption_configuration=encryption,
             depends_on=[*after, *key_grants],
         )
-        self.ticks = BigqueryTable(
+        self.ticks = google.bigquery_table.BigqueryTable(
             self, "ticks", dataset_id=self.dataset.dataset_id, project=cfg.project, table_id=TICKS_TABLE,
             description=schema.description,
             schema=json.dumps(bigquery_fields(TICK_FIELDS)),
@@ -61,7 +55,7 @@ class Warehouse(Construct):
             encryption_configuration=encryption,
             deletion_protection=cfg.deletion_protection,
         )
-        self.quarantine = BigqueryTable(
+        self.quarantine = google.bigquery_table.BigqueryTable(
             self, "quarantine", dataset_id=self.dataset.dataset_id, project=cfg.project, table_id=QUARANTINE_TABLE,
             description="Landing lines the stream rejected, with the reason.",
             schema=json.dumps(bigquery_fields(QUARANTINE_FIELDS)),
@@ -73,7 +67,7 @@ class Warehouse(Construct):
             deletion_protection=cfg.deletion_protection,
         )
         self.views = [
-            BigqueryTable(
+            google.bigquery_table.BigqueryTable(
                 self, f"view-{view}", dataset_id=self.dataset.dataset_id, project=cfg.project, table_id=view,
                 description=view_description(view),
                 view={"query": bigquery_view_sql(view, cfg.project, cfg.dataset_id), "use_legacy_sql": False},
@@ -90,13 +84,15 @@ class Warehouse(Construct):
             # Load jobs append to and create tables of this dataset only.
             "roles/bigquery.dataEditor": {"processing": members["processing"]},
         }
-        self.grants = grant(self, BigqueryDatasetIamMember, dataset_roles,
+        self.grants = grant(self, google.bigquery_dataset_iam_member.BigqueryDatasetIamMember, dataset_roles,
                             dataset_id=self.dataset.dataset_id, project=cfg.project)
 
     def _kms_grants(self, cfg: EnvironmentConfig, after: list[Any]) -> list[Any]:
-        agent = DataGoogleBigqueryDefaultServiceAccount(self, "bq-agent", project=cfg.project, depends_on=after)
+        agent = google.data_google_bigquery_default_service_account.DataGoogleBigqueryDefaultServiceAccount(
+            self, "bq-agent", project=cfg.project, depends_on=after
+        )
         key_roles = {"roles/cloudkms.cryptoKeyEncrypterDecrypter": {"bq-agent": agent.member}}
-        return grant(self, KmsCryptoKeyIamMember, key_roles, crypto_key_id=cfg.kms_key)
+        return grant(self, google.kms_crypto_key_iam_member.KmsCryptoKeyIamMember, key_roles, crypto_key_id=cfg.kms_key)
 
 
 def _days_ms(days: int | None) -> int | None:

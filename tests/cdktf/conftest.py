@@ -8,7 +8,9 @@ source tree (artifact rollouts) reuse the already imported bindings.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +95,19 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for name in SECRET_VARIABLES:
             patch.setenv(name, SECRET_SENTINEL)
         return main.synth(outdir=str(tmp_path_factory.mktemp("cdktf.out")))
+
+
+@pytest.fixture(scope="session")
+def cdktn_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same app synthesized with the other CDK family, CDK Terrain (cdktf/cdk.py), in a process
+    of its own: one process takes one family."""
+    outdir = tmp_path_factory.mktemp("cdktn.out")
+    env = {**os.environ, "CDKTF_OUTDIR": str(outdir), "CRYPTOPIPE__DEPLOY__CDK_FAMILY": "cdktn",
+           **dict.fromkeys(SECRET_VARIABLES, SECRET_SENTINEL)}
+    result = subprocess.run([sys.executable, str(CDKTF_DIR / "main.py")], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return outdir
 
 
 @pytest.fixture(scope="session")

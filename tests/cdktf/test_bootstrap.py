@@ -195,7 +195,7 @@ def test_workflows_authenticate_as_the_bootstrapped_identities(bootstrap_stacks,
 
 
 def test_without_a_repository_the_bootstrap_has_no_ci_identities(tmp_path):
-    from cdktf import App
+    from cdk import App
 
     from bootstrap import BootstrapStack
 
