@@ -13,13 +13,10 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from core.timefmt import utc_millis
 from producer.landing import new_poll_id, object_name
 
 _LU, _IA, _PID = "@@LAST_UPDATED@@", "@@INGESTED_AT@@", "@@POLL_ID@@"
-
-
-def _iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
 def line_templates(rows: int) -> list[str]:
@@ -55,7 +52,7 @@ def write_polls(
     for i in range(count):
         at = start + i * step
         poll_id = new_poll_id(at)
-        stamp = _iso(at)
+        stamp = utc_millis(at)
         text = template.replace(_LU, stamp).replace(_IA, stamp).replace(_PID, poll_id)
         target = landing / object_name(poll_id)
         if target.parent not in made:
@@ -80,7 +77,7 @@ class PollWriter:
 
     def write(self, landing: Path, at: datetime) -> Path:
         poll_id = new_poll_id(at)
-        stamp = _iso(at)
+        stamp = utc_millis(at)
         target = landing / object_name(poll_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.parent / f".{target.name}.tmp"

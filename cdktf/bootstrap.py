@@ -33,6 +33,8 @@ change it: the deployer cannot widen its own permissions.
 
 from __future__ import annotations
 
+from typing import Any
+
 from cdk import GcsBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack, google
 from constructs import Construct
 
@@ -229,15 +231,9 @@ class BootstrapStack(TerraformStack):
             )
             for stage, account_id in cfg.service_account_ids.items()
         }
-        google.project_iam_custom_role.ProjectIamCustomRole(
-            self,
-            "dataproc-agent",
-            project=cfg.project,
-            role_id=cfg.dataproc_agent_role_id,
-            title=f"{cfg.prefix} {cfg.name} Dataproc agent",
-            description="roles/dataproc.worker without storage permissions: its buckets are granted bucket by bucket.",
-            permissions=list(DATAPROC_AGENT_PERMISSIONS),
-            depends_on=apis,
+        self._custom_role(
+            cfg, "dataproc-agent", cfg.dataproc_agent_role_id, "Dataproc agent", DATAPROC_AGENT_PERMISSIONS,
+            "roles/dataproc.worker without storage permissions: its buckets are granted bucket by bucket.", apis,
         )
         if cfg.github_repository:
             self._ci_identities(cfg, apis)
@@ -320,14 +316,9 @@ class BootstrapStack(TerraformStack):
             member=members["planner"],
         )
 
-        secret_deployer = google.project_iam_custom_role.ProjectIamCustomRole(
-            self,
-            "secret-deployer",
-            project=cfg.project,
-            role_id=cfg.secret_deployer_role_id,
-            title=f"{cfg.prefix} {cfg.name} secret deployer",
-            description="Manage secrets and who may read them; never read or add a secret's value.",
-            permissions=list(SECRET_DEPLOYER_PERMISSIONS),
+        secret_deployer = self._custom_role(
+            cfg, "secret-deployer", cfg.secret_deployer_role_id, "secret deployer", SECRET_DEPLOYER_PERMISSIONS,
+            "Manage secrets and who may read them; never read or add a secret's value.", apis,
         )
         project_roles = {
             **{role: {"deployer": members["deployer"]} for role in DEPLOYER_ROLES},
@@ -356,3 +347,13 @@ class BootstrapStack(TerraformStack):
         }
         for name, (value, description) in outputs.items():
             TerraformOutput(self, name, value=value, description=description)
+
+    def _custom_role(
+        self, cfg: EnvironmentConfig, id_: str, role_id: str, title: str, permissions: tuple[str, ...],
+        description: str, apis: list[Any],
+    ) -> Any:
+        """A project custom role, made here so that only the owner can change what it contains."""
+        return google.project_iam_custom_role.ProjectIamCustomRole(
+            self, id_, project=cfg.project, role_id=role_id, title=f"{cfg.prefix} {cfg.name} {title}",
+            description=description, permissions=list(permissions), depends_on=apis,
+        )

@@ -1,45 +1,44 @@
 """Per-environment settings of the CDKTF app: typed, documented, validated at synth.
 
-Each environment (``dev``, ``prod``) is one :class:`EnvironmentConfig`. Values come
-from, highest first:
+Each environment (``dev``, ``prod``) is one :class:`EnvironmentConfig`, a
+pydantic-settings model like the producer's settings (:mod:`core.settings` holds what
+the two share). Values come from, highest first:
 
 1. environment variables ``CRYPTOPIPE__DEPLOY__<ENV>__<FIELD>``, e.g.
    ``CRYPTOPIPE__DEPLOY__DEV__PROJECT=my-project`` (lists comma-separated, booleans
-   ``true``/``false``, an empty value clears an optional field);
+   ``true``/``false``, an empty value clears an optional field); one that names no
+   field is an error;
 2. ``cdktf/environments.toml``, one table per environment;
 3. the defaults below (safe ones: deletion protection on).
 
-A bad value stops the synth with a :class:`ConfigError` naming the environment, the
-field, the value, what was expected and where values are read from.
+Types are strict: ``"10"`` in the file is not a number (in a variable, text is all
+there is, and it is parsed). A bad value stops the synth with a :class:`ConfigError`
+naming the environment, the field, the value, what was expected and where values are
+read from.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import tomllib
-import types
-import typing
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.gcp import PROJECT_ID
+from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, matching, problems
 
 ENVIRONMENTS_FILE = Path(__file__).with_name("environments.toml")
 ENV_VAR_PREFIX = "CRYPTOPIPE__DEPLOY__"
 
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
 _KMS_KEY = re.compile(
-    r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/locations/(?P<location>[a-z0-9-]+)"
-    r"/keyRings/[A-Za-z0-9_-]+/cryptoKeys/[A-Za-z0-9_-]+$"
+    rf"projects/{PROJECT_ID}/locations/(?P<location>[a-z0-9-]+)/keyRings/[A-Za-z0-9_-]+/cryptoKeys/[A-Za-z0-9_-]+"
 )
-_DURATION = re.compile(r"^[1-9][0-9]* (seconds|minutes|hours|days)$")
-_COIN_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-_GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_GITHUB_REPOSITORY = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}"
 
 #: The one provider of each CI pool: GitHub Actions' OIDC tokens.
 CI_PROVIDER_ID = "github"
@@ -49,107 +48,179 @@ class ConfigError(ValueError):
     """A setting is missing, unknown or invalid; the message names it and says how to fix it."""
 
 
-@dataclass(frozen=True)
-class EnvironmentConfig:
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ValueError as exc:
+        raise ValueError(f"expected an IPv4 CIDR range like 10.20.0.0/24 ({exc})") from None
+    if not network.is_private or network.prefixlen > 28:
+        raise ValueError("expected a private range of /28 or larger")
+    return value
+
+
+def _workers(value: int) -> int:
+    if value == 0 or 2 <= value <= 100:
+        return value
+    raise ValueError("expected 0 (a single-node cluster) or 2..100 workers, as Dataproc takes")
+
+
+def _not_shared_core(value: str) -> str:
+    if re.fullmatch(r"e2-(micro|small|medium)|f1-micro|g1-small", value):
+        raise ValueError("expected a machine type that is not shared-core (Dataproc refuses them), like e2-standard-4")
+    return value
+
+
+_NAME = r"[a-z][a-z0-9]*(-[a-z0-9]+)*"
+_Project = Annotated[str, matching(PROJECT_ID, "a Google Cloud project id (6-30 lower-case letters, digits, hyphens)")]
+_Bucket = Annotated[str, matching(r"[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]", "a GCS bucket name")]
+_Region = Annotated[str, matching(r"[a-z]+-[a-z]+[0-9]+", "a region like 'us-central1'")]
+_MachineType = Annotated[str, matching(r"[a-z][a-z0-9]*-[a-z0-9-]+", "a machine type like 'e2-standard-4'")]
+_DataprocMachineType = Annotated[_MachineType, AfterValidator(_not_shared_core)]
+
+
+class EnvironmentConfig(BaseSettings):
     """Everything that differs between two deployments of the pipeline."""
 
-    name: str
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, strict=True, validate_default=True, env_parse_none_str="",
+        use_attribute_docstrings=True,
+    )
+
+    name: Annotated[str, matching(rf"(?=.{{1,8}}$){_NAME}", "a lower-case name of at most 8 characters like 'dev'")]
     """Environment name and CDKTF stack name: ``cdktf deploy <name>``."""
-    project: str
+    project: _Project
     """Google Cloud project id the environment deploys into."""
-    state_bucket: str
+    state_bucket: _Bucket
     """Existing GCS bucket for the Terraform state (made once by the bootstrap in the README)."""
-    region: str = "us-central1"
+    region: _Region = "us-central1"
     """Region of the bucket, dataset, cluster, network and secret replica."""
     zone: str = "us-central1-a"
     """Zone of the producer VM and the Dataproc cluster; must lie in ``region``."""
-    prefix: str = "cryptopipe"
+    prefix: Annotated[str, matching(_NAME, "a lower-case name like 'cryptopipe'")] = "cryptopipe"
     """First part of every resource name: ``{prefix}-{env}-{stage}-{thing}``."""
     deletion_protection: bool = True
     """Protect data from ``cdktf destroy``: tables, dataset contents and bucket kept (prod);
     off means destroy removes everything (dev)."""
-    kms_key: str | None = None
+    kms_key: Annotated[
+        str | None, matching(_KMS_KEY.pattern, "a key like projects/P/locations/REGION/keyRings/R/cryptoKeys/K")
+    ] = None
     """Cloud KMS key (``projects/…/locations/<region>/keyRings/…/cryptoKeys/…``) encrypting the
     bucket, the BigQuery dataset and tables, the Dataproc cluster's disks and the producer VM's
     disk (CMEK); None: Google-managed keys."""
-    network_cidr: str = "10.20.0.0/24"
+    network_cidr: Annotated[str, AfterValidator(_cidr)] = "10.20.0.0/24"
     """IPv4 range of the subnet the VM and the cluster share."""
-    producer_machine_type: str = "e2-small"
+    producer_machine_type: _MachineType = "e2-small"
     """Machine type of the producer VM."""
-    producer_disk_gb: int = 10
+    producer_disk_gb: int = Field(10, ge=10, le=200)
     """Boot disk of the producer VM, GB (the OS and the venv)."""
-    producer_spool_disk_gb: int = 10
+    producer_spool_disk_gb: int = Field(10, ge=10, le=200)
     """The producer's spool disk, GB: polls waiting for GCS, kept across VM replacements. 10 GB
     (the smallest pd-balanced disk) holds about 60,000 polls of 250 coins, weeks of an outage."""
-    cluster_image_version: str = "2.2-debian12"
+    cluster_image_version: Annotated[str, matching(
+        r"2\.[23](\.[0-9]+)?-debian12", "a Dataproc 2.2/2.3 Debian 12 image like '2.2-debian12' (Spark 3.5, as tested)"
+    )] = "2.2-debian12"
     """Dataproc image, pinned to major.minor (Spark 3.5; 2.2 or 2.3 only)."""
-    cluster_master_machine_type: str = "e2-standard-4"
+    cluster_master_machine_type: _DataprocMachineType = "e2-standard-4"
     """Machine type of the Dataproc master (runs the driver; the only node when no workers)."""
-    cluster_worker_count: int = 0
+    cluster_worker_count: Annotated[int, AfterValidator(_workers)] = 0
     """Primary workers: 0 makes a single-node cluster, else at least 2 (Dataproc's rule)."""
-    cluster_worker_machine_type: str = "e2-standard-4"
+    cluster_worker_machine_type: _DataprocMachineType = "e2-standard-4"
     """Machine type of each Dataproc worker."""
-    cluster_disk_gb: int = 50
+    cluster_disk_gb: int = Field(50, ge=30, le=1000)
     """Boot disk of each Dataproc node, GB (Spark scratch and logs)."""
-    cluster_temp_retention_days: int = 30
+    cluster_temp_retention_days: int = Field(30, ge=1, le=3650)
     """Delete objects of the cluster's temp bucket (Spark event logs, YARN logs) after this many days."""
-    vs_currency: str = "usd"
+    vs_currency: Annotated[str, matching(r"[a-z]{2,6}", "a currency code like 'usd'")] = "usd"
     """Quote currency the producer asks CoinGecko for."""
-    top_n: int = 250
+    top_n: int = Field(250, ge=1, le=1000)
     """How many coins by market cap to poll (ignored when ``coin_ids`` is set)."""
-    coin_ids: tuple[str, ...] = ()
+    coin_ids: Annotated[CommaSeparated, matching(r"[a-z0-9][a-z0-9-]*", "CoinGecko coin ids like 'bitcoin'")] = ()
     """Explicit CoinGecko coin ids to poll instead of the top N."""
-    interval_seconds: int = 60
+    interval_seconds: int = Field(60, ge=10, le=3600)
     """Seconds between polls (CoinGecko caches /coins/markets for 45-60 s)."""
-    requests_per_minute: int = 10
+    requests_per_minute: int = Field(10, ge=1, le=500)
     """The producer's CoinGecko request budget; keep under the plan's limit."""
-    api_plan: str = "demo"
+    api_plan: Literal["none", "demo", "pro"] = "demo"
     """CoinGecko plan: ``none`` (keyless), ``demo`` or ``pro``; demo and pro read the key
     from the Secret Manager secret this stack creates."""
-    trigger_seconds: int = 120
+    trigger_seconds: int = Field(120, ge=116, le=3600)
     """Streaming trigger interval of the Spark job. BigQuery allows 1,500 load jobs per
     table a day and a batch may start two (ticks, quarantine): 2 x 86,400 / 1,500 = 115.2 s
     is the floor, which the job itself enforces."""
-    max_files_per_trigger: int = 200
+    max_files_per_trigger: int = Field(200, ge=1, le=10000)
     """Landing files the Spark job takes per micro-batch at most."""
-    watermark: str = "6 hours"
+    watermark: Annotated[
+        str, matching(r"[1-9][0-9]* (seconds|minutes|hours|days)", "a duration like '6 hours'")
+    ] = "6 hours"
     """De-duplication watermark of the Spark job (CoinGecko ``last_updated`` can be hours old)."""
-    job_max_failures_per_hour: int = 5
+    job_max_failures_per_hour: int = Field(5, ge=1, le=10)
     """Driver restarts Dataproc makes per hour before it gives up on the job (1-10)."""
-    job_max_failures_total: int = 50
+    job_max_failures_total: int = Field(50, ge=1, le=240)
     """Driver restarts Dataproc makes in the job's lifetime (1-240)."""
-    landing_retention_days: int = 7
+    landing_retention_days: int = Field(7, ge=1, le=3650)
     """Delete landing objects older than this: a safety net, the job archives what it reads."""
-    archive_retention_days: int = 30
+    archive_retention_days: int = Field(30, ge=1, le=3650)
     """Delete processed (archived) landing objects after this many days."""
-    noncurrent_retention_days: int = 7
+    noncurrent_retention_days: int = Field(7, ge=1, le=3650)
     """Delete overwritten or deleted object versions (versioning is on) after this many days."""
-    partition_expiration_days: int | None = None
+    partition_expiration_days: int | None = Field(None, ge=1, le=3650)
     """Drop market_ticks partitions older than this; None keeps them forever."""
-    quarantine_expiration_days: int = 30
+    quarantine_expiration_days: int = Field(30, ge=1, le=3650)
     """Drop quarantine partitions older than this."""
-    github_repository: str | None = None
+    github_repository: Annotated[
+        str | None, matching(_GITHUB_REPOSITORY, "a GitHub repository like 'my-org/cryptopipe'")
+    ] = None
     """GitHub repository (``owner/name``, exact case) whose workflows deploy this environment
     through Workload Identity Federation (the ``bootstrap-<env>`` stack); None: no CI identities."""
-    github_repository_id: int | None = None
+    github_repository_id: int | None = Field(None, ge=1, le=2**63 - 1)
     """Numeric id of ``github_repository`` (``gh api repos/OWNER/NAME --jq .id``). The Workload
     Identity provider trusts ids, not names: a deleted repository's name can be registered again
     by anyone, its id never. Required with ``github_repository``."""
-    github_repository_owner_id: int | None = None
+    github_repository_owner_id: int | None = Field(None, ge=1, le=2**63 - 1)
     """Numeric id of the repository's owner (``gh api repos/OWNER/NAME --jq .owner.id``); required
     with ``github_repository``, for the same reason."""
-    project_number: int | None = None
+    project_number: int | None = Field(None, ge=1, le=999_999_999_999_999)
     """Number of ``project`` (``gcloud projects describe P --format 'value(projectNumber)'``): names
     the Workload Identity provider the workflows authenticate through; needed by CI only."""
 
-    def __post_init__(self) -> None:
-        for spec in fields(self):
-            for check in _CHECKS.get(spec.name, ()):
-                problem = check(getattr(self, spec.name))
-                if problem:
-                    raise self._error(spec.name, problem)
-        for field_name, problem in self._cross_field_problems():
-            raise self._error(field_name, problem)
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values come as keywords, so the environment goes first; the name, which
+        # chose the variables' prefix (environment() passes it), goes before both.
+        name = InitSettingsSource(settings_cls, {"name": init_settings.init_kwargs.get("name")})
+        return name, StrictEnvSource(settings_cls, env_prefix=env_settings.env_prefix), init_settings
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> EnvironmentConfig:
+        if not self.zone.startswith(f"{self.region}-"):
+            raise Refused("zone", self.zone, f"expected a zone of region {self.region!r}, like {self.region}-a")
+        if self.kms_key and (location := _KMS_KEY.fullmatch(self.kms_key)["location"]) != self.region:
+            raise Refused("kms_key", self.kms_key, f"the key's location {location!r} is not region {self.region!r}; "
+                          "the bucket, dataset and disks need a key in their own region")
+        for bucket_name in (self.bucket_name, self.temp_bucket_name):
+            if len(bucket_name) > 63:
+                raise Refused("prefix", self.prefix, f"bucket name {bucket_name!r} is over GCS's 63 characters; "
+                              "shorten the prefix")
+        for stage, account_id in {**self.service_account_ids, **self.ci_service_account_ids}.items():
+            if not 6 <= len(account_id) <= 30:
+                raise Refused("prefix", self.prefix, f"service account id {account_id!r} ({stage}) must be 6-30 "
+                              "characters; shorten the prefix")
+        if not 4 <= len(self.ci_pool_id) <= 32:
+            raise Refused("prefix", self.prefix, f"Workload Identity pool id {self.ci_pool_id!r} must be 4-32 "
+                          "characters; shorten the prefix")
+        for name in ("github_repository_id", "github_repository_owner_id"):
+            if self.github_repository and getattr(self, name) is None:
+                raise Refused(name, None, f"required with github_repository ({self.github_repository!r}): the "
+                              "Workload Identity provider trusts numeric ids, which a re-registered name cannot "
+                              "take over")
+        return self
 
     def name_of(self, stage: str, thing: str) -> str:
         """``{prefix}-{env}-{stage}-{thing}``: the name of every resource the stack makes."""
@@ -215,148 +286,8 @@ class EnvironmentConfig:
         return (f"projects/{self.project_number}/locations/global/workloadIdentityPools/{self.ci_pool_id}"
                 f"/providers/{CI_PROVIDER_ID}")
 
-    def _cross_field_problems(self) -> list[tuple[str, str]]:
-        problems = []
-        if not self.zone.startswith(f"{self.region}-"):
-            problems.append(("zone", f"{self.zone!r} is not in region {self.region!r}; "
-                             f"expected {self.region}-<letter>"))
-        if self.kms_key:
-            location = _KMS_KEY.match(self.kms_key)["location"]  # format checked above
-            if location != self.region:
-                problems.append(("kms_key", f"key location {location!r} differs from region {self.region!r}; "
-                                 "the bucket, dataset and disks need a key in their own region"))
-        for bucket_name in (self.bucket_name, self.temp_bucket_name):
-            if len(bucket_name) > 63:
-                problems.append(("prefix", f"bucket name {bucket_name!r} is over GCS's 63 characters; "
-                                 "shorten the prefix"))
-        if self.github_repository:
-            problems += [(name, f"is required with github_repository ({self.github_repository!r}): the Workload "
-                                "Identity provider trusts numeric ids, which a re-registered name cannot take over")
-                         for name in ("github_repository_id", "github_repository_owner_id")
-                         if getattr(self, name) is None]
-        for stage, account_id in {**self.service_account_ids, **self.ci_service_account_ids}.items():
-            if not 6 <= len(account_id) <= 30:
-                problems.append(("prefix", f"service account id {account_id!r} ({stage}) must be 6-30 characters; "
-                                 "shorten the prefix"))
-        if not 4 <= len(self.ci_pool_id) <= 32:
-            problems.append(("prefix", f"Workload Identity pool id {self.ci_pool_id!r} must be 4-32 characters; "
-                             "shorten the prefix"))
-        return problems
 
-    def _error(self, field_name: str, problem: str) -> ConfigError:
-        env_var = f"{ENV_VAR_PREFIX}{self.name.upper()}__{field_name.upper()}"
-        return ConfigError(
-            f"environment {self.name!r}, field {field_name!r}: {problem} "
-            f"(set it in {ENVIRONMENTS_FILE.name} [{self.name}] or {env_var})"
-        )
-
-
-def _matches(pattern: re.Pattern[str], expected: str) -> Callable[[object], str | None]:
-    def check(value: object) -> str | None:
-        if value is None or pattern.match(str(value)):
-            return None
-        return f"{value!r} is not {expected}"
-
-    return check
-
-
-def _between(low: int, high: int) -> Callable[[int | None], str | None]:
-    def check(value: int | None) -> str | None:
-        if value is None or low <= value <= high:
-            return None
-        return f"{value!r} is out of range; expected {low}..{high}"
-
-    return check
-
-
-def _one_of(*choices: str) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        return None if value in choices else f"{value!r} is not one of {list(choices)}"
-
-    return check
-
-
-def _cidr(value: str) -> str | None:
-    try:
-        network = ipaddress.IPv4Network(value)
-    except ValueError as exc:
-        return f"{value!r} is not an IPv4 CIDR range like 10.20.0.0/24 ({exc})"
-    if not network.is_private or network.prefixlen > 28:
-        return f"{value!r} must be a private range of /28 or larger"
-    return None
-
-
-def _workers(value: int) -> str | None:
-    if value == 0 or 2 <= value <= 100:
-        return None
-    return f"{value!r} workers: Dataproc takes 0 (single node) or 2..100"
-
-
-#: Shared-core machine types: Dataproc refuses them for cluster nodes.
-_SHARED_CORE = re.compile(r"^(e2-(micro|small|medium)|f1-micro|g1-small)$")
-
-
-def _dataproc_machine(value: str) -> str | None:
-    if _SHARED_CORE.match(value):
-        return f"{value!r} is a shared-core machine type, which Dataproc does not accept; use e.g. 'e2-standard-4'"
-    return None
-
-
-def _image(value: str) -> str | None:
-    if re.match(r"^2\.[23](\.[0-9]+)?-debian12$", value):
-        return None
-    return f"{value!r} is not a Dataproc 2.2/2.3 Debian 12 image like '2.2-debian12' (Spark 3.5, as tested)"
-
-
-def _coins(value: tuple[str, ...]) -> str | None:
-    bad = [coin for coin in value if not _COIN_ID.match(coin)]
-    return f"{bad} are not CoinGecko coin ids like 'bitcoin'" if bad else None
-
-
-_CHECKS: dict[str, tuple[Callable[[typing.Any], str | None], ...]] = {
-    "name": (_matches(_NAME, "a lower-case name of at most 8 characters like 'dev'"),
-             lambda v: None if len(v) <= 8 else f"{v!r} is over 8 characters"),
-    "project": (_matches(_PROJECT, "a Google Cloud project id (6-30 lower-case letters, digits, hyphens)"),),
-    "state_bucket": (_matches(_BUCKET, "a GCS bucket name"),),
-    "region": (_matches(_REGION, "a region like 'us-central1'"),),
-    "prefix": (_matches(_NAME, "a lower-case name like 'cryptopipe'"),),
-    "kms_key": (_matches(_KMS_KEY, "a key like projects/P/locations/REGION/keyRings/R/cryptoKeys/K"),),
-    "network_cidr": (_cidr,),
-    "producer_machine_type": (_matches(_MACHINE_TYPE, "a machine type like 'e2-small'"),),
-    "producer_disk_gb": (_between(10, 200),),
-    "producer_spool_disk_gb": (_between(10, 200),),
-    "cluster_image_version": (_image,),
-    "cluster_master_machine_type": (_matches(_MACHINE_TYPE, "a machine type like 'e2-standard-4'"), _dataproc_machine),
-    "cluster_worker_count": (_workers,),
-    "cluster_worker_machine_type": (_matches(_MACHINE_TYPE, "a machine type like 'e2-standard-4'"), _dataproc_machine),
-    "cluster_disk_gb": (_between(30, 1000),),
-    "cluster_temp_retention_days": (_between(1, 3650),),
-    "vs_currency": (_matches(re.compile(r"^[a-z]{2,6}$"), "a currency code like 'usd'"),),
-    "top_n": (_between(1, 1000),),
-    "coin_ids": (_coins,),
-    "interval_seconds": (_between(10, 3600),),
-    "requests_per_minute": (_between(1, 500),),
-    "api_plan": (_one_of("none", "demo", "pro"),),
-    "trigger_seconds": (_between(116, 3600),),
-    "max_files_per_trigger": (_between(1, 10000),),
-    "watermark": (_matches(_DURATION, "a duration like '6 hours'"),),
-    "job_max_failures_per_hour": (_between(1, 10),),
-    "job_max_failures_total": (_between(1, 240),),
-    "landing_retention_days": (_between(1, 3650),),
-    "archive_retention_days": (_between(1, 3650),),
-    "noncurrent_retention_days": (_between(1, 3650),),
-    "partition_expiration_days": (_between(1, 3650),),
-    "quarantine_expiration_days": (_between(1, 3650),),
-    "github_repository": (_matches(_GITHUB_REPOSITORY, "a GitHub repository like 'my-org/cryptopipe'"),),
-    "project_number": (_between(1, 999_999_999_999_999),),
-    "github_repository_id": (_between(1, 2**63 - 1),),
-    "github_repository_owner_id": (_between(1, 2**63 - 1),),
-}
-
-
-def load_environments(
-    path: Path = ENVIRONMENTS_FILE, environ: Mapping[str, str] = os.environ
-) -> list[EnvironmentConfig]:
+def load_environments(path: Path = ENVIRONMENTS_FILE) -> list[EnvironmentConfig]:
     """Read every environment of ``path``, environment variables overriding the file."""
     try:
         tables = tomllib.loads(path.read_text())
@@ -364,90 +295,36 @@ def load_environments(
         raise ConfigError(f"cannot read the environments file {path}: {exc}") from exc
     if not tables:
         raise ConfigError(f"{path} declares no environment; expected tables like [dev] and [prod]")
-    return [environment(name, values, environ, source=path.name) for name, values in tables.items()]
+    return [environment(name, values, source=path.name) for name, values in tables.items()]
 
 
-def environment(
-    name: str, values: Mapping[str, object], environ: Mapping[str, str] = {}, source: str = "values"
-) -> EnvironmentConfig:
-    """Build and validate one environment from file values plus environment-variable overrides."""
-    hints = typing.get_type_hints(EnvironmentConfig)
-    known = {spec.name for spec in fields(EnvironmentConfig)} - {"name"}
-    unknown = sorted(set(values) - known)
+def environment(name: str, values: Mapping[str, object], source: str = "values") -> EnvironmentConfig:
+    """Build and validate one environment: ``values`` (a table of ``source``), then the
+    ``CRYPTOPIPE__DEPLOY__<NAME>__*`` variables over them."""
+    prefix = f"{ENV_VAR_PREFIX}{name.upper()}__"
+    if "name" in values:  # the table's name is the environment's: no field renames it
+        raise _error(name, prefix, source, [Problem("unknown", "name", values["name"], "")])
+    try:
+        return EnvironmentConfig(_env_prefix=prefix, **{**values, "name": name})
+    except (ValidationError, Refused) as error:
+        raise _error(name, prefix, source, problems(error)) from None
+
+
+def _error(env: str, prefix: str, source: str, found: list[Problem]) -> ConfigError:
+    """The first of ``found``, named for someone editing ``source`` or setting variables."""
+    known = sorted(name for name in EnvironmentConfig.model_fields if name != "name")
+    unknown = [problem.field for problem in found if problem.kind == "unknown"]
+    variables = [field for field in unknown if field.startswith(prefix)]
+    if variables:
+        return ConfigError(f"environment {env!r}: {variables[0]} names no field; known fields are {known}")
     if unknown:
-        raise ConfigError(
-            f"environment {name!r}: unknown field(s) {unknown} in {source}; known fields are {sorted(known)}"
-        )
-    merged = dict(values)
-    env_prefix = f"{ENV_VAR_PREFIX}{name.upper()}__"
-    for key, raw in environ.items():
-        if key.startswith(env_prefix):
-            field_name = key[len(env_prefix):].lower()
-            if field_name not in known:
-                raise ConfigError(f"environment {name!r}: {key} names no field; known fields are {sorted(known)}")
-            merged[field_name] = _parse_env(name, field_name, raw, hints[field_name])
-    missing = sorted(
-        spec.name for spec in fields(EnvironmentConfig)
-        if spec.name != "name" and spec.name not in merged and spec.default is MISSING
-    )
+        return ConfigError(f"environment {env!r}: unknown field(s) {unknown} in {source}; known fields are {known}")
+    missing = [problem.field for problem in found if problem.kind == "missing"]
     if missing:
-        raise ConfigError(
-            f"environment {name!r}: missing field(s) {missing}; set them in {source} [{name}] "
-            f"or as {env_prefix}<FIELD>"
-        )
-    for field_name, value in merged.items():
-        _check_type(name, field_name, value, hints[field_name])
-    if "coin_ids" in merged:
-        merged["coin_ids"] = tuple(merged["coin_ids"])
-    return EnvironmentConfig(name=name, **merged)
-
-
-def _parse_env(env: str, field_name: str, raw: str, hint: object) -> object:
-    kinds = _union_members(hint)
-    if type(None) in kinds and raw.strip() in ("", "none", "None"):
-        return None
-    kind = next(k for k in kinds if k is not type(None))
-    if kind is bool:
-        lowered = raw.strip().lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-    elif kind is int:
-        try:
-            return int(raw)
-        except ValueError:
-            pass
-    elif typing.get_origin(kind) is tuple:
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
-    else:
-        return raw
-    raise ConfigError(
-        f"environment {env!r}, field {field_name!r}: {raw!r} from {ENV_VAR_PREFIX}{env.upper()}__{field_name.upper()} "
-        f"is not a valid {getattr(kind, '__name__', kind)}"
-    )
-
-
-def _check_type(env: str, field_name: str, value: object, hint: object) -> None:
-    allowed = _union_members(hint)
-    for kind in allowed:
-        origin = typing.get_origin(kind)
-        if kind is type(None) and value is None:
-            return
-        if origin is tuple and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return
-        if kind is int and isinstance(value, int) and not isinstance(value, bool):
-            return
-        if kind in (str, bool) and type(value) is kind:
-            return
-    expected = " or ".join(
-        "list of strings" if typing.get_origin(k) is tuple else getattr(k, "__name__", str(k)) for k in allowed
-    )
-    raise ConfigError(
-        f"environment {env!r}, field {field_name!r}: {value!r} is a {type(value).__name__}; expected {expected}"
-    )
-
-
-def _union_members(hint: object) -> tuple[object, ...]:
-    """``int | None`` -> ``(int, NoneType)``; any other hint -> ``(hint,)``."""
-    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        return ConfigError(f"environment {env!r}: missing field(s) {missing}; set them in {source} [{env}] "
+                           f"or as {prefix}<FIELD>")
+    problem = found[0]
+    where = (f"the table's name in {source}" if problem.field == "name"
+             else f"set it in {source} [{env}] or {prefix}{problem.field.upper()}")
+    return ConfigError(f"environment {env!r}, field {problem.field!r}: {problem.value!r} is invalid: {problem.reason} "
+                       f"({where})")

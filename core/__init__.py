@@ -4,7 +4,11 @@
   and what is derived from it: validation model, Spark schema, DuckDB and BigQuery columns;
 - :mod:`core.tables`: the warehouse's tables (ticks and quarantine) as every part sees them;
 - :mod:`core.views`: the views' SQL, written once for BigQuery and DuckDB;
-- :mod:`core.totals`: a thread-safe holder of live counters.
+- :mod:`core.totals`: a thread-safe holder of live counters;
+- :mod:`core.timefmt`: times as text, UTC to the millisecond;
+- :mod:`core.uris`: the one parser of the pipeline's URIs (landing, locations, warehouses);
+- :mod:`core.gcp`: Google Cloud's naming rules (project ids);
+- :mod:`core.settings`: what the producer's and the deployment's typed settings share.
 
 ``producer`` and ``jobs`` import only this package; the CDKTF app (``cdktf/``) imports
 only this package and ships ``core/`` beside each workload; the local app

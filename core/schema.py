@@ -23,6 +23,8 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Annotated, Any
 
+from core.timefmt import utc_millis
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -106,11 +108,6 @@ def market_tick() -> RecordSchema:
     return schema
 
 
-def _utc_millis(value: datetime) -> str:
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
 @cache
 def record_model() -> type[BaseModel]:
     """The pydantic model of one record, reading CoinGecko's names and writing ours.
@@ -130,7 +127,7 @@ def record_model() -> type[BaseModel]:
         field_validator,
     )
 
-    utc_timestamp = Annotated[AwareDatetime, PlainSerializer(_utc_millis, return_type=str)]
+    utc_timestamp = Annotated[AwareDatetime, PlainSerializer(utc_millis, return_type=str)]
 
     def python_type(spec: FieldSpec) -> Any:
         if spec.type == "string":
@@ -152,7 +149,7 @@ def record_model() -> type[BaseModel]:
         def _not_in_future(cls, value: datetime) -> datetime:
             limit = datetime.now(timezone.utc) + MAX_CLOCK_SKEW
             if value > limit:
-                raise ValueError(f"is in the future ({_utc_millis(value)} > now + {MAX_CLOCK_SKEW})")
+                raise ValueError(f"is in the future ({utc_millis(value)} > now + {MAX_CLOCK_SKEW})")
             return value
 
     definitions: dict[str, Any] = {}

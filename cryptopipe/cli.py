@@ -2,7 +2,8 @@
 
 Thin by design: each command parses options, calls tested code
 (:mod:`cryptopipe.local`, :mod:`jobs.loaders.duckdb`) and turns the errors it can
-explain into one red line and exit status 1.
+explain into one red line and exit status 1; an option value the producer's or the
+stream's settings refuse is a usage error (exit status 2) naming the option.
 
     cryptopipe up --source replay --duration 120
     cryptopipe query "SELECT count(*) FROM market_ticks"
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -25,13 +27,24 @@ from rich.table import Table
 from cryptopipe.dashboard import DEFAULT_HOST, DEFAULT_PORT, DashboardError, DashboardServer
 from cryptopipe.dashboard.service import STALE_AFTER_SECONDS
 from cryptopipe.errors import PipelineError
-from cryptopipe.local import SOURCES, LocalLayout, LocalPipeline, Status
+from cryptopipe.local import SOURCES, LocalLayout, LocalPipeline, Status, producer_config, stream_config
+
+if TYPE_CHECKING:
+    from jobs import StreamConfig
+    from producer import ProducerConfig
 
 err = Console(stderr=True)
 out = Console()
 
 #: Seconds between refreshes of the status line.
 STATUS_REFRESH_SECONDS = 1.0
+
+#: `up`'s options that set a producer setting: ProducerConfig field -> click parameter.
+PRODUCER_OPTIONS = {
+    "interval_seconds": "interval", "top_n": "top_n", "coin_ids": "coin_ids", "vs_currency": "vs_currency",
+}
+
+_VERBOSE_HELP = "Log the producer's, the stream's and Spark's lines too."
 
 
 def _fail(message: str) -> None:
@@ -50,16 +63,38 @@ def _status_line(status: Status, elapsed: float) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log the producer's and the stream's lines too.")
+@click.option("-v", "--verbose", is_flag=True, help=_VERBOSE_HELP)
 def cli(verbose: bool) -> None:
     """cryptopipe: CoinGecko market data -> landing zone -> Spark -> warehouse."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not verbose:
-        # py4j announces every callback connection at INFO; keep the screen for the status.
-        logging.getLogger("py4j").setLevel(logging.ERROR)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_verbosely(verbose)
+
+
+def _log_verbosely(verbose: bool) -> None:
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    # py4j announces every callback connection at INFO; keep the screen for the status.
+    logging.getLogger("py4j").setLevel(logging.NOTSET if verbose else logging.ERROR)
+
+
+def _settings(ctx: click.Context, layout: LocalLayout) -> tuple[ProducerConfig, StreamConfig]:
+    """The producer's and the stream's settings from `up`'s options; a value they refuse is a
+    usage error naming the option that set it (or the variable, for one no option sets)."""
+    from jobs import ConfigError as StreamConfigError
+    from producer import ConfigError as ProducerConfigError
+    from producer.config import InvalidSetting
+
+    options = ctx.params
+    given = {field: options[name] for field, name in PRODUCER_OPTIONS.items() if options[name] is not None}
+    try:
+        return (producer_config(layout, options["source"], **given),
+                stream_config(layout, trigger_seconds=options["trigger_seconds"]))
+    except InvalidSetting as error:
+        param = next((p for p in ctx.command.params if p.name == PRODUCER_OPTIONS.get(error.field)), None)
+        if param is None:
+            raise click.UsageError(str(error), ctx) from None
+        raise click.BadParameter(f"{error.value!r}: {error.reason}", ctx, param) from None
+    except (ProducerConfigError, StreamConfigError) as error:
+        raise click.UsageError(str(error), ctx) from None
 
 
 @contextmanager
@@ -95,20 +130,21 @@ def _live_status(console: Console) -> Iterator[Live]:
 @click.option("--dashboard-port", type=click.IntRange(min=0, max=65535), default=DEFAULT_PORT, show_default=True,
               help="Port of the dashboard on 127.0.0.1 (0: any free port).")
 @click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard.")
-def up(source, data_dir, duration, max_polls, interval, top_n, coin_ids, vs_currency, trigger_seconds, replay_port,
-       dashboard_port, no_dashboard):
+@click.option("-v", "--verbose", is_flag=True, help=_VERBOSE_HELP)
+@click.pass_context
+def up(ctx, source, data_dir, duration, max_polls, interval, top_n, coin_ids, vs_currency, trigger_seconds,
+       replay_port, dashboard_port, no_dashboard, verbose):
     """Run the replay server (with --source replay), the producer and the stream until Ctrl-C."""
+    layout = LocalLayout(data_dir)
+    producer, stream = _settings(ctx, layout)
+    verbose = verbose or ctx.find_root().params["verbose"]
+    _log_verbosely(verbose)
     pipeline = LocalPipeline(
-        LocalLayout(data_dir),
-        source=source,
-        replay_port=replay_port,
-        interval_seconds=interval,
-        top_n=top_n,
-        coin_ids=tuple(c.strip() for c in coin_ids.split(",") if c.strip()),
-        vs_currency=vs_currency,
-        trigger_seconds=trigger_seconds,
+        layout, producer, stream,
+        replay_port=replay_port if source == "replay" else None,
         max_polls=max_polls,
         dashboard_port=None if no_dashboard else dashboard_port,
+        verbose=verbose,
     )
     if source == "replay":
         err.print("[yellow]source: the bundled CoinGecko replay on 127.0.0.1 (no internet needed)[/]")

@@ -3,10 +3,13 @@
 ``cryptopipe up`` is this module. Each part is the production code with local
 addresses (docs/ARCHITECTURE.md §1): the producer polls the bundled replay server (or the
 live API) and lands polls in a local directory; the Spark job streams that directory
-into a DuckDB file. The producer runs on a thread, the stream on Spark's threads,
-and the caller watches both through :meth:`LocalPipeline.status`::
+into a DuckDB file. Each part takes its own typed settings, made here for the layout
+(:func:`producer_config`, :func:`stream_config`). The producer runs on a thread, the
+stream on Spark's threads, and the caller watches both through :meth:`LocalPipeline.status`::
 
-    with LocalPipeline(LocalLayout(Path("data")), source="replay") as pipeline:
+    layout = LocalLayout(Path("data"))
+    producer, stream = producer_config(layout, "replay"), stream_config(layout)
+    with LocalPipeline(layout, producer, stream, replay_port=0) as pipeline:
         while not pipeline.caught_up():
             print(pipeline.status())
             time.sleep(1)
@@ -24,8 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from cryptopipe.errors import PipelineError
+
+if TYPE_CHECKING:
+    from jobs import StreamConfig
+    from producer import ProducerConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,10 @@ REPLAY_INTERVAL_SECONDS = 10.0
 #: Seconds between polls of the live API: CoinGecko caches /coins/markets for
 #: 45-60 s, so polling faster only fetches the same rows again.
 LIVE_INTERVAL_SECONDS = 60.0
+
+#: The replay's request budget: the server is ours, with no public rate limit to
+#: respect, so only enough for every page of a poll each interval.
+REPLAY_REQUESTS_PER_MINUTE = 600
 
 
 @dataclass(frozen=True)
@@ -154,37 +166,64 @@ def claim_data_dir(root: Path) -> int:
     return fd
 
 
+def producer_config(layout: LocalLayout, source: str, **settings: Any) -> ProducerConfig:
+    """The producer's settings for a run of ``source`` on ``layout``: ``CRYPTOPIPE__PRODUCER__*``
+    over the defaults, then the source's interval (and the replay's budget) and the layout's
+    folders, then ``settings``. A refused value raises :class:`producer.config.InvalidSetting`."""
+    from producer import ProducerConfig
+
+    if source not in SOURCES:
+        raise PipelineError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+    if source == "replay":
+        by_source = {"interval_seconds": REPLAY_INTERVAL_SECONDS, "requests_per_minute": REPLAY_REQUESTS_PER_MINUTE}
+    else:
+        by_source = {"interval_seconds": LIVE_INTERVAL_SECONDS}
+    folders = {"landing_uri": str(layout.landing), "spool_dir": str(layout.spool)}
+    return ProducerConfig.from_env(**{**by_source, **folders, **settings})
+
+
+def stream_config(layout: LocalLayout, **settings: Any) -> StreamConfig:
+    """The stream's settings for ``layout``: its folders and DuckDB file, then ``settings``
+    (``trigger_seconds=…``). A refused value raises :class:`jobs.ConfigError`, naming the option."""
+    from jobs import StreamConfig
+
+    places = StreamConfig.locations(
+        landing=layout.landing, archive=layout.archive, checkpoint=layout.checkpoint, staging=layout.staging
+    )
+    return StreamConfig(**places, warehouse=layout.warehouse_uri, **settings)
+
+
 class LocalPipeline:
-    """Replay server (optional), producer thread and Spark stream, started and stopped together."""
+    """Replay server (optional), producer thread and Spark stream, started and stopped together.
+
+    - ``producer``, ``stream``: the two parts' settings (:func:`producer_config`,
+      :func:`stream_config`);
+    - ``replay_port``: serve the bundled replay on this port (0: any free one) and poll
+      it instead of ``producer.base_url``; None polls the configured API;
+    - ``max_polls``: the producer stops after this many polls;
+    - ``dashboard_port``: serve the dashboard on this port (0: any free one); None: no dashboard;
+    - ``verbose``: Spark's own log lines (its start-up warnings, say) too; by default its
+      JVM logs errors only, so the terminal shows cryptopipe's lines.
+    """
 
     def __init__(
         self,
         layout: LocalLayout,
+        producer: ProducerConfig,
+        stream: StreamConfig,
         *,
-        source: str = "replay",
-        replay_port: int = 0,
-        interval_seconds: float | None = None,
-        top_n: int = 250,
-        coin_ids: tuple[str, ...] = (),
-        vs_currency: str = "usd",
-        trigger_seconds: float = 1.0,
+        replay_port: int | None = None,
         max_polls: int | None = None,
         dashboard_port: int | None = None,
+        verbose: bool = False,
     ) -> None:
-        if source not in SOURCES:
-            raise PipelineError(f"source {source!r} is not one of {', '.join(SOURCES)}")
         self.layout = layout
-        self.source = source
+        self.producer = producer
+        self.stream = stream
         self.replay_port = replay_port
-        self.interval_seconds = interval_seconds or (
-            REPLAY_INTERVAL_SECONDS if source == "replay" else LIVE_INTERVAL_SECONDS
-        )
-        self.top_n = top_n
-        self.coin_ids = coin_ids
-        self.vs_currency = vs_currency
-        self.trigger_seconds = trigger_seconds
         self.max_polls = max_polls
         self.dashboard_port = dashboard_port
+        self.verbose = verbose
         self._dashboard = None
         self._stop = threading.Event()
         self._replay = None
@@ -212,7 +251,7 @@ class LocalPipeline:
         require_java()
         self._lock_fd = claim_data_dir(self.layout.root)
         try:
-            if self.source == "replay" and self.replay_port:
+            if self.replay_port:
                 require_free_port(self.replay_port, "replay server")
             require_unlocked_warehouse(self.layout.warehouse)
             if self.dashboard_port is not None:
@@ -232,34 +271,24 @@ class LocalPipeline:
 
         try:
             self._dashboard = DashboardServer(
-                self.layout.warehouse, port=self.dashboard_port, vs_currency=self.vs_currency
+                self.layout.warehouse, port=self.dashboard_port, vs_currency=self.producer.vs_currency
             ).start()
         except (DashboardError, OSError) as error:
             raise PipelineError(f"the dashboard cannot start on port {self.dashboard_port}: {error}") from None
 
     def _start_producer(self) -> None:
-        from producer import Poller, ProducerConfig
+        from producer import Poller
 
-        settings: dict[str, object] = {}
-        if self.source == "replay":
+        config = self.producer
+        if self.replay_port is not None:
             from cryptopipe.replay.server import ReplayServer
 
             self._replay = ReplayServer(
-                port=self.replay_port, frame_seconds=self.interval_seconds, rebase=True
+                port=self.replay_port, frame_seconds=config.interval_seconds, rebase=True
             ).start()
-            # The replay is ours: no public rate limit to respect, only enough
-            # budget for every page of a poll each interval.
-            settings.update(base_url=self._replay.url, requests_per_minute=600)
+            # Known once the server listens; a loopback http URL, which every plan's checks take.
+            config = config.model_copy(update={"base_url": self._replay.url})
             log.info("using the bundled CoinGecko replay at %s (no internet needed)", self._replay.url)
-        config = ProducerConfig.from_env(
-            landing_uri=str(self.layout.landing),
-            spool_dir=str(self.layout.spool),
-            interval_seconds=self.interval_seconds,
-            top_n=self.top_n,
-            coin_ids=self.coin_ids,
-            vs_currency=self.vs_currency,
-            **settings,
-        )
         self._poller = Poller.from_config(config)
         self._producer_thread = threading.Thread(
             target=self._poller.run, args=(self._stop,), kwargs={"max_polls": self.max_polls},
@@ -270,17 +299,8 @@ class LocalPipeline:
     def _start_stream(self) -> None:
         from pyspark.sql import SparkSession
 
-        from jobs.session import build_session
-        from jobs.stream import parse_args, start_stream
+        from jobs import build_session, start_stream
 
-        config = parse_args([
-            "--landing", str(self.layout.landing),
-            "--archive", str(self.layout.archive),
-            "--checkpoint", str(self.layout.checkpoint),
-            "--staging", str(self.layout.staging),
-            "--warehouse", self.layout.warehouse_uri,
-            "--trigger-seconds", str(self.trigger_seconds),
-        ])  # fmt: skip
         # A session that already runs in this process (a notebook's, a test's) is
         # used and left running; one started here is stopped here.
         spark = SparkSession.getActiveSession()
@@ -289,10 +309,10 @@ class LocalPipeline:
                 "cryptopipe-local",
                 scratch_root=self.layout.spark_scratch,
                 ui=False,
+                quiet=not self.verbose,
                 conf={"spark.ui.showConsoleProgress": "false"},
             )
-            spark.sparkContext.setLogLevel("ERROR")
-        self._stream = start_stream(spark, config)
+        self._stream = start_stream(spark, self.stream)
 
     def status(self) -> Status:
         produced = self._poller.stats.snapshot()

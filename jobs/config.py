@@ -1,8 +1,16 @@
 """The streaming job's settings, from the command line or built in code.
 
-``parse_args`` serves ``spark-submit jobs/stream.py …`` on Dataproc and the local
-``cryptopipe up`` alike; :class:`StreamConfig` checks every value and combination at
-construction, so a bad URI fails before Spark starts, naming the option and value.
+``parse_args`` serves ``spark-submit jobs/stream.py …`` on Dataproc; the local
+``cryptopipe up`` builds a :class:`StreamConfig` itself. Either way the config checks
+every value and combination at construction, so a bad URI fails before Spark starts,
+naming the option (:func:`option`) and the value.
+
+The command line is argparse, not pydantic-settings as the producer's and the
+deployment's settings are: the job's one source is the argv Dataproc's job API
+passes (no environment, no file to layer, which is what pydantic-settings brings),
+and its checks are of locations against each other and against the warehouse
+(overlaps, staging the warehouse can read, its trigger floor), whose errors read as
+argparse's own: the option, the value, exit status 2.
 """
 
 from __future__ import annotations
@@ -10,12 +18,12 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from core.schema import MAX_CLOCK_SKEW
 from jobs.errors import ConfigError
-from jobs.loaders import WAREHOUSE_SCHEMES, warehouse_from_uri
+from jobs.loaders import WAREHOUSE_SCHEMES, Warehouse, warehouse_from_uri
 from jobs.locations import Location
 
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
@@ -50,39 +58,49 @@ class StreamConfig:
     dropped as late. CoinGecko's ``last_updated`` can be hours old: size it in hours."""
     shuffle_partitions: int = 4
     """Partitions of the de-duplication state. Frozen into the checkpoint by its first run."""
+    target: Warehouse = field(init=False, repr=False, compare=False)
+    """The warehouse ``warehouse`` names, built once, here: the checks below ask it what
+    it can read and sustain, and the stream sets it up and loads into it."""
 
     def __post_init__(self) -> None:
         for name in ("landing", "archive", "checkpoint", "staging"):
             if not isinstance(getattr(self, name), Location):
-                raise ConfigError(f"--{name}: expected a Location, got {getattr(self, name)!r}; use Location.parse")
+                raise ConfigError(f"{option(name)}: expected a Location, got {getattr(self, name)!r}; "
+                                  "use Location.parse")
         for name in ("archive", "checkpoint", "staging"):
             other: Location = getattr(self, name)
             if other.overlaps(self.landing):
                 raise ConfigError(
-                    f"--{name} {other.uri} overlaps --landing {self.landing.uri}: "
+                    f"{option(name)} {other.uri} overlaps {option('landing')} {self.landing.uri}: "
                     f"the file source would list (or archive into) its own input; put it beside the landing root"
                 )
         warehouse = warehouse_from_uri(self.warehouse)
+        object.__setattr__(self, "target", warehouse)
         warehouse.check_staging(self.staging)
         if self.trigger_seconds is None:
             object.__setattr__(self, "trigger_seconds", warehouse.default_trigger_seconds)
+        trigger = option("trigger_seconds")
         if not self.available_now and self.trigger_seconds <= 0:
-            raise ConfigError(f"--trigger-seconds: {self.trigger_seconds!r} must be more than 0")
+            raise ConfigError(f"{trigger}: {self.trigger_seconds!r} must be more than 0")
         if not self.available_now and self.trigger_seconds < warehouse.min_trigger_seconds:
             raise ConfigError(
-                f"--trigger-seconds: {self.trigger_seconds!r} is shorter than {warehouse.min_trigger_seconds:g} s, "
+                f"{trigger}: {self.trigger_seconds!r} is shorter than {warehouse.min_trigger_seconds:g} s, "
                 f"the least {self.warehouse} sustains all day (see 'Load-job quota' in docs/STREAM.md); "
                 f"use {warehouse.default_trigger_seconds:g} or more"
             )
-        if self.max_files_per_trigger < 1:
-            raise ConfigError(f"--max-files-per-trigger: {self.max_files_per_trigger!r} must be at least 1")
-        if self.shuffle_partitions < 1:
-            raise ConfigError(f"--shuffle-partitions: {self.shuffle_partitions!r} must be at least 1")
+        for name in ("max_files_per_trigger", "shuffle_partitions"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{option(name)}: {getattr(self, name)!r} must be at least 1")
         if self.watermark_delay <= MAX_CLOCK_SKEW:
             raise ConfigError(
-                f"--watermark: {self.watermark!r} must be longer than the {MAX_CLOCK_SKEW} a valid row may be "
-                f"ahead of now, or such a row would make rows arriving on time count as late"
+                f"{option('watermark')}: {self.watermark!r} must be longer than the {MAX_CLOCK_SKEW} a valid row may "
+                f"be ahead of now, or such a row would make rows arriving on time count as late"
             )
+
+    @classmethod
+    def locations(cls, **paths: object) -> dict[str, Location]:
+        """``landing=…, archive=…`` (paths or URIs) as Locations, a bad one refused naming its option."""
+        return {name: Location.parse(value, option=option(name)) for name, value in paths.items()}
 
     @property
     def watermark_delay(self) -> timedelta:
@@ -97,49 +115,60 @@ class StreamConfig:
         return {"processingTime": f"{round(self.trigger_seconds * 1000)} milliseconds"}
 
 
+def option(name: str) -> str:
+    """The command-line option of the :class:`StreamConfig` field ``name``: ``trigger_seconds`` ->
+    ``--trigger-seconds``. The parser declares its options with it and errors name them with it."""
+    return "--" + name.replace("_", "-")
+
+
 def parse_interval(value: str) -> timedelta:
     """``"6 hours"`` -> ``timedelta(hours=6)``; ConfigError for anything else."""
     match = _INTERVAL.match(value)
     if not match:
-        raise ConfigError(f"--watermark: {value!r} is not a duration like '6 hours' (seconds, minutes, hours or days)")
+        raise ConfigError(
+            f"{option('watermark')}: {value!r} is not a duration like '6 hours' (seconds, minutes, hours or days)"
+        )
     return timedelta(**{match.group(2).lower() + "s": float(match.group(1))})
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The job's command line; every option maps to a :class:`StreamConfig` field."""
+    """The job's command line; every option maps to the :class:`StreamConfig` field of its name."""
     defaults = StreamConfig.__dataclass_fields__
     parser = argparse.ArgumentParser(
         prog="jobs/stream.py",
         description="Stream landing NDJSON into the warehouse: validate, quarantine, de-duplicate, load exactly once.",
     )
     location = "a local path, file:///abs/path or gs://bucket/path"
-    parser.add_argument("--landing", required=True, help=f"landing root ({location})")
+    parser.add_argument(option("landing"), required=True, help=f"landing root ({location})")
     parser.add_argument(
-        "--archive", required=True, help=f"where processed files are moved, outside --landing ({location})"
+        option("archive"), required=True,
+        help=f"where processed files are moved, outside {option('landing')} ({location})",
     )
-    parser.add_argument("--checkpoint", required=True, help=f"the query's checkpoint ({location})")
-    parser.add_argument("--staging", required=True, help=f"where batches are staged as Parquet ({location})")
-    parser.add_argument("--warehouse", required=True, help=f"warehouse URI: {' or '.join(WAREHOUSE_SCHEMES.values())}")
+    parser.add_argument(option("checkpoint"), required=True, help=f"the query's checkpoint ({location})")
+    parser.add_argument(option("staging"), required=True, help=f"where batches are staged as Parquet ({location})")
+    parser.add_argument(
+        option("warehouse"), required=True, help=f"warehouse URI: {' or '.join(WAREHOUSE_SCHEMES.values())}"
+    )
     when = parser.add_mutually_exclusive_group()
     when.add_argument(
-        "--trigger-seconds",
+        option("trigger_seconds"),
         type=float,
         help="seconds between micro-batches (default: 1 for duckdb, 120 for bigquery: its load-job quota)",
     )
-    when.add_argument("--available-now", action="store_true", help="process what has landed, then stop")
+    when.add_argument(option("available_now"), action="store_true", help="process what has landed, then stop")
     parser.add_argument(
-        "--max-files-per-trigger",
+        option("max_files_per_trigger"),
         type=int,
         default=defaults["max_files_per_trigger"].default,
         help="most landing files per micro-batch (default: %(default)s)",
     )
     parser.add_argument(
-        "--watermark",
+        option("watermark"),
         default=defaults["watermark"].default,
         help="de-duplication memory and lateness bound, e.g. '6 hours' (default: %(default)s)",
     )
     parser.add_argument(
-        "--shuffle-partitions",
+        option("shuffle_partitions"),
         type=int,
         default=defaults["shuffle_partitions"].default,
         help="de-duplication state partitions; fixed by the checkpoint's first run (default: %(default)s)",
@@ -154,19 +183,9 @@ def parse_args(argv: Sequence[str] | None = None) -> StreamConfig:
     as argparse does for its own errors.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = vars(parser.parse_args(argv))
     try:
-        return StreamConfig(
-            landing=Location.parse(args.landing, option="--landing"),
-            archive=Location.parse(args.archive, option="--archive"),
-            checkpoint=Location.parse(args.checkpoint, option="--checkpoint"),
-            staging=Location.parse(args.staging, option="--staging"),
-            warehouse=args.warehouse,
-            trigger_seconds=args.trigger_seconds,
-            available_now=args.available_now,
-            max_files_per_trigger=args.max_files_per_trigger,
-            watermark=args.watermark,
-            shuffle_partitions=args.shuffle_partitions,
-        )
+        places = {name: args.pop(name) for name in ("landing", "archive", "checkpoint", "staging")}
+        return StreamConfig(**StreamConfig.locations(**places), **args)
     except ConfigError as error:
         parser.error(str(error))

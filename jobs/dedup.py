@@ -25,10 +25,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from core.schema import market_tick
-from jobs.validate import REASON
+from jobs.validate import QUARANTINE_COLUMNS, REASON
 
 #: Random id of a quarantined row (null for valid ticks), its key in the quarantine.
-QUARANTINE_ID = "_quarantine_id"
+QUARANTINE_ID = QUARANTINE_COLUMNS["quarantine_id"]
 
 
 def drop_duplicate_ticks(rows: DataFrame, watermark: timedelta) -> DataFrame:

@@ -1,25 +1,19 @@
 """Where the job reads and writes: local paths or ``gs://`` URIs, checked up front.
 
 Spark reaches both through Hadoop's file systems, so the same job runs locally and
-on Dataproc; what differs is only the address. Parsing them here (not deep inside
-Spark) lets a typo fail at start-up with the value and the option named.
+on Dataproc; what differs is only the address. Parsing them up front (with
+:func:`core.uris.parse_location`, not deep inside Spark) lets a typo fail at start-up
+with the value and the option named.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
 
+from core.uris import SCHEMES, GcsPath, LocalPath, parse_location
 from jobs.errors import ConfigError
-
-#: URI schemes the job can read and write through Hadoop.
-SCHEMES = ("file", "gs")
-
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
-_EXPECTED = "expected a local path, file:///absolute/path or gs://bucket/path"
 
 
 @dataclass(frozen=True)
@@ -43,23 +37,10 @@ class Location:
         """Parse a local path or URI; raises :class:`ConfigError` naming ``option``."""
         if isinstance(value, Location):
             return value
-        text = os.fspath(value).strip()
-        if not text:
-            raise ConfigError(f"{option}: {value!r} is empty; {_EXPECTED}")
-        if "://" not in text and not text.startswith("file:"):
-            return cls("file", "", str(Path(text).expanduser().resolve()))
-        parts = urlsplit(text)
-        if parts.query or parts.fragment:
-            raise ConfigError(f"{option}: {text!r} has a query or fragment; {_EXPECTED}")
-        if parts.scheme == "file":
-            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-                raise ConfigError(f"{option}: {text!r} is not an absolute file URI; {_EXPECTED}")
-            return cls("file", "", _normalise(parts.path, text, option))
-        if parts.scheme == "gs":
-            if not _BUCKET.match(parts.netloc):
-                raise ConfigError(f"{option}: {text!r} does not name a valid bucket; {_EXPECTED}")
-            return cls("gs", parts.netloc, _normalise(parts.path or "/", text, option))
-        raise ConfigError(f"{option}: {text!r} has the unsupported scheme {parts.scheme!r}; {_EXPECTED}")
+        parsed = parse_location(value, option=option, error=ConfigError)
+        if isinstance(parsed, GcsPath):
+            return cls(SCHEMES[GcsPath], parsed.bucket, parsed.path)
+        return cls(SCHEMES[LocalPath], "", str(Path(parsed.path).expanduser().resolve()))
 
     @property
     def uri(self) -> str:
@@ -87,10 +68,3 @@ class Location:
     def __str__(self) -> str:
         return self.uri
 
-
-def _normalise(path: str, text: str, option: str) -> str:
-    # PurePosixPath drops trailing slashes and doubled separators; ".." is refused
-    # rather than resolved, since on GCS it means nothing.
-    if ".." in PurePosixPath(path).parts:
-        raise ConfigError(f"{option}: {text!r} contains '..'; give the path without it")
-    return str(PurePosixPath(path))

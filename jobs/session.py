@@ -14,6 +14,10 @@ Settings follow what was measured on 2-core machines (docs/ARCHITECTURE.md §4):
   place, removed by the next start.
 - Locally, the driver on loopback (127.0.0.1): a local run needs no network, and
   Spark would otherwise bind to the machine's first non-loopback address.
+- Locally and when asked (``quiet``, the local app's default), a JVM that logs errors
+  only, from its first line: log4j reads its configuration as the JVM starts, and
+  Spark's start-up warnings (the native Hadoop library, ``spark.local.dir``) come
+  before any ``setLogLevel`` could stop them.
 
 On Dataproc (launched by ``spark-submit``) the master and local dirs are YARN's.
 """
@@ -39,6 +43,21 @@ SESSION_CONF: dict[str, str] = {
 
 _SCRATCH_PREFIX = "pid-"
 
+#: The JVM's log4j2 configuration when ``quiet``: errors only, on stderr, in Spark's format.
+#: The filter, not the root level, drops warnings: with the root at WARN, the level
+#: Spark gives a pyspark "shell", Spark announces no "Setting default log level" either.
+_ERRORS_ONLY_LOG4J2 = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = stderr
+appender.console.type = Console
+appender.console.name = stderr
+appender.console.target = SYSTEM_ERR
+appender.console.filter.errors.type = ThresholdFilter
+appender.console.filter.errors.level = error
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""
+
 
 def build_session(
     app_name: str = "cryptopipe-stream",
@@ -46,6 +65,7 @@ def build_session(
     master: str | None = None,
     scratch_root: Path | None = None,
     ui: bool = True,
+    quiet: bool = False,
     conf: Mapping[str, str] | None = None,
 ) -> SparkSession:
     """Build (or get) the SparkSession.
@@ -56,6 +76,8 @@ def build_session(
       Spark's and the JVM's temp files, and removes folders of processes that are
       gone. Defaults to ``<system temp>/cryptopipe-spark``.
     - ``ui``: the Spark UI (port 4040); off for tests.
+    - ``quiet``: local mode only; the JVM logs errors only (Spark's own log4j
+      configuration otherwise: warnings and its start-up notes).
     - ``conf``: extra settings, applied last.
     """
     launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
@@ -69,7 +91,12 @@ def build_session(
         if master.startswith("local"):
             scratch = _own_scratch_dir(scratch_root or Path(tempfile.gettempdir()) / "cryptopipe-spark")
             settings["spark.local.dir"] = str(scratch)
-            settings["spark.driver.extraJavaOptions"] = f"-Djava.io.tmpdir={scratch}"
+            java_options = [f"-Djava.io.tmpdir={scratch}"]
+            if quiet:
+                log_config = scratch / "log4j2-errors-only.properties"
+                log_config.write_text(_ERRORS_ONLY_LOG4J2)
+                java_options.append(f"-Dlog4j2.configurationFile={log_config}")
+            settings["spark.driver.extraJavaOptions"] = " ".join(java_options)
             settings["spark.driver.host"] = settings["spark.driver.bindAddress"] = "127.0.0.1"
             # Read by the JVM as it starts, before any setting: stops the
             # "hostname resolves to a loopback address" warning and its address lookup.

@@ -19,7 +19,8 @@ Files are reached through Hadoop's file systems, so ``gs://`` staging works the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlsplit
 
@@ -32,7 +33,7 @@ from jobs.batch_files import BatchFiles
 from jobs.dedup import QUARANTINE_ID
 from jobs.loaders.base import LoadId, StagedFiles
 from jobs.locations import Location
-from jobs.validate import NO_RECORDS, RAW_LINE, READ_AT, REASON, SOURCE_FILE
+from jobs.validate import NO_RECORDS, QUARANTINE_COLUMNS, RAW_LINE, READ_AT, REASON, SOURCE_FILE
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: A non-null value of each logical type; only its type is ever used (:func:`_declared`).
@@ -66,15 +67,12 @@ def _declared(table: str, spec: FieldSpec) -> Column:
     return F.coalesce(column, null, F.lit(_PLACEHOLDERS[spec.type]).cast(data_type)).alias(spec.name)
 
 
-def _quarantine_sources() -> dict[str, Column]:
-    """Where each quarantine column comes from in the validated batch."""
-    return {
-        "quarantine_id": F.col(QUARANTINE_ID),
-        "raw_line": F.col(RAW_LINE),
-        "reason": F.col(REASON),
-        "source_file": F.col(SOURCE_FILE),
-        "quarantined_at": F.col(READ_AT),
-    }
+def _columns(fields: Sequence[FieldSpec], load_id: LoadId, renamed: Mapping[str, str] | None = None) -> list[Column]:
+    """A table's ``fields`` from the batch: the load id as a literal, every other field
+    from its batch column (``renamed`` maps those the batch names otherwise)."""
+    renamed = renamed or {}
+    load = F.lit(str(load_id))
+    return [(load if f.name == LOAD_ID else F.col(renamed.get(f.name, f.name))).alias(f.name) for f in fields]
 
 
 class BatchStager:
@@ -115,35 +113,27 @@ class BatchStager:
 
     def _tables(self, batch: DataFrame, load_id: LoadId, empty_files: Sequence[str]) -> dict[str, DataFrame]:
         """Each table's rows of the batch, in its columns and modes."""
-        load = F.lit(str(load_id))
-        quarantine = {**_quarantine_sources(), LOAD_ID: load}
         valid = F.col(REASON).isNull()
-        quarantined = batch.where(~valid).select(*[quarantine[f.name].alias(f.name) for f in QUARANTINE_FIELDS])
+        quarantined = batch.where(~valid).select(*QUARANTINE_COLUMNS.values())
         if empty_files:
-            quarantined = quarantined.unionByName(self._empty_file_rows(empty_files, load_id))
-        ticks = batch.where(valid).select(
-            *[load.alias(f.name) if f.name == LOAD_ID else F.col(f.name) for f in TICK_FIELDS]
-        )
+            quarantined = quarantined.unionByName(self._empty_file_rows(empty_files))
+        quarantined = quarantined.select(*_columns(QUARANTINE_FIELDS, load_id, QUARANTINE_COLUMNS))
+        ticks = batch.where(valid).select(*_columns(TICK_FIELDS, load_id))
         return {
             TICKS_TABLE: _as_declared(ticks, TICKS_TABLE, TICK_FIELDS),
             QUARANTINE_TABLE: _as_declared(quarantined, QUARANTINE_TABLE, QUARANTINE_FIELDS),
         }
 
-    def _empty_file_rows(self, files: Sequence[str], load_id: LoadId) -> DataFrame:
-        """Quarantine rows for zero-byte landing files, in the quarantine table's columns."""
+    def _empty_file_rows(self, files: Sequence[str]) -> DataFrame:
+        """Rows for zero-byte landing files, in the batch's quarantine columns."""
         now = datetime.now(timezone.utc)
         rows = [
-            {
-                "quarantine_id": str(uuid.uuid4()),
-                "raw_line": "",
-                "reason": NO_RECORDS,
-                "source_file": file,
-                "quarantined_at": now,
-                LOAD_ID: str(load_id),
-            }
+            {QUARANTINE_ID: str(uuid.uuid4()), RAW_LINE: "", REASON: NO_RECORDS, SOURCE_FILE: file, READ_AT: now}
             for file in files
         ]
-        schema = spark_schema(QUARANTINE_FIELDS)
+        schema = spark_schema(
+            [replace(spec, name=QUARANTINE_COLUMNS[spec.name]) for spec in QUARANTINE_FIELDS if spec.name != LOAD_ID]
+        )
         return self._spark.createDataFrame([tuple(row[name] for name in schema.names) for row in rows], schema)
 
     def discard(self, batch_id: int) -> None:

@@ -9,9 +9,9 @@ One entry point, locally and on Dataproc::
         --checkpoint data/checkpoint --staging data/staging \\
         --warehouse duckdb:///abs/data/warehouse.duckdb --available-now
 
-In process (``cryptopipe up``), with a live status::
+In process (``cryptopipe up`` builds its :class:`StreamConfig` in code), with a live status::
 
-    handle = start_stream(spark, parse_args([...]))
+    handle = start_stream(spark, config)
     handle.status()        # StreamStatus: batches, rows loaded, quarantined, ...
     handle.stop()
 
@@ -39,7 +39,7 @@ from pyspark.sql.streaming import StreamingQuery
 from jobs.config import StreamConfig, parse_args
 from jobs.dedup import QUARANTINE_ID, drop_duplicate_ticks
 from jobs.batch_files import BatchFiles
-from jobs.loaders import LoadId, Warehouse, warehouse_from_uri
+from jobs.loaders import LoadId, Warehouse
 from jobs.locations import Location
 from jobs.metrics import ProgressListener, StreamMetrics, StreamStatus
 from jobs.session import SESSION_CONF, build_session
@@ -174,13 +174,13 @@ def start_stream(
     The keywords change how the stream runs, for the benchmarks' emulation of the
     seed design (bench/seed.py); the job itself never sets them:
 
-    - ``warehouse``: load into this one (set up here) instead of ``config.warehouse``'s;
+    - ``warehouse``: load into this one (set up here) instead of ``config.target``;
     - ``session_conf``: SQL settings applied over the job's own;
     - ``archive_processed``: False leaves processed files under the landing root;
     - ``deduplicate``: False loads repeated ticks as they come.
     """
     log.info("stream config: %s", _describe(config))
-    warehouse = warehouse or warehouse_from_uri(config.warehouse)
+    warehouse = warehouse or config.target
     warehouse.setup()
     session = _job_session(spark, config, session_conf or {})
     metrics = StreamMetrics()
@@ -306,7 +306,7 @@ def _query_id(batch: DataFrame) -> str:
 
 
 def _describe(config: StreamConfig) -> str:
-    return ", ".join(f"{field.name}={getattr(config, field.name)}" for field in fields(config))
+    return ", ".join(f"{field.name}={getattr(config, field.name)}" for field in fields(config) if field.init)
 
 
 if __name__ == "__main__":

@@ -33,16 +33,23 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from core.schema import MAX_CLOCK_SKEW, TIMESTAMP_FORMAT_SPARK, FieldSpec, market_tick, spark_schema
+from core.tables import LOAD_ID, QUARANTINE_FIELDS
+
+#: The batch's column for each column of the quarantine table but the load id (the
+#: load adds that): its name behind an underscore, so none collides with a record
+#: field. Derived from ``core.tables``, so a renamed quarantine column fails here, at import.
+QUARANTINE_COLUMNS = {spec.name: f"_{spec.name}" for spec in QUARANTINE_FIELDS if spec.name != LOAD_ID}
 
 #: Why a line was quarantined; null for a valid tick.
-REASON = "_reason"
+REASON = QUARANTINE_COLUMNS["reason"]
 #: The line as it was read.
-RAW_LINE = "_raw_line"
+RAW_LINE = QUARANTINE_COLUMNS["raw_line"]
 #: The landing file the line came from (a URI).
-SOURCE_FILE = "_source_file"
-#: When the micro-batch that read the line started. In a streaming plan Spark fixes
-#: ``current_timestamp()`` to that, and a replay of the batch keeps it.
-READ_AT = "_read_at"
+SOURCE_FILE = QUARANTINE_COLUMNS["source_file"]
+#: When the micro-batch that read the line started (a quarantined line's
+#: ``quarantined_at``). In a streaming plan Spark fixes ``current_timestamp()`` to
+#: that, and a replay of the batch keeps it.
+READ_AT = QUARANTINE_COLUMNS["quarantined_at"]
 
 #: The reason for a line that is not a JSON object at all (garbage, a cut-off write).
 NOT_AN_OBJECT = "line is not a JSON object"

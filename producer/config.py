@@ -1,21 +1,24 @@
-"""The producer's settings: one frozen dataclass, defaults < environment < overrides.
+"""The producer's settings: one frozen pydantic-settings model, defaults < environment < keywords.
 
-Every field can be set with ``CRYPTOPIPE__PRODUCER__<FIELD>`` (upper case), e.g.
-``CRYPTOPIPE__PRODUCER__TOP_N=100``. An unknown variable with that prefix is an error,
-so a typo cannot silently leave a default in force. The README lists every
-option; a test keeps it in step with this file.
+Every field can be set with ``CRYPTOPIPE__PRODUCER__<FIELD>`` (any case), e.g.
+``CRYPTOPIPE__PRODUCER__TOP_N=100``; lists are comma-separated. An unknown variable
+with that prefix is an error, so a typo cannot silently leave a default in force.
+A refused value raises :class:`InvalidSetting`, naming the variable, the value and
+what is expected. The README lists every option; a test keeps it in step with this
+file. The machinery shared with the deployment's settings is :mod:`core.settings`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, get_type_hints
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.gcp import PROJECT_ID
+from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, matching, problems
 from producer.errors import ConfigError
 
 ENV_PREFIX = "CRYPTOPIPE__PRODUCER__"
@@ -27,79 +30,112 @@ PRO_HOST = urlsplit(PRO_API_URL).hostname
 
 #: The header each plan's key travels in; keyless requests send none.
 PLAN_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
-API_PLANS = ("none", *PLAN_HEADERS)
 
 #: CoinGecko's largest ``per_page``.
 MAX_PER_PAGE = 250
 
+_Count = Annotated[int, Field(ge=1)]
+_Seconds = Annotated[float, Field(gt=0)]
+_SECRET_VERSION = rf"(projects/({PROJECT_ID}|[0-9]+)/secrets/[A-Za-z0-9_-]+/versions/([0-9]+|latest))?"
 
-@dataclass(frozen=True)
-class ProducerConfig:
-    """Everything the producer needs to know; validated on construction."""
+
+def variable(field: str) -> str:
+    """The environment variable of ``field``: ``top_n`` -> ``CRYPTOPIPE__PRODUCER__TOP_N``."""
+    return ENV_PREFIX + field.upper()
+
+
+class InvalidSetting(ConfigError):
+    """A setting was refused. The message names its variable, the value and what is expected;
+    the parts are attributes too, for callers that name the setting their own way (the
+    ``cryptopipe up`` option that set it)."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.field, self.value, self.reason = problem.field, problem.value, problem.reason
+        if problem.kind == "unknown":
+            known = ", ".join(sorted(variable(name) for name in ProducerConfig.model_fields))
+            super().__init__(f"unknown setting {problem.field}; the producer reads {known}")
+        else:
+            super().__init__(f"{variable(problem.field)}={problem.value!r} is invalid: {problem.reason}")
+
+
+class ProducerConfig(BaseSettings):
+    """Everything the producer needs to know; validated on construction.
+
+    ``ProducerConfig(**values)`` reads the environment too, ``values`` winning; so does
+    :meth:`from_env`, whose name says so.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True, str_strip_whitespace=True,
+        use_attribute_docstrings=True,
+    )
+
+    api_plan: Literal["none", "demo", "pro"] = "none"
+    """``none`` (keyless), ``demo`` (key in ``x-cg-demo-api-key``, public host) or ``pro``
+    (key in ``x-cg-pro-api-key``, pro host)."""
 
     base_url: str = ""
     """CoinGecko API root. Empty: the plan's host (``https://pro-api.coingecko.com/api/v3``
     for ``pro``, ``https://api.coingecko.com/api/v3`` otherwise). Point it at the replay
     server for offline runs."""
 
-    api_plan: str = "none"
-    """``none`` (keyless), ``demo`` (key in ``x-cg-demo-api-key``, public host) or ``pro``
-    (key in ``x-cg-pro-api-key``, pro host)."""
-
-    api_key: str = field(default="", repr=False)
+    api_key: str = Field("", repr=False)
     """The demo or pro key. Never logged; prefer ``api_key_secret`` on GCP."""
 
-    api_key_secret: str = ""
+    api_key_secret: Annotated[str, matching(_SECRET_VERSION, "a Secret Manager version like "
+                                            "projects/P/secrets/coingecko-api-key/versions/latest")] = ""
     """Secret Manager version holding the key, e.g.
     ``projects/P/secrets/coingecko-api-key/versions/latest``; read at start-up when set."""
 
-    vs_currency: str = "usd"
+    vs_currency: Annotated[str, matching(r"[a-z0-9]+", "a lower-case CoinGecko currency code such as usd")] = "usd"
     """Quote currency of every price."""
 
-    top_n: int = 250
+    top_n: _Count = 250
     """How many coins to fetch, by market cap; ignored when ``coin_ids`` is set."""
 
-    coin_ids: tuple[str, ...] = ()
+    coin_ids: Annotated[
+        CommaSeparated, matching(r"[a-z0-9][a-z0-9._-]*", "comma-separated CoinGecko ids such as bitcoin,ethereum")
+    ] = ()
     """Explicit CoinGecko coin ids (comma-separated in the environment)."""
 
-    interval_seconds: float = 60.0
+    interval_seconds: _Seconds = 60.0
     """Time between poll starts. CoinGecko caches ``/coins/markets`` for 45-60 s, so
     polling faster mostly fetches repeats."""
 
-    requests_per_minute: int = 10
+    requests_per_minute: _Count = 10
     """Request budget over any 60 s window, retries included. 10 is safe keyless;
     demo keys allow 30, pro plans more."""
 
-    connect_timeout_seconds: float = 5.0
+    connect_timeout_seconds: _Seconds = 5.0
     """Time allowed to open a connection to the API."""
 
-    read_timeout_seconds: float = 10.0
+    read_timeout_seconds: _Seconds = 10.0
     """Time allowed between bytes of a response."""
 
-    max_attempts: int = 4
+    max_attempts: _Count = 4
     """Attempts per page within one poll, the first one included."""
 
-    backoff_base_seconds: float = 1.0
+    backoff_base_seconds: Annotated[float, Field(ge=0)] = 1.0
     """First retry waits up to this long (full jitter); each further retry doubles it."""
 
-    backoff_cap_seconds: float = 30.0
+    backoff_cap_seconds: _Seconds = 30.0
     """Longest wait between two attempts unless the server's ``Retry-After`` says more."""
 
-    landing_uri: str = "data/landing"
+    landing_uri: Annotated[str, matching(r"(?!gs:/*$).+", "a directory or gs://bucket/prefix")] = "data/landing"
     """Where polls land: a local directory or ``gs://bucket/prefix``."""
 
     spool_dir: str = "data/producer-spool"
     """Local directory where each finished poll is made durable before it is landed;
     polls wait here while the landing zone is unreachable."""
 
-    spool_max_polls: int = 4320
+    spool_max_polls: _Count = 4320
     """Most polls the spool holds (three days at one poll a minute, about 0.6 GB for
     250 coins); a poll finished while it is full is dropped and logged as an error."""
 
-    gcs_timeout_seconds: float = 10.0
+    gcs_timeout_seconds: _Seconds = 10.0
     """Time allowed for one HTTP request to GCS."""
 
-    gcs_retry_seconds: float = 10.0
+    gcs_retry_seconds: _Seconds = 10.0
     """Total time the GCS client retries a transient failure before the poll is left
     in the spool for the next cycle. Keep it well inside the interval: an outage
     costs this much of every cycle."""
@@ -108,63 +144,60 @@ class ProducerConfig:
     """Heartbeat file rewritten after every poll (JSON: time, counters, spool depth);
     empty: none. A watchdog compares its age with the interval."""
 
-    shutdown_grace_seconds: float = 8.0
+    shutdown_grace_seconds: _Seconds = 8.0
     """After SIGTERM/SIGINT, how long the poll in flight may take before the process
     exits anyway (a finished poll is already in the spool by then)."""
 
-    def __post_init__(self) -> None:
-        if not self.base_url:
-            object.__setattr__(self, "base_url", PRO_API_URL if self.api_plan == "pro" else PUBLIC_API_URL)
-        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
-        object.__setattr__(self, "coin_ids", tuple(self.coin_ids))
-        self._validate()
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except (ValidationError, Refused) as error:
+            raise InvalidSetting(problems(error)[0]) from None
 
-    def _validate(self) -> None:
-        if self.api_plan not in API_PLANS:
-            raise _invalid("api_plan", self.api_plan, f"one of {', '.join(API_PLANS)}")
-        url = urlsplit(self.base_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise _invalid("base_url", self.base_url, "an http(s) URL such as " + PUBLIC_API_URL)
-        if self.api_plan == "pro" and url.hostname == PUBLIC_HOST:
-            raise _invalid("base_url", self.base_url, f"{PRO_API_URL}: pro keys only work on {PRO_HOST}")
-        if self.api_plan == "demo" and url.hostname == PRO_HOST:
-            raise _invalid("base_url", self.base_url, f"{PUBLIC_API_URL}: demo keys only work on {PUBLIC_HOST}")
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keywords over the environment; no .env file, no secrets directory.
+        return init_settings, StrictEnvSource(settings_cls)
+
+    @field_validator("base_url")
+    @classmethod
+    def _plan_host(cls, url: str, info: ValidationInfo) -> str:
+        plan = info.data.get("api_plan")
+        url = (url or (PRO_API_URL if plan == "pro" else PUBLIC_API_URL)).rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http(s) URL such as {PUBLIC_API_URL}")
+        if plan == "pro" and parts.hostname == PUBLIC_HOST:
+            raise ValueError(f"expected {PRO_API_URL}: pro keys only work on {PRO_HOST}")
+        if plan == "demo" and parts.hostname == PRO_HOST:
+            raise ValueError(f"expected {PUBLIC_API_URL}: demo keys only work on {PUBLIC_HOST}")
+        return url
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> ProducerConfig:
         if self.api_plan == "none" and (self.api_key or self.api_key_secret):
-            raise ConfigError(
-                f"a key is configured but {_env('api_plan')} is 'none': set it to 'demo' or 'pro' "
-                "so the key is sent in the right header"
+            raise Refused("api_plan", self.api_plan,
+                          "a key is configured: expected 'demo' or 'pro', so the key is sent in the right header")
+        if self.backoff_base_seconds > self.backoff_cap_seconds:
+            raise Refused("backoff_base_seconds", self.backoff_base_seconds,
+                          f"expected at most backoff_cap_seconds ({self.backoff_cap_seconds:g})")
+        needed, budget = self.requests_per_poll, self.requests_per_minute
+        if needed > budget * self.interval_seconds / 60:
+            raise Refused(
+                "interval_seconds", self.interval_seconds,
+                f"one poll needs {needed} request{'s' if needed > 1 else ''} but {budget} a minute allow only "
+                f"{budget * self.interval_seconds / 60:g} per {self.interval_seconds:g} s: expected at least "
+                f"{needed * 60 / budget:g} s, fewer coins, or a larger {variable('requests_per_minute')} "
+                "if your plan allows it",
             )
-        if not re.fullmatch(r"[a-z0-9]+", self.vs_currency):
-            raise _invalid("vs_currency", self.vs_currency, "a lower-case CoinGecko currency code such as usd")
-        for name in ("top_n", "requests_per_minute", "max_attempts", "spool_max_polls"):
-            if getattr(self, name) < 1:
-                raise _invalid(name, getattr(self, name), "an integer of at least 1")
-        for name in (
-            "interval_seconds",
-            "connect_timeout_seconds",
-            "read_timeout_seconds",
-            "backoff_cap_seconds",
-            "gcs_timeout_seconds",
-            "gcs_retry_seconds",
-            "shutdown_grace_seconds",
-        ):
-            if not getattr(self, name) > 0:
-                raise _invalid(name, getattr(self, name), "a number of seconds above 0")
-        if not 0 <= self.backoff_base_seconds <= self.backoff_cap_seconds:
-            raise _invalid("backoff_base_seconds", self.backoff_base_seconds, "between 0 and backoff_cap_seconds")
-        if any(not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", coin) for coin in self.coin_ids):
-            raise _invalid(
-                "coin_ids", ",".join(self.coin_ids), "comma-separated CoinGecko ids such as bitcoin,ethereum"
-            )
-        if not self.landing_uri or self.landing_uri.rstrip("/") == "gs:":
-            raise _invalid("landing_uri", self.landing_uri, "a directory or gs://bucket/prefix")
-        allowed = self.requests_per_minute * self.interval_seconds / 60
-        if self.requests_per_poll > allowed:
-            raise ConfigError(
-                f"one poll needs {self.requests_per_poll} requests but {_env('requests_per_minute')}="
-                f"{self.requests_per_minute} allows only {allowed:g} per {self.interval_seconds:g} s interval: "
-                "fetch fewer coins, poll less often or raise the budget your plan allows"
-            )
+        return self
 
     @property
     def requests_per_poll(self) -> int:
@@ -173,59 +206,21 @@ class ProducerConfig:
         return math.ceil(wanted / MAX_PER_PAGE)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ProducerConfig:
-        """Build the config from ``CRYPTOPIPE__PRODUCER__*`` variables, then ``overrides``.
+    def from_env(cls, **overrides: Any) -> ProducerConfig:
+        """The settings: defaults, then ``CRYPTOPIPE__PRODUCER__*`` variables, then ``overrides``.
 
-        >>> ProducerConfig.from_env({"CRYPTOPIPE__PRODUCER__TOP_N": "100"}).top_n
-        100
+        With ``CRYPTOPIPE__PRODUCER__TOP_N=100`` set, ``from_env().top_n`` is 100 and
+        ``from_env(top_n=50).top_n`` is 50.
         """
-        environ = os.environ if environ is None else environ
-        hints = get_type_hints(cls)
-        names = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, raw in environ.items():
-            if not key.startswith(ENV_PREFIX):
-                continue
-            name = key[len(ENV_PREFIX) :].lower()
-            if name not in names:
-                raise ConfigError(
-                    f"unknown setting {key}; the producer reads {', '.join(sorted(_env(n) for n in names))}"
-                )
-            values[name] = _parse(name, hints[name], raw)
-        unknown = set(overrides) - names
-        if unknown:
-            raise ConfigError(f"unknown producer settings {sorted(unknown)}; known: {sorted(names)}")
-        values.update(overrides)
-        return cls(**values)
+        return cls(**overrides)
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict that is safe to log: the key is replaced by its state."""
-        values = asdict(self)
+        values = self.model_dump()
         values["api_key"] = "***" if self.api_key else "(unset)"
         values["coin_ids"] = list(self.coin_ids)
         return values
 
     def with_api_key(self, key: str) -> ProducerConfig:
         """A copy carrying ``key`` (read from Secret Manager at start-up)."""
-        return replace(self, api_key=key)
-
-
-def _env(name: str) -> str:
-    return ENV_PREFIX + name.upper()
-
-
-def _invalid(name: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{_env(name)}={value!r} is invalid: expected {expected}")
-
-
-def _parse(name: str, kind: Any, raw: str) -> Any:
-    raw = raw.strip()
-    if kind is str:
-        return raw
-    if kind == tuple[str, ...]:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    try:
-        return kind(raw)
-    except ValueError:
-        expected = "an integer" if kind is int else "a number"
-        raise _invalid(name, raw, expected) from None
+        return self.model_copy(update={"api_key": key})

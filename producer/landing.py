@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -32,11 +32,12 @@ from google.api_core import exceptions as gapi
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from core.timefmt import BASIC_SECONDS, utc_millis
+from core.uris import GcsPath, parse_location
 from producer.errors import ConfigError, LandingConflict, LandingUnavailable
 from producer.files import fsync_dir, write_synced
 
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
-_POLL_TIME_FORMAT = "%Y%m%dT%H%M%S"
 
 
 def new_poll_id(at: datetime) -> str:
@@ -45,14 +46,13 @@ def new_poll_id(at: datetime) -> str:
     The millisecond UTC poll time sorts polls; 48 random bits keep two producers (or
     a restart within the same millisecond) from ever colliding.
     """
-    at = at.astimezone(timezone.utc)
-    return f"{at.strftime(_POLL_TIME_FORMAT)}{at.microsecond // 1000:03d}Z-{secrets.token_hex(6)}"
+    return f"{utc_millis(at, basic=True)}-{secrets.token_hex(6)}"
 
 
 def object_name(poll_id: str) -> str:
     """The landing name of a poll: ``dt=YYYY-MM-DD/hour=HH/<poll_id>.ndjson``."""
     try:
-        at = datetime.strptime(poll_id[:15], _POLL_TIME_FORMAT)
+        at = datetime.strptime(poll_id[:15], BASIC_SECONDS)
     except ValueError:
         raise ValueError(f"poll id {poll_id!r} does not start with a poll time like 20261123T210501") from None
     return f"dt={at:%Y-%m-%d}/hour={at:%H}/{poll_id}.ndjson"
@@ -161,19 +161,23 @@ class GcsLandingZone:
 def open_landing_zone(
     uri: str, *, gcs_client: storage.Client | None = None, timeout_seconds: float = 10.0, retry_seconds: float = 10.0
 ) -> LandingZone:
-    """The landing zone for ``uri``: ``gs://bucket[/prefix]`` or a local directory.
+    """The landing zone for ``uri``: ``gs://bucket[/prefix]``, or a local directory (a path or ``file:`` URI).
+
+    Raises :class:`ConfigError` naming ``uri`` and the forms it may take.
 
     >>> open_landing_zone("data/landing").uri
     'data/landing'
     """
-    if uri.startswith("gs://"):
-        bucket, _, prefix = uri[len("gs://") :].partition("/")
-        if not bucket:
-            raise ConfigError(f"landing URI {uri!r} names no bucket: expected gs://bucket/prefix")
+    location = parse_location(uri, option="landing URI", error=ConfigError)
+    if isinstance(location, GcsPath):
         return GcsLandingZone(
-            bucket, prefix, client=gcs_client, timeout_seconds=timeout_seconds, retry_seconds=retry_seconds
+            location.bucket,
+            location.prefix,
+            client=gcs_client,
+            timeout_seconds=timeout_seconds,
+            retry_seconds=retry_seconds,
         )
-    return LocalLandingZone(uri.removeprefix("file://"))
+    return LocalLandingZone(location.path)
 
 
 def _describe(exc: BaseException) -> str:

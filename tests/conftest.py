@@ -5,6 +5,9 @@
 ``load_batch``, a short writer connection and a transaction, exactly the stream's
 path, so view and dashboard tests meet the locking the stream causes.
 
+``coingecko(...)``: a CoinGecko ``/coins/markets`` record with the producer's fields;
+``landed(record)``: a record as the producer lands it (validated, the schema's names).
+
 ``spark``: one local SparkSession for the test session. Starting Spark costs 5-10 s
 and its first query several more, so every Spark test shares it; it is built by the
 job's own :func:`jobs.session.build_session` (UI off, two cores, temp files under
@@ -15,7 +18,7 @@ use it ``@pytest.mark.spark``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from core.schema import record_model
 from core.tables import TICK_FIELDS
 from core.views import create_duckdb_views
 from jobs.loaders import LoadId, StagedFiles
@@ -56,6 +60,44 @@ _ARROW = {
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
 _BATCH_IDS = itertools.count()
+
+
+#: What the producer adds to every CoinGecko record before validating it.
+PRODUCER_FIELDS = {"vs_currency": "usd", "ingested_at": "2025-06-01T12:00:05.001Z", "poll_id": "20250601T120005001Z-p1"}
+
+
+def coingecko(coin_id: str = "bitcoin", **overrides: Any) -> dict[str, Any]:
+    """A CoinGecko /coins/markets record, plus the producer's fields; ``overrides`` by CoinGecko's names."""
+    record = {
+        "id": coin_id,
+        "symbol": coin_id[:3],
+        "name": coin_id.title(),
+        "current_price": 64000.5,
+        "market_cap": 1.26e12,
+        "market_cap_rank": 1,
+        "fully_diluted_valuation": 1.34e12,
+        "total_volume": 3.1e10,
+        "high_24h": 65000.0,
+        "low_24h": 63000.0,
+        "price_change_24h": -12.5,
+        "price_change_percentage_24h": -0.02,
+        "circulating_supply": 19.7e6,
+        "total_supply": 21e6,
+        "max_supply": 21e6,
+        "last_updated": "2025-06-01T12:00:03.123Z",
+        **PRODUCER_FIELDS,
+    }
+    record.update(overrides)
+    return record
+
+
+def landed(record: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """``record`` (CoinGecko's names) as the producer lands it: the producer's fields added
+    (``fields`` override them), validated by the one schema and written with its names.
+
+    Raises pydantic's ValidationError for a record the producer would reject.
+    """
+    return record_model().model_validate({**PRODUCER_FIELDS, **record, **fields}).model_dump(mode="json")
 
 
 def minute_ago(minutes: int = 0) -> datetime:

@@ -12,10 +12,11 @@ from cryptopipe.local import LocalLayout
 from cryptopipe.replay.faults import DEFAULT_CORRUPTIONS, Fault
 from cryptopipe.replay.market import Market
 from cryptopipe.replay.server import ReplayServer
-from core.schema import record_model
 from jobs.loaders.duckdb import open_reader
 from jobs.stream import parse_args, run
 from producer import Poller, ProducerConfig
+
+from .conftest import landed
 
 pytestmark = pytest.mark.spark
 
@@ -53,15 +54,12 @@ def _warehouse_rows(layout: LocalLayout, sql: str) -> list[tuple]:
 
 def _expected_ticks(frames: list[int], skip: dict[int, set[str]]) -> dict[tuple, float]:
     """(coin_id, last_updated ISO) -> price for every valid record of the polled frames."""
-    model = record_model()
     expected: dict[tuple, float] = {}
     for k in frames:
         for record in Market.bundled().frame(k, frame_seconds=FRAME_SECONDS)[:TOP_N]:
             if record["id"] in skip.get(k, set()) or record["current_price"] is None:
                 continue
-            line = model.model_validate(
-                {**record, "vs_currency": "usd", "ingested_at": "2025-01-01T00:00:00Z", "poll_id": "p"}
-            ).model_dump(mode="json")
+            line = landed(record)
             expected.setdefault((line["coin_id"], line["last_updated"]), line["price"])
     return expected
 

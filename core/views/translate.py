@@ -18,13 +18,15 @@ from functools import cache
 import sqlglot
 from sqlglot import exp
 
+from core.gcp import PROJECT_ID
+
 #: The dialect the sources are written in.
 SOURCE_DIALECT = "bigquery"
 DIALECTS = ("bigquery", "duckdb")
 
 # BigQuery's rules: project ids are 6-30 lower-case letters, digits and hyphens
 # (older ones may carry a "domain:" prefix); dataset ids letters, digits and underscores.
-_PROJECT_ID = re.compile(r"^(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_PROJECT_ID = re.compile(rf"^(?:[a-z0-9.-]+:)?{PROJECT_ID}$")
 _DATASET_ID = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 
 

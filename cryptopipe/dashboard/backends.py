@@ -18,11 +18,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from core.uris import DuckDBFile, parse_warehouse
+from core.views.translate import check_dataset_ref
 from cryptopipe.dashboard.errors import BackendBusy, BackendUnavailable
 from cryptopipe.dashboard.queries import Query
-from core.views.translate import check_dataset_ref
 
 Rows = list[dict[str, Any]]
 
@@ -157,16 +157,7 @@ def backend_from_uri(uri: str) -> QueryBackend:
 
     Raises ValueError naming the URI and the accepted forms.
     """
-    parts = urlsplit(uri)
-    if parts.scheme == "duckdb":
-        from jobs.loaders.duckdb import duckdb_path
-
-        return DuckDBBackend(duckdb_path(uri))
-    if parts.scheme == "bigquery":
-        project, _, dataset = parts.netloc.rpartition(".")
-        if not project or parts.path not in ("", "/"):
-            raise ValueError(f"--warehouse: {uri!r} is not bigquery://project.dataset")
-        return BigQueryBackend(project, dataset)
-    raise ValueError(
-        f"--warehouse: {uri!r} is not a warehouse URI; expected duckdb:///abs/path.duckdb or bigquery://project.dataset"
-    )
+    target = parse_warehouse(uri)
+    if isinstance(target, DuckDBFile):
+        return DuckDBBackend(Path(target.path))
+    return BigQueryBackend(target.project, target.dataset)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -33,10 +32,11 @@ from urllib.parse import parse_qs, urlsplit
 from cryptopipe.dashboard.backends import DuckDBBackend, QueryBackend, backend_from_uri
 from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest, DashboardError
 from cryptopipe.dashboard.service import REFRESH_SECONDS, STALE_AFTER_SECONDS, DashboardService
+from cryptopipe.httpserve import LOOPBACK, BackgroundServer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
+DEFAULT_HOST = LOOPBACK
 DEFAULT_PORT = 8050
 
 _STATIC = {
@@ -53,13 +53,16 @@ _SECURITY_HEADERS = {
 }
 
 
-class DashboardServer:
+class DashboardServer(BackgroundServer):
     """The dashboard on ``http://host:port/``, served from a background thread.
 
     ``warehouse`` is the DuckDB file's path, a ``--warehouse`` URI
     (``duckdb:///abs/path.duckdb``, ``bigquery://project.dataset``) or a ready
     :class:`QueryBackend`. ``port=0`` picks a free port (see :attr:`url`).
+    :meth:`stop` waits for requests in flight (at most one warehouse read each).
     """
+
+    thread_name = "dashboard"
 
     def __init__(
         self,
@@ -71,55 +74,32 @@ class DashboardServer:
         stale_after_seconds: float = STALE_AFTER_SECONDS,
         refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.service = DashboardService(
             _backend(warehouse),
             vs_currency=vs_currency,
             stale_after_seconds=stale_after_seconds,
             refresh_seconds=refresh_seconds,
         )
-        self._address = (host, port)
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> DashboardServer:
-        """Bind and serve; raises :class:`DashboardError` if the port is taken."""
-        if self._httpd is not None:
-            raise RuntimeError("the dashboard is already started")
+    def _bind(self, address: tuple[str, int]) -> _HTTPServer:
+        """Raises :class:`DashboardError` if the port is taken."""
         try:
-            self._httpd = _HTTPServer(self._address, self.service)
+            return _HTTPServer(address, self.service)
         except OSError as error:
-            host, port = self._address
+            host, port = address
             raise DashboardError(
                 f"cannot serve the dashboard on {host}:{port} ({error.strerror}): pick another port"
             ) from None
-        # A short poll interval keeps stop() quick.
-        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.1)
-        self._thread = threading.Thread(target=serve, name="dashboard", daemon=True)
-        self._thread.start()
-        log.info("dashboard on %s over %s", self.url, self.service.backend.uri)
-        return self
 
-    def stop(self) -> None:
-        """Stop serving and wait for requests in flight (at most one warehouse read each)."""
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._httpd = None
+    def _serving(self) -> None:
+        log.info("dashboard on %s over %s", self.url, self.service.backend.uri)
 
     @property
     def url(self) -> str:
         """``http://host:port/``, with the bound port once started."""
-        host, port = self._httpd.server_address[:2] if self._httpd is not None else self._address
+        host, port = self.address
         return f"http://{host}:{port}/"
-
-    def __enter__(self) -> DashboardServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def _backend(warehouse: str | Path | QueryBackend) -> QueryBackend:

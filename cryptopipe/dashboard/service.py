@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from core.timefmt import utc_millis
 from cryptopipe.dashboard.backends import QueryBackend, Rows
 from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest
 from cryptopipe.dashboard.queries import CANDLES, LATEST, Query
@@ -56,7 +57,7 @@ class Answer:
     """Set when the warehouse could not answer and these are the last good rows."""
 
     def meta(self) -> dict[str, Any]:
-        return {"queried_at": iso(self.queried_at), "cached": self.problem is not None, "problem": self.problem}
+        return {"queried_at": utc_millis(self.queried_at), "cached": self.problem is not None, "problem": self.problem}
 
 
 class DashboardService:
@@ -105,7 +106,7 @@ class DashboardService:
         return {
             **self._meta(answer),
             "window": window,
-            "since": iso(since),
+            "since": utc_millis(since),
             "coins": chosen,
             "series": [{"coin_id": coin, **points} for coin, points in series.items()],
         }
@@ -143,7 +144,7 @@ class DashboardService:
             **settings,
             **answer.meta(),
             **self._status(status, message),
-            "newest_event_time": iso(newest),
+            "newest_event_time": utc_millis(newest),
             "age_seconds": round(age, 3),
         }
 
@@ -182,27 +183,21 @@ class DashboardService:
         return answer
 
     def _meta(self, answer: Answer) -> dict[str, Any]:
-        return {"served_at": iso(_now()), "vs_currency": self.vs_currency, **answer.meta()}
+        return {"served_at": utc_millis(_now()), "vs_currency": self.vs_currency, **answer.meta()}
 
     def _status(self, status: str, message: str) -> dict[str, Any]:
-        return {"served_at": iso(_now()), "status": status, "message": message}
+        return {"served_at": utc_millis(_now()), "status": status, "message": message}
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def iso(value: datetime) -> str:
-    """ISO-8601 in UTC with milliseconds and a Z, as the landing format writes times."""
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in row.items():
         if isinstance(value, datetime):
-            value = iso(value)
+            value = utc_millis(value)
         elif isinstance(value, float) and not math.isfinite(value):
             value = None  # JSON has no NaN or infinity
         out[name] = value

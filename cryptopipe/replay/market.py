@@ -39,6 +39,8 @@ from importlib import resources
 from statistics import NormalDist
 from typing import Any, Final
 
+from core.timefmt import utc_millis
+
 #: The fields of a ``/coins/markets`` record, in the order CoinGecko sends them.
 FIELDS: Final = (
     "id",
@@ -102,7 +104,7 @@ def _to_ms(timestamp: str) -> int:
 
 
 def _to_iso(ms: int) -> str:
-    return (_EPOCH + ms * _MS).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return utc_millis(_EPOCH + ms * _MS)
 
 
 def _significant(value: float | None, digits: int) -> float | int | None:

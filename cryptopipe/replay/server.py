@@ -25,7 +25,6 @@ Endpoints (JSON; anything else is a 404 with a JSON error):
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import socket
@@ -40,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
+from ..httpserve import LOOPBACK, BackgroundServer
 from .faults import Fault, Reply, error_object
 from .market import ORDERS, RATES, Market
 from .ratelimit import SlidingWindow
@@ -80,7 +80,7 @@ def _int_param(params: Mapping[str, str], name: str, default: int) -> int | None
         return None
 
 
-class ReplayServer:
+class ReplayServer(BackgroundServer):
     """Serves the bundled market over HTTP on a background thread.
 
     - ``host``, ``port``: where to listen; port 0 (the default) picks a free port.
@@ -106,10 +106,13 @@ class ReplayServer:
     exactly what the server sends at frame ``k``.
     """
 
+    thread_name = "replay-server"
+    poll_interval = 0.05
+
     def __init__(
         self,
         *,
-        host: str = "127.0.0.1",
+        host: str = LOOPBACK,
         port: int = 0,
         frame_seconds: float = 60.0,
         auto_advance: bool = True,
@@ -120,75 +123,54 @@ class ReplayServer:
     ) -> None:
         if frame_seconds < 0.001:
             raise ValueError(f"frame_seconds must be at least 0.001, got {frame_seconds}")
+        super().__init__(host=host, port=port)
         self.market = market or Market.bundled()
         self.frame_seconds = frame_seconds
         self.auto_advance = auto_advance
         self.rebase = rebase
         self.shift = timedelta(0)
-        self._address = (host, port)
         self._clock = clock
         self._limiter = None if rate_limit_per_minute is None else SlidingWindow(rate_limit_per_minute)
         self._lock = threading.Lock()
         self._offset = 0
-        self._started: float | None = None
+        self._started_at: float | None = None
         self._faults: deque[Fault] = deque()
         self._requests: list[RecordedRequest] = []
         self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self) -> ReplayServer:
-        """Bind the socket and serve on a background thread."""
-        if self._httpd is not None:
-            raise RuntimeError("the replay server is already started")
-        self._httpd = _HTTPServer(self._address, self)
+    def _bind(self, address: tuple[str, int]) -> _HTTPServer:
+        return _HTTPServer(address, self)
+
+    def _serving(self) -> None:
         self._stopping.clear()
         with self._lock:
-            self._started = self._clock()
+            self._started_at = self._clock()
         if self.rebase:
             now = datetime.now(timezone.utc)
             self.shift = now.replace(microsecond=now.microsecond // 1000 * 1000) - self.market.as_of
-        # A short poll interval keeps stop() quick.
-        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.05)
-        self._thread = threading.Thread(target=serve, name="replay-server", daemon=True)
-        self._thread.start()
         logger.info("replay server listening on %s", self.url)
-        return self
 
-    def stop(self) -> None:
-        """Stop serving, cut open connections and pending delays, and wait for the threads."""
-        if self._httpd is None:
-            return
+    def _unblock(self, httpd: _HTTPServer) -> None:
+        """Wake pending delays and cut open (keep-alive) connections, so every handler thread ends."""
         self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.close_connections()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._httpd = None
-
-    def __enter__(self) -> ReplayServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        httpd.close_connections()
 
     @property
     def url(self) -> str:
         """The API base, e.g. ``http://127.0.0.1:PORT/api/v3``."""
-        if self._httpd is None:
+        if not self.started:
             raise RuntimeError("the replay server is not started: call start() or use it in a with block")
-        host, port = self._httpd.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}{API_PREFIX}"
 
     # -- frames --------------------------------------------------------------
 
     def _elapsed_frames(self, now: float) -> int:
-        if not self.auto_advance or self._started is None:
+        if not self.auto_advance or self._started_at is None:
             return 0
-        return int((now - self._started) // self.frame_seconds)
+        return int((now - self._started_at) // self.frame_seconds)
 
     @property
     def frame(self) -> int:

@@ -50,8 +50,10 @@ from typing import Any
 from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
 from google.cloud import bigquery
 
+from core.gcp import PROJECT_ID
 from core.schema import FieldSpec, bigquery_fields, market_tick
 from core.tables import QUARANTINE_FIELDS, QUARANTINE_PARTITION_FIELD, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
+from core.uris import BigQueryDataset, parse_warehouse
 from jobs.errors import ConfigError, LoadJobFailedError, WarehouseError
 from jobs.loaders.base import LoadId, LoadResult, StagedFiles, Warehouse
 from jobs.locations import Location
@@ -66,7 +68,9 @@ NEW_ATTEMPTS_PER_RUN = 2
 LOAD_TIMEOUT_SECONDS = 600.0
 
 _SECONDS_PER_DAY = 86_400
-_URI = re.compile(r"^bigquery://(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])\.(?P<dataset>[A-Za-z0-9_]{1,1024})$")
+# BigQuery's rules for the ids a --warehouse URI names.
+_PROJECT_ID = re.compile(rf"^{PROJECT_ID}$")
+_DATASET_ID = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _EXPECTED_URI = "expected bigquery://project.dataset, e.g. bigquery://my-project.cryptopipe_dev"
 # Job ids take letters, digits, underscores and dashes, up to 1,024 characters.
 _NOT_IN_JOB_ID = re.compile(r"[^A-Za-z0-9_-]")
@@ -148,10 +152,14 @@ class BigQueryWarehouse(Warehouse):
 
     @classmethod
     def from_uri(cls, uri: str) -> BigQueryWarehouse:
-        match = _URI.match(uri)
-        if not match:
+        target = parse_warehouse(uri, error=ConfigError)
+        if not (
+            isinstance(target, BigQueryDataset)
+            and _PROJECT_ID.match(target.project)
+            and _DATASET_ID.match(target.dataset)
+        ):
             raise ConfigError(f"--warehouse: {uri!r} is not a BigQuery dataset URI; {_EXPECTED_URI}")
-        return cls(match["project"], match["dataset"])
+        return cls(target.project, target.dataset)
 
     def check_staging(self, staging: Location) -> None:
         if staging.scheme != "gs":

@@ -24,6 +24,7 @@ import duckdb
 
 from core.schema import duckdb_columns, market_tick
 from core.tables import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
+from core.uris import EXAMPLES, DuckDBFile, parse_warehouse
 from core.views import create_duckdb_views
 from jobs.errors import ConfigError, WarehouseError, WarehouseLockedError
 from jobs.loaders.base import LoadId, LoadResult, StagedFiles, Warehouse
@@ -41,7 +42,6 @@ _LONGEST_RETRY = 1.0
 # DuckDB's words for "another process holds the file" and, within one process,
 # "a connection with other settings (read-only vs read-write) is open" (two wordings).
 _LOCK_CONFLICTS = ("Could not set lock", "different configuration", "Unique file handle conflict")
-_EXPECTED_URI = "expected duckdb:///absolute/path/to/warehouse.duckdb"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -118,16 +118,10 @@ class DuckDBWarehouse(Warehouse):
 
 def duckdb_path(uri: str) -> Path:
     """The file a ``duckdb:///abs/path.duckdb`` URI names; ConfigError otherwise."""
-    parts = urlsplit(uri)
-    if parts.scheme != "duckdb":
-        raise ConfigError(f"--warehouse: {uri!r} is not a duckdb URI; {_EXPECTED_URI}")
-    if parts.netloc or not parts.path.startswith("/") or parts.path.endswith("/"):
-        raise ConfigError(
-            f"--warehouse: {uri!r} does not name an absolute file path (note the three slashes); {_EXPECTED_URI}"
-        )
-    if parts.query or parts.fragment:
-        raise ConfigError(f"--warehouse: {uri!r} has a query or fragment; {_EXPECTED_URI}")
-    return Path(parts.path)
+    target = parse_warehouse(uri, error=ConfigError)
+    if not isinstance(target, DuckDBFile):
+        raise ConfigError(f"--warehouse: {uri!r} is not a duckdb URI; expected {EXAMPLES[DuckDBFile]}")
+    return Path(target.path)
 
 
 def connect(path: Path, *, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:

@@ -2,52 +2,65 @@
 
 from __future__ import annotations
 
-import ast
-import inspect
+import os
 from pathlib import Path
 
 import pytest
 
-from config import ConfigError, EnvironmentConfig, environment, load_environments
+from config import ENV_VAR_PREFIX, ConfigError, EnvironmentConfig, environment, load_environments
 
 VALID = {"project": "my-project-1", "state_bucket": "my-project-1-tfstate"}
 
 
+@pytest.fixture(autouse=True)
+def environ(monkeypatch):
+    """No deployment variable of the shell this runs in; each test sets its own."""
+    for name in [name for name in os.environ if name.upper().startswith(ENV_VAR_PREFIX)]:
+        monkeypatch.delenv(name)
+
+    def set_variables(variables: dict[str, str]) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+
+    return set_variables
+
+
 def test_environments_file_declares_dev_and_prod():
-    environments = {cfg.name: cfg for cfg in load_environments(environ={})}
+    environments = {cfg.name: cfg for cfg in load_environments()}
     assert sorted(environments) == ["dev", "prod"]
     assert environments["dev"].deletion_protection is False
     assert environments["prod"].deletion_protection is True
 
 
 def test_every_field_has_a_docstring():
-    body = ast.parse(inspect.getsource(EnvironmentConfig)).body[0].body
-    documented = {
-        node.target.id
-        for node, following in zip(body, body[1:], strict=False)
-        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr)
-        and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)
-    }
-    assert set(EnvironmentConfig.__dataclass_fields__) == documented
+    assert [name for name, spec in EnvironmentConfig.model_fields.items() if not spec.description] == []
 
 
-def test_environment_variable_overrides_the_file():
-    environ = {
+def test_environment_variable_overrides_the_file(environ):
+    environ({
         "CRYPTOPIPE__DEPLOY__DEV__PROJECT": "other-project-9",
         "CRYPTOPIPE__DEPLOY__DEV__COIN_IDS": "bitcoin, ethereum",
         "CRYPTOPIPE__DEPLOY__DEV__DELETION_PROTECTION": "true",
         "CRYPTOPIPE__DEPLOY__PROD__PARTITION_EXPIRATION_DAYS": "90",
-    }
-    dev, prod = load_environments(environ=environ)
+    })
+    dev, prod = load_environments()
     assert dev.project == "other-project-9"
     assert dev.coin_ids == ("bitcoin", "ethereum")
     assert dev.deletion_protection is True
     assert prod.partition_expiration_days == 90
 
 
-def test_empty_environment_variable_clears_an_optional_field():
-    dev, _ = load_environments(environ={"CRYPTOPIPE__DEPLOY__DEV__PARTITION_EXPIRATION_DAYS": ""})
+def test_empty_environment_variable_clears_an_optional_field(environ):
+    environ({"CRYPTOPIPE__DEPLOY__DEV__PARTITION_EXPIRATION_DAYS": ""})
+    dev, _ = load_environments()
     assert dev.partition_expiration_days is None
+
+
+def test_the_file_is_strictly_typed_and_a_list_may_be_comma_separated():
+    assert environment("dev", {**VALID, "coin_ids": ["bitcoin", "ethereum"]}).coin_ids == ("bitcoin", "ethereum")
+    assert environment("dev", {**VALID, "coin_ids": "bitcoin, ethereum"}).coin_ids == ("bitcoin", "ethereum")
+    with pytest.raises(ConfigError, match=r"field 'deletion_protection': 'no' is invalid: expected a valid boolean"):
+        environment("dev", {**VALID, "deletion_protection": "no"})
 
 
 @pytest.mark.parametrize(
@@ -75,12 +88,19 @@ def test_empty_environment_variable_clears_an_optional_field():
     ],
 )
 def test_bad_value_fails_naming_the_field(field, value):
-    with pytest.raises(ConfigError, match=rf"environment 'dev', field '{field}'"):
+    with pytest.raises(ConfigError, match=rf"environment 'dev', field '{field}': .* is invalid: .*\(set it in values "
+                                          rf"\[dev\] or CRYPTOPIPE__DEPLOY__DEV__{field.upper()}\)$"):
         environment("dev", {**VALID, field: value})
 
 
+def test_bad_name_fails_naming_the_table():
+    with pytest.raises(ConfigError, match=r"field 'name': 'staging-eu' is invalid: expected a lower-case name of at "
+                                          r"most 8 characters like 'dev' \(the table's name in values\)"):
+        environment("staging-eu", VALID)
+
+
 def test_ci_needs_the_repositorys_numeric_ids():
-    with pytest.raises(ConfigError, match=r"field 'github_repository_id': is required with github_repository"):
+    with pytest.raises(ConfigError, match=r"field 'github_repository_id': None is invalid: required with github_repo"):
         environment("dev", {**VALID, "github_repository": "my-org/cryptopipe", "github_repository_owner_id": 7})
     with pytest.raises(ConfigError, match=r"field 'github_repository_owner_id'"):
         environment("dev", {**VALID, "github_repository": "my-org/cryptopipe", "github_repository_id": 7})
@@ -89,19 +109,23 @@ def test_ci_needs_the_repositorys_numeric_ids():
     assert (cfg.github_repository_id, cfg.github_repository_owner_id) == (7, 8)
 
 
-def test_bad_environment_variable_names_the_variable():
-    with pytest.raises(ConfigError, match="CRYPTOPIPE__DEPLOY__DEV__TOP_N"):
-        load_environments(environ={"CRYPTOPIPE__DEPLOY__DEV__TOP_N": "many"})
+def test_bad_environment_variable_names_the_variable(environ):
+    environ({"CRYPTOPIPE__DEPLOY__DEV__TOP_N": "many"})
+    with pytest.raises(ConfigError, match=r"field 'top_n': 'many' is invalid: .*CRYPTOPIPE__DEPLOY__DEV__TOP_N"):
+        load_environments()
 
 
 def test_unknown_field_is_an_error():
     with pytest.raises(ConfigError, match=r"unknown field\(s\) \['machine_size'\]"):
         environment("dev", {**VALID, "machine_size": "big"})
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['name'\]"):  # the table names the environment
+        environment("dev", {**VALID, "name": "prod"})
 
 
-def test_unknown_environment_variable_is_an_error():
+def test_unknown_environment_variable_is_an_error(environ):
+    environ({"CRYPTOPIPE__DEPLOY__DEV__PROJCT": "x"})
     with pytest.raises(ConfigError, match="CRYPTOPIPE__DEPLOY__DEV__PROJCT names no field"):
-        load_environments(environ={"CRYPTOPIPE__DEPLOY__DEV__PROJCT": "x"})
+        load_environments()
 
 
 def test_missing_required_field_is_listed():
@@ -118,6 +142,6 @@ def test_names_follow_prefix_env_stage_thing():
 
 def test_every_field_is_documented_in_the_deployment_guide():
     guide = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    fields = [name for name in EnvironmentConfig.__dataclass_fields__ if name != "name"]
+    fields = [name for name in EnvironmentConfig.model_fields if name != "name"]
     missing = [name for name in fields if f"| `{name}` |" not in guide]
     assert not missing, f"the README's configuration table lacks {missing}"

@@ -12,36 +12,12 @@ from pyspark.sql import types as T
 
 from core.schema import bigquery_fields, duckdb_columns, market_tick, record_model, spark_schema
 
+from ..conftest import coingecko
+
 FIELDS = market_tick().fields
 SPARK_TYPES = {"string": T.StringType(), "float64": T.DoubleType(), "int64": T.LongType(), "timestamp": T.TimestampType()}
 DUCKDB_TYPES = {"string": "VARCHAR", "float64": "DOUBLE", "int64": "BIGINT", "timestamp": "TIMESTAMP WITH TIME ZONE"}
 BIGQUERY_TYPES = {"string": "STRING", "float64": "FLOAT64", "int64": "INT64", "timestamp": "TIMESTAMP"}
-
-
-def _coingecko_record(**overrides):
-    record = {
-        "id": "bitcoin",
-        "symbol": "btc",
-        "name": "Bitcoin",
-        "current_price": 64000.5,
-        "market_cap": 1.26e12,
-        "market_cap_rank": 1,
-        "fully_diluted_valuation": None,
-        "total_volume": 3.1e10,
-        "high_24h": 65000.0,
-        "low_24h": 63000.0,
-        "price_change_24h": -12.5,
-        "price_change_percentage_24h": -0.02,
-        "circulating_supply": 19.7e6,
-        "total_supply": 21e6,
-        "max_supply": 21e6,
-        "last_updated": "2025-06-01T12:00:03.123Z",
-        "vs_currency": "usd",
-        "ingested_at": "2025-06-01T12:00:05.001Z",
-        "poll_id": "20250601T120005001Z-abc",
-    }
-    record.update(overrides)
-    return record
 
 
 def test_schema_file_lists_each_field_once_with_description():
@@ -87,7 +63,7 @@ def test_duckdb_table_from_columns_matches_fields():
 
 
 def test_record_model_reads_coingecko_names_and_writes_schema_names():
-    line = record_model().model_validate(_coingecko_record()).model_dump(mode="json")
+    line = record_model().model_validate(coingecko()).model_dump(mode="json")
     assert list(line) == market_tick().names
     assert line["coin_id"] == "bitcoin"
     assert line["price"] == 64000.5
@@ -97,39 +73,39 @@ def test_record_model_reads_coingecko_names_and_writes_schema_names():
 @pytest.mark.parametrize("spec", [f for f in FIELDS if not f.nullable], ids=lambda f: f.name)
 def test_record_model_rejects_null_in_required_field(spec):
     with pytest.raises(ValidationError) as error:
-        record_model().model_validate(_coingecko_record(**{spec.source or spec.name: None}))
+        record_model().model_validate(coingecko(**{spec.source or spec.name: None}))
     assert (spec.source or spec.name) in str(error.value)
 
 
 @pytest.mark.parametrize("spec", [f for f in FIELDS if f.nullable], ids=lambda f: f.name)
 def test_record_model_accepts_null_in_nullable_field(spec):
-    line = record_model().model_validate(_coingecko_record(**{spec.source: None})).model_dump(mode="json")
+    line = record_model().model_validate(coingecko(**{spec.source: None})).model_dump(mode="json")
     assert line[spec.name] is None
 
 
 @pytest.mark.parametrize("spec", [f for f in FIELDS if f.minimum is not None], ids=lambda f: f.name)
 def test_record_model_rejects_value_below_schema_minimum(spec):
     with pytest.raises(ValidationError):
-        record_model().model_validate(_coingecko_record(**{spec.source: spec.minimum - 1}))
+        record_model().model_validate(coingecko(**{spec.source: spec.minimum - 1}))
 
 
 def test_record_model_keeps_tiny_prices_exact():
-    line = record_model().model_validate(_coingecko_record(current_price=1.2e-08)).model_dump(mode="json")
+    line = record_model().model_validate(coingecko(current_price=1.2e-08)).model_dump(mode="json")
     assert line["price"] == 1.2e-08
 
 
 def test_record_model_rejects_price_sent_as_string():
     with pytest.raises(ValidationError, match="current_price"):
-        record_model().model_validate(_coingecko_record(current_price="64000.5"))
+        record_model().model_validate(coingecko(current_price="64000.5"))
 
 
 def test_record_model_rejects_far_future_event_time():
     with pytest.raises(ValidationError, match="in the future"):
-        record_model().model_validate(_coingecko_record(last_updated="2999-01-01T00:00:00.000Z"))
+        record_model().model_validate(coingecko(last_updated="2999-01-01T00:00:00.000Z"))
 
 
 def test_record_model_normalises_offsets_to_utc_milliseconds():
     line = record_model().model_validate(
-        _coingecko_record(last_updated="2025-06-01T14:00:03.123456+02:00")
+        coingecko(last_updated="2025-06-01T14:00:03.123456+02:00")
     ).model_dump(mode="json")
     assert line["last_updated"] == "2025-06-01T12:00:03.123Z"

@@ -15,12 +15,11 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from typing import Any
 
-
-from core.schema import record_model
 from cryptopipe.replay.market import Market
 from jobs.loaders.duckdb import DuckDBWarehouse
 
-from ..conftest import load
+from ..conftest import landed, load
+
 
 @functools.cache
 def _top_market(top: int) -> Market:
@@ -40,9 +39,7 @@ def market_ticks(frame: int, at: datetime, *, top: int) -> list[dict[str, Any]]:
     stamp = at.isoformat()
     rows = []
     for record in _top_market(top).frame(frame):
-        landing = record_model().model_validate({
-            **record, "last_updated": stamp, "vs_currency": "usd", "ingested_at": stamp, "poll_id": f"test-{frame}",
-        }).model_dump()  # fmt: skip
+        landing = landed(record, last_updated=stamp, ingested_at=stamp, poll_id=f"test-{frame}")
         times = {name: datetime.fromisoformat(landing[name]) for name in ("last_updated", "ingested_at")}
         rows.append({**landing, **times})
     return rows

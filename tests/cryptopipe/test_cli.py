@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -40,6 +42,61 @@ def test_up_on_replay_loads_rows_that_query_shows_for_at_least_100_coins(spark, 
     assert shown.exit_code == 0, shown.output
     coins, priced = shown.output.split("\n")[3].strip("│ ").split("│")
     assert int(coins) >= 100 and priced.strip() == "True"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--vs-currency", "USD"],
+         "Invalid value for '--vs-currency': 'USD': expected a lower-case CoinGecko currency code such as usd"),
+        (["--coin-ids", "bitcoin,Ethereum!"],
+         "Invalid value for '--coin-ids': 'bitcoin,Ethereum!': expected comma-separated CoinGecko ids"),
+        # 10 requests a minute (the live default) cannot poll every 5 s
+        (["--source", "live", "--interval", "5"],
+         "Invalid value for '--interval': 5.0: one poll needs 1 request but 10 a minute allow only 0.833333 per 5 s: "
+         "expected at least 6 s"),
+        (["--top-n", "0"], "Invalid value for '--top-n': 0 is not in the range x>=1."),
+        (["--trigger-seconds", "soon"], "Invalid value for '--trigger-seconds': 'soon' is not a valid float range."),
+    ],
+)
+def test_up_refuses_a_bad_option_value_in_one_line_naming_it_before_starting_anything(tmp_path, args, error):
+    result = CliRunner().invoke(cli, ["up", "--source", "replay", "--data-dir", str(tmp_path / "data"), *args])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {error}"), result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_up_refuses_a_bad_producer_variable_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYPTOPIPE__PRODUCER__READ_TIMEOUT_SECONDS", "slow")
+    result = CliRunner().invoke(cli, ["up", "--source", "replay", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Error: CRYPTOPIPE__PRODUCER__READ_TIMEOUT_SECONDS='slow' is invalid: expected a valid number" in result.output
+
+
+def _up_in_a_new_process(data: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """A short `cryptopipe up` on the replay in its own process: Spark's JVM starts anew, as for a user."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("cryptopipe")), "up", "--source", "replay", "--data-dir", str(data),
+         "--max-polls", "1", "--interval", "2", "--top-n", "20", "--no-dashboard", *extra],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+@pytest.mark.spark
+def test_up_shows_cryptopipes_lines_only_and_sparks_with_verbose(tmp_path):
+    quiet = _up_in_a_new_process(tmp_path / "quiet")
+    assert quiet.returncode == 0, quiet.stderr
+    output = quiet.stdout + quiet.stderr
+    assert re.search(r"^done: 20 rows loaded into ", output, re.MULTILINE), output
+    noise = [line for line in output.splitlines()
+             if re.search(r"WARN|NativeCodeLoader|spark\.local\.dir|log level", line)]  # fmt: skip
+    assert noise == [], output
+
+    verbose = _up_in_a_new_process(tmp_path / "verbose", "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "WARN NativeCodeLoader" in verbose.stderr and "INFO producer.poller" in verbose.stderr
 
 
 def test_query_prints_rows_as_a_table(tmp_path):

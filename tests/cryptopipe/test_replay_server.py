@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from cryptopipe.replay import MISSING, Fault, Market, ReplayServer, frame
 from cryptopipe.replay.faults import RATE_LIMIT_MESSAGE
 from cryptopipe.replay.market import FIELDS, ORDERS
-from core.schema import record_model
+
+from ..conftest import landed
 
 USD = {"vs_currency": "usd"}
 
@@ -283,12 +284,10 @@ def test_empty_list_fault_sends_an_empty_list(server, client):
 
 def _rejected_positions(records: list[dict]) -> set[int]:
     """Positions of the records the producer's schema validation rejects."""
-    model = record_model()
-    extra = {"vs_currency": "usd", "ingested_at": "2025-06-01T12:05:00.000Z", "poll_id": "p"}
     rejected = set()
     for position, record in enumerate(records):
         try:
-            model.model_validate({**record, **extra})
+            landed(record)
         except ValidationError:
             rejected.add(position)
     return rejected

@@ -1,7 +1,7 @@
 """Landing files and a pipeline in a temp dir, for the streaming job's tests.
 
-Landing lines are made the way the producer makes them (``record_model()``
-validating a CoinGecko-shaped record); bad input is written by hand.
+Landing lines are made the way the producer makes them (``landed(coingecko(...))``,
+tests/conftest.py); bad input is written by hand.
 """
 
 from __future__ import annotations
@@ -18,41 +18,15 @@ from typing import Any
 import pytest
 
 from cryptopipe.local import LocalLayout
-from core.schema import record_model
+
+from ..conftest import coingecko, landed
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 
 
-def coingecko(coin_id: str = "bitcoin", **overrides: Any) -> dict[str, Any]:
-    """A CoinGecko /coins/markets record, plus the producer's fields."""
-    record = {
-        "id": coin_id,
-        "symbol": coin_id[:3],
-        "name": coin_id.title(),
-        "current_price": 64000.5,
-        "market_cap": 1.26e12,
-        "market_cap_rank": 1,
-        "fully_diluted_valuation": 1.34e12,
-        "total_volume": 3.1e10,
-        "high_24h": 65000.0,
-        "low_24h": 63000.0,
-        "price_change_24h": -12.5,
-        "price_change_percentage_24h": -0.02,
-        "circulating_supply": 19.7e6,
-        "total_supply": 21e6,
-        "max_supply": 21e6,
-        "last_updated": "2025-06-01T12:00:03.123Z",
-        "vs_currency": "usd",
-        "ingested_at": "2025-06-01T12:00:05.001Z",
-        "poll_id": "20250601T120005001Z-p1",
-    }
-    record.update(overrides)
-    return record
-
-
 def tick(coin_id: str = "bitcoin", **overrides: Any) -> dict[str, Any]:
-    """A landing record (schema names), validated as the producer does."""
-    return record_model().model_validate(coingecko(coin_id, **overrides)).model_dump(mode="json")
+    """A landing record (schema names) of :func:`~tests.conftest.coingecko`'s record."""
+    return landed(coingecko(coin_id, **overrides))
 
 
 def line(coin_id: str = "bitcoin", **overrides: Any) -> str:

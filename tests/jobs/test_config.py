@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import StreamConfig, parse_args
+from dataclasses import fields, replace
+
+from jobs.config import StreamConfig, build_parser, option, parse_args
+from jobs.loaders.duckdb import DuckDBWarehouse
 from jobs.locations import Location
 
 BASE = {
@@ -157,3 +160,23 @@ def test_location_overlap_is_by_path_components():
     assert not Location.parse("/data/landing-archive", option="--archive").overlaps(landing)
     assert Location.parse("/data/landing/", option="--archive").overlaps(landing)
     assert not Location.parse("gs://bkt/data/landing", option="--archive").overlaps(landing)
+
+
+def test_every_option_is_named_once_by_its_field():
+    declared = {action.option_strings[0] for action in build_parser()._actions if action.dest != "help"}
+    assert declared == {option(spec.name) for spec in fields(StreamConfig) if spec.init}
+    assert option("max_files_per_trigger") == "--max-files-per-trigger"
+
+
+def test_the_config_builds_the_warehouse_it_names_once_for_the_stream_to_load_into():
+    config = parse_args(_argv())
+    assert isinstance(config.target, DuckDBWarehouse) and config.target.path == Path("/tmp/warehouse.duckdb")
+    assert "target" not in repr(config)
+    assert replace(config, watermark="7 hours").target is not config.target  # a new config, its own warehouse
+
+
+def test_stream_config_parses_locations_naming_their_options():
+    places = StreamConfig.locations(landing="data/landing", archive="gs://bucket/archive")
+    assert places["archive"] == Location("gs", "bucket", "/archive")
+    with pytest.raises(ValueError, match="--checkpoint.*s3"):
+        StreamConfig.locations(checkpoint="s3://bucket/checkpoint")

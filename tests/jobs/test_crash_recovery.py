@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from core.timefmt import utc_millis
 from jobs.loaders.duckdb import open_reader
 from producer.landing import LocalLandingZone, new_poll_id, object_name
 
@@ -76,7 +77,7 @@ class Producer:
         lines = []
         for n, coin in enumerate(COINS):
             at = updated + timedelta(seconds=n)
-            lines.append(line(coin, current_price=100.0 + poll, last_updated=_iso(at), poll_id=poll_id))
+            lines.append(line(coin, current_price=100.0 + poll, last_updated=utc_millis(at), poll_id=poll_id))
             self.valid_keys.add((coin, "usd", at))
         bad = _bad_line(poll, poll_id) if poll % 5 == 0 else None
         if bad is not None:
@@ -97,10 +98,6 @@ class Producer:
     def _run(self) -> None:
         while not self._stop.wait(PRODUCER_INTERVAL) and self.files < MAX_PRODUCED_FILES:
             self.land()
-
-
-def _iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
 def _bad_line(poll: int, poll_id: str) -> str:

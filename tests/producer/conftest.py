@@ -22,8 +22,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from cryptopipe.replay import ReplayServer
-from core.schema import record_model
 from producer import ProducerConfig
+
+from ..conftest import landed
 
 #: Settings that keep tests fast: short timeouts, tiny backoff; the budget is set high
 #: here and tests that exercise it inject a short-window one. The interval is also a
@@ -125,15 +126,12 @@ def expected(replay: ReplayServer) -> Callable[..., dict[str, dict[str, Any]]]:
     Derived from the replay's market and the one schema: the dead coin with a null
     price is not among them, it is rejected.
     """
-    model = record_model()
 
     def compute(frame: int, top_n: int = ALL_COINS) -> dict[str, dict[str, Any]]:
         records = {}
         for raw in replay.market.frame(frame, frame_seconds=replay.frame_seconds)[:top_n]:
-            if raw["current_price"] is None:
-                continue
-            stamped = {**raw, "vs_currency": "usd", "ingested_at": "2025-01-01T00:00:00Z", "poll_id": "x"}
-            records[raw["id"]] = model.model_validate(stamped).model_dump(mode="json")
+            if raw["current_price"] is not None:
+                records[raw["id"]] = landed(raw)
         return without_stamps(records)
 
     return compute

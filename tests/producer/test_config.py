@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,13 +12,27 @@ import pytest
 import producer
 from producer import ConfigError, ProducerConfig
 from producer.apikey import resolve_api_key
-from producer.config import ENV_PREFIX, PRO_API_URL, PUBLIC_API_URL
+from producer.config import ENV_PREFIX, PRO_API_URL, PUBLIC_API_URL, InvalidSetting
 
 DOCS = Path(__file__).resolve().parents[2] / "README.md"
+SECRET = "projects/my-project/secrets/coingecko/versions/latest"
 
 
-def test_from_env_overrides_defaults_when_variables_are_set():
-    config = ProducerConfig.from_env(
+@pytest.fixture(autouse=True)
+def environ(monkeypatch):
+    """No producer variable of the shell this runs in; each test sets its own."""
+    for name in [name for name in os.environ if name.upper().startswith(ENV_PREFIX)]:
+        monkeypatch.delenv(name)
+
+    def set_variables(variables: dict[str, str]) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+
+    return set_variables
+
+
+def test_from_env_overrides_defaults_when_variables_are_set(environ):
+    environ(
         {
             "CRYPTOPIPE__PRODUCER__TOP_N": "100",
             "CRYPTOPIPE__PRODUCER__COIN_IDS": "bitcoin, ethereum,",
@@ -27,6 +41,7 @@ def test_from_env_overrides_defaults_when_variables_are_set():
             "UNRELATED": "ignored",
         }
     )
+    config = ProducerConfig.from_env()
     assert config.top_n == 100
     assert config.coin_ids == ("bitcoin", "ethereum")
     assert config.interval_seconds == 30.0
@@ -34,19 +49,34 @@ def test_from_env_overrides_defaults_when_variables_are_set():
     assert config.vs_currency == "usd"  # untouched default
 
 
-def test_from_env_keyword_overrides_beat_environment():
-    config = ProducerConfig.from_env({"CRYPTOPIPE__PRODUCER__TOP_N": "100"}, top_n=50)
-    assert config.top_n == 50
+def test_from_env_keyword_overrides_beat_environment(environ):
+    environ({"CRYPTOPIPE__PRODUCER__TOP_N": "100"})
+    assert ProducerConfig.from_env(top_n=50).top_n == 50
+    assert ProducerConfig.from_env().top_n == 100
 
 
-def test_from_env_rejects_unknown_variable_naming_the_valid_ones():
+def test_from_env_rejects_unknown_variable_naming_the_valid_ones(environ):
+    environ({"CRYPTOPIPE__PRODUCER__TOPN": "100"})
     with pytest.raises(ConfigError, match="unknown setting CRYPTOPIPE__PRODUCER__TOPN.*CRYPTOPIPE__PRODUCER__TOP_N"):
-        ProducerConfig.from_env({"CRYPTOPIPE__PRODUCER__TOPN": "100"})
+        ProducerConfig.from_env()
 
 
-def test_from_env_rejects_non_number_naming_variable_and_value():
-    with pytest.raises(ConfigError, match=r"CRYPTOPIPE__PRODUCER__TOP_N='lots' is invalid: expected an integer"):
-        ProducerConfig.from_env({"CRYPTOPIPE__PRODUCER__TOP_N": "lots"})
+def test_from_env_rejects_unknown_keyword():
+    with pytest.raises(ConfigError, match="unknown setting topn; the producer reads .*CRYPTOPIPE__PRODUCER__TOP_N"):
+        ProducerConfig.from_env(topn=100)
+
+
+def test_from_env_rejects_non_number_naming_variable_and_value(environ):
+    environ({"CRYPTOPIPE__PRODUCER__TOP_N": "lots"})
+    with pytest.raises(ConfigError, match=r"CRYPTOPIPE__PRODUCER__TOP_N='lots' is invalid: expected a valid integer"):
+        ProducerConfig.from_env()
+
+
+def test_invalid_setting_carries_field_value_and_reason_for_other_wordings():
+    with pytest.raises(InvalidSetting) as refused:
+        ProducerConfig(vs_currency="USD")
+    assert (refused.value.field, refused.value.value) == ("vs_currency", "USD")
+    assert refused.value.reason == "expected a lower-case CoinGecko currency code such as usd"
 
 
 def test_config_uses_pro_host_when_plan_is_pro():
@@ -64,13 +94,19 @@ def test_config_rejects_key_sent_to_the_wrong_host(plan, url):
 
 
 def test_config_rejects_key_when_plan_is_none():
-    with pytest.raises(ConfigError, match="API_PLAN is 'none'"):
+    with pytest.raises(ConfigError, match="API_PLAN='none' is invalid: a key is configured: expected 'demo' or 'pro'"):
         ProducerConfig(api_key="k")
+    with pytest.raises(ConfigError, match="API_PLAN='none' is invalid: a key is configured"):
+        ProducerConfig(api_key_secret=SECRET)
+    assert "CG-secret" not in str(pytest.raises(ConfigError, ProducerConfig, api_key="CG-secret").value)
 
 
 def test_config_rejects_budget_below_one_poll_when_too_many_pages():
-    with pytest.raises(ConfigError, match="one poll needs 4 requests"):
+    with pytest.raises(ConfigError, match=r"INTERVAL_SECONDS=60.0 is invalid: one poll needs 4 requests but 3 a "
+                                          r"minute allow only 3 per 60 s: expected at least 80 s, fewer coins, or a "
+                                          r"larger CRYPTOPIPE__PRODUCER__REQUESTS_PER_MINUTE"):
         ProducerConfig(top_n=1000, requests_per_minute=3)
+    assert ProducerConfig(top_n=1000, requests_per_minute=3, interval_seconds=80).requests_per_poll == 4
 
 
 @pytest.mark.parametrize(
@@ -81,11 +117,25 @@ def test_config_rejects_budget_below_one_poll_when_too_many_pages():
         ("vs_currency", "US D"),
         ("api_plan", "gold"),
         ("base_url", "ftp://x"),
+        ("coin_ids", "bitcoin,Ethereum!"),
+        ("backoff_base_seconds", 60.0),
+        ("landing_uri", "gs://"),
+        ("api_key_secret", "coingecko-api-key"),
+        ("api_key_secret", "projects/p/secrets/coingecko/versions/latest"),  # p is no project id
     ],
 )
 def test_config_rejects_invalid_value_naming_its_variable(field, value):
-    with pytest.raises(ConfigError, match=ENV_PREFIX + field.upper()):
+    with pytest.raises(ConfigError, match=rf"{ENV_PREFIX + field.upper()}={re.escape(repr(value))} is invalid: "):
         ProducerConfig(**{field: value})
+
+
+@pytest.mark.parametrize("name", [SECRET, "projects/123456789/secrets/coingecko-api-key/versions/3"])
+def test_config_takes_secret_versions_by_project_id_or_number(name):
+    assert ProducerConfig(api_plan="demo", api_key_secret=name).api_key_secret == name
+
+
+def test_every_field_has_a_docstring():
+    assert [name for name, spec in ProducerConfig.model_fields.items() if not spec.description] == []
 
 
 def test_masked_hides_api_key_when_set():
@@ -98,10 +148,10 @@ def test_masked_hides_api_key_when_set():
 def test_resolve_api_key_reads_secret_when_secret_is_set():
     class SecretManager:
         def access_secret_version(self, name):
-            assert name == "projects/p/secrets/coingecko/versions/latest"
+            assert name == SECRET
             return SimpleNamespace(payload=SimpleNamespace(data=b"CG-from-secret\n"))
 
-    config = ProducerConfig(api_plan="demo", api_key_secret="projects/p/secrets/coingecko/versions/latest")
+    config = ProducerConfig(api_plan="demo", api_key_secret=SECRET)
     assert resolve_api_key(config, client=SecretManager()).api_key == "CG-from-secret"
 
 
@@ -110,7 +160,7 @@ def test_resolve_api_key_fails_clearly_when_secret_is_unreadable():
         def access_secret_version(self, name):
             raise PermissionError("403 Permission denied on resource")
 
-    config = ProducerConfig(api_plan="demo", api_key_secret="projects/p/secrets/coingecko/versions/latest")
+    config = ProducerConfig(api_plan="demo", api_key_secret=SECRET)
     with pytest.raises(ConfigError, match="cannot read CRYPTOPIPE__PRODUCER__API_KEY_SECRET.*403"):
         resolve_api_key(config, client=SecretManager())
 
@@ -120,8 +170,8 @@ def test_docs_list_every_option_with_its_variable_and_default():
         m.group(1): m.group(2)
         for m in re.finditer(r"^\| `(CRYPTOPIPE__PRODUCER__\w+)` \| ([^|]*) \|", DOCS.read_text(), re.MULTILINE)
     }
-    for spec in fields(ProducerConfig):
-        variable = ENV_PREFIX + spec.name.upper()
+    for name, spec in ProducerConfig.model_fields.items():
+        variable = ENV_PREFIX + name.upper()
         assert variable in rows, f"{variable} is missing from {DOCS}"
         default = spec.default
         shown = (

@@ -10,6 +10,7 @@ import pytest
 from google.api_core.exceptions import PreconditionFailed
 
 from producer import (
+    ConfigError,
     GcsLandingZone,
     LandingConflict,
     LandingUnavailable,
@@ -35,6 +36,13 @@ def test_open_landing_zone_picks_the_implementation_by_uri(tmp_path, gcs):
     assert isinstance(open_landing_zone(str(tmp_path)), LocalLandingZone)
     zone = open_landing_zone(f"gs://{gcs.bucket}/landing/", gcs_client=gcs.client())
     assert isinstance(zone, GcsLandingZone) and zone.uri == f"gs://{gcs.bucket}/landing"
+
+
+@pytest.mark.parametrize("uri", ["gs:///landing", "s3://bucket/landing", "file:relative/landing"])
+def test_open_landing_zone_refuses_a_uri_it_cannot_write_naming_it(uri):
+    with pytest.raises(ConfigError, match="expected") as error:
+        open_landing_zone(uri)
+    assert f"landing URI: {uri!r}" in str(error.value)
 
 
 def test_local_put_is_create_only_when_the_name_exists(tmp_path):
