@@ -36,6 +36,7 @@ from bench.common import (
     quiet_spark_logs,
     write_result,
 )
+from core.joboptions import job_argv
 
 POOL_MARK = ".complete"
 
@@ -73,10 +74,10 @@ def run_one(kind: str, root: Path, files: int, rows: int, dedup: bool = True) ->
     landing = root / "landing"
     link_into(pool_paths[:files], pool, landing)
     warehouse = root / "warehouse.duckdb"
-    args = [
-        "--landing", str(landing), "--archive", str(root / "archive"), "--checkpoint", str(root / "checkpoint"),
-        "--staging", str(root / "staging"), "--warehouse", f"duckdb://{warehouse}", "--available-now",
-    ]  # fmt: skip
+    args = job_argv({
+        "landing": landing, "archive": root / "archive", "checkpoint": root / "checkpoint",
+        "staging": root / "staging", "warehouse": f"duckdb://{warehouse}", "available_now": True,
+    })
     with MemorySampler() as memory:
         t0 = time.monotonic()
         spark = bench_session(f"bench-catchup-{kind}", root / "tmp")

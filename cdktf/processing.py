@@ -15,6 +15,8 @@ from typing import Any
 from cdk import TerraformResourceLifecycle, google
 from constructs import Construct
 
+from core.joboptions import job_argv
+
 from artifacts import ArtifactUploads
 from cluster_init import VENV_PYTHON
 from config import EnvironmentConfig
@@ -78,16 +80,16 @@ class Processing(Construct):
         )
 
         checkpoint = f"{CHECKPOINTS}market_ticks"
-        args = [
-            "--landing", storage.uri(LANDING),
-            "--archive", storage.uri(ARCHIVE),
-            "--checkpoint", storage.uri(checkpoint),
-            "--staging", storage.uri(STAGING),
-            "--warehouse", warehouse.uri,
-            "--trigger-seconds", str(cfg.trigger_seconds),
-            "--max-files-per-trigger", str(cfg.max_files_per_trigger),
-            "--watermark", cfg.watermark,
-        ]
+        args = job_argv({
+            "landing": storage.uri(LANDING),
+            "archive": storage.uri(ARCHIVE),
+            "checkpoint": storage.uri(checkpoint),
+            "staging": storage.uri(STAGING),
+            "warehouse": warehouse.uri,
+            "trigger_seconds": cfg.trigger_seconds,
+            "max_files_per_trigger": cfg.max_files_per_trigger,
+            "watermark": cfg.watermark,
+        })
         self.job = google.dataproc_job.DataprocJob(
             self, "stream", project=cfg.project, region=cfg.region,
             placement={"cluster_name": self.cluster.name},

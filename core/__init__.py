@@ -8,7 +8,8 @@
 - :mod:`core.timefmt`: times as text, UTC to the millisecond;
 - :mod:`core.uris`: the one parser of the pipeline's URIs (landing, locations, warehouses);
 - :mod:`core.gcp`: Google Cloud's naming rules (project ids);
-- :mod:`core.settings`: what the producer's and the deployment's typed settings share.
+- :mod:`core.settings`: what the producer's and the deployment's typed settings share;
+- :mod:`core.joboptions`: the streaming job's command line, for everything that builds one.
 
 ``producer`` and ``jobs`` import only this package; the CDKTF app (``cdktf/``) imports
 only this package and ships ``core/`` beside each workload; the local app

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from core.joboptions import option
 from core.schema import MAX_CLOCK_SKEW
 from jobs.errors import ConfigError
 from jobs.loaders import WAREHOUSE_SCHEMES, Warehouse, warehouse_from_uri
@@ -113,12 +114,6 @@ class StreamConfig:
         if self.available_now:
             return {"availableNow": True}
         return {"processingTime": f"{round(self.trigger_seconds * 1000)} milliseconds"}
-
-
-def option(name: str) -> str:
-    """The command-line option of the :class:`StreamConfig` field ``name``: ``trigger_seconds`` ->
-    ``--trigger-seconds``. The parser declares its options with it and errors name them with it."""
-    return "--" + name.replace("_", "-")
 
 
 def parse_interval(value: str) -> timedelta:

@@ -142,3 +142,15 @@ def test_cluster_waits_for_egress_firewall_and_grants(stack):
     needed = {*stack.addresses("google_compute_router_nat"), *stack.addresses("google_compute_firewall"),
               *stack.addresses("google_project_iam_member")}
     assert needed <= depends_on  # the nodes reach Google APIs and read their init action's artifact at creation
+
+
+def test_the_dataproc_jobs_arguments_are_what_the_jobs_own_parser_accepts(stack):
+    """cdktf/ never imports the job: the job's parser reading the synthesized arguments is the contract."""
+    from jobs.config import parse_args
+
+    args = stack.one("google_dataproc_job")["pyspark_config"]["args"]
+    config = parse_args(args)
+    cfg = CONFIGS[stack.directory.name]
+    assert (config.trigger_seconds, config.max_files_per_trigger, config.watermark) == (
+        cfg.trigger_seconds, cfg.max_files_per_trigger, cfg.watermark)
+    assert config.warehouse == f"bigquery://{cfg.project}.{cfg.dataset_id}"

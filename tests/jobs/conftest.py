@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from core.joboptions import job_argv
 from cryptopipe.local import LocalLayout
 
 from ..conftest import coingecko, landed
@@ -64,14 +65,8 @@ class Pipeline(LocalLayout):
         return path
 
     def args(self, *extra: str) -> list[str]:
-        return [
-            "--landing", str(self.landing),
-            "--archive", str(self.archive),
-            "--checkpoint", str(self.checkpoint),
-            "--staging", str(self.staging),
-            "--warehouse", self.warehouse_uri,
-            *extra,
-        ]  # fmt: skip
+        return [*job_argv({"landing": self.landing, "archive": self.archive, "checkpoint": self.checkpoint,
+                           "staging": self.staging, "warehouse": self.warehouse_uri}), *extra]
 
     def run(self, spark: Any, *extra: str) -> Any:
         """One ``--available-now`` run of the stream; returns its StreamStatus."""

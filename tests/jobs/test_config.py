@@ -9,7 +9,8 @@ import pytest
 
 from dataclasses import fields, replace
 
-from jobs.config import StreamConfig, build_parser, option, parse_args
+from core.joboptions import option
+from jobs.config import StreamConfig, build_parser, parse_args
 from jobs.loaders.duckdb import DuckDBWarehouse
 from jobs.locations import Location
 
