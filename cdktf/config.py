@@ -20,6 +20,7 @@ read from.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -304,6 +305,8 @@ def environment(name: str, values: Mapping[str, object], source: str = "values")
     prefix = f"{ENV_VAR_PREFIX}{name.upper()}__"
     if "name" in values:  # the table's name is the environment's: no field renames it
         raise _error(name, prefix, source, [Problem("unknown", "name", values["name"], "")])
+    if f"{prefix}NAME" in os.environ:  # nor does a variable
+        raise _error(name, prefix, source, [Problem("unknown", f"{prefix}NAME", os.environ[f"{prefix}NAME"], "")])
     try:
         return EnvironmentConfig(_env_prefix=prefix, **{**values, "name": name})
     except (ValidationError, Refused) as error:

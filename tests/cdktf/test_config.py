@@ -128,6 +128,12 @@ def test_unknown_environment_variable_is_an_error(environ):
         load_environments()
 
 
+def test_no_variable_renames_an_environment(environ):
+    environ({"CRYPTOPIPE__DEPLOY__DEV__NAME": "qa"})  # the table's name is the environment's
+    with pytest.raises(ConfigError, match="CRYPTOPIPE__DEPLOY__DEV__NAME names no field"):
+        load_environments()
+
+
 def test_missing_required_field_is_listed():
     with pytest.raises(ConfigError, match=r"missing field\(s\) \['state_bucket'\]"):
         environment("dev", {"project": "my-project-1"})
