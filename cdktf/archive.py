@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -196,6 +197,16 @@ class Artifacts:
     job_dependencies: Archive
 
 
+#: The ``[project.scripts]`` table of pyproject.toml, up to the next table.
+_SCRIPTS_TABLE = re.compile(rb"^\[project\.scripts\]\n(?:(?!\[).*\n)*", re.M)
+
+
+def without_scripts(pyproject: bytes) -> bytes:
+    """pyproject.toml without its console scripts: the producer's wheel ships no local app, so the
+    ``cryptopipe`` command it would declare could not run on the VM."""
+    return _SCRIPTS_TABLE.sub(b"", pyproject)
+
+
 def build_artifacts(source_root: Path, build_dir: Path, cache: Path = CACHE) -> Artifacts:
     """Build the producer's and the job's artifacts of ``source_root`` into ``build_dir``, the
     locked wheels taken from ``cache`` (downloaded into it when missing)."""
@@ -207,7 +218,9 @@ def build_artifacts(source_root: Path, build_dir: Path, cache: Path = CACHE) -> 
     producer_deps = locked_wheels(source_root / PRODUCER_LOCK.path, cache)
     cluster_deps = locked_wheels(source_root / CLUSTER_LOCK.path, cache)
 
-    wheel = build_wheel(source_entries(source_root, PRODUCER_MEMBERS, {"README.md": DISTRIBUTION_README}), build_dir)
+    producer_sources = source_entries(source_root, PRODUCER_MEMBERS, {"README.md": DISTRIBUTION_README})
+    producer_sources["pyproject.toml"] = without_scripts(producer_sources["pyproject.toml"])
+    wheel = build_wheel(producer_sources, build_dir)
     name, version, _, _ = parse_wheel_filename(wheel.name)
     own = f"{name}[{PRODUCER_LOCK.extra}]=={version} --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"
     return Artifacts(

@@ -129,6 +129,8 @@ def test_producer_artifact_is_our_wheel_and_every_locked_wheel_each_hashed(sourc
     assert not [n for n in names if n.startswith("jobs/") or "__pycache__" in n or n.endswith(".pyc")]
     # a folder each: the core and the producer, nothing of the local app
     assert {n.split("/")[0] for n in names} == {"core", "producer", "cryptopipe-0.1.0.dist-info"}
+    # and no `cryptopipe` command, whose module (the local app) it does not ship
+    assert "cryptopipe-0.1.0.dist-info/entry_points.txt" not in names
     assert DISTRIBUTION_README in metadata
     assert "License-Expression: Apache-2.0" in metadata
 
