@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.gcp import PROJECT_ID
-from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, matching, problems
+from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, StrictSettings, matching, problems
 
 ENVIRONMENTS_FILE = Path(__file__).with_name("environments.toml")
 ENV_VAR_PREFIX = "CRYPTOPIPE__DEPLOY__"
@@ -79,7 +79,7 @@ _MachineType = Annotated[str, matching(r"[a-z][a-z0-9]*-[a-z0-9-]+", "a machine 
 _DataprocMachineType = Annotated[_MachineType, AfterValidator(_not_shared_core)]
 
 
-class EnvironmentConfig(BaseSettings):
+class EnvironmentConfig(StrictSettings):
     """Everything that differs between two deployments of the pipeline."""
 
     model_config = SettingsConfigDict(
@@ -185,18 +185,13 @@ class EnvironmentConfig(BaseSettings):
     the Workload Identity provider the workflows authenticate through; needed by CI only."""
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+    def ordered_sources(
+        cls, init_settings: PydanticBaseSettingsSource, env_settings: StrictEnvSource
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values come as keywords, so the environment goes first; the name, which
         # chose the variables' prefix (environment() passes it), goes before both.
-        name = InitSettingsSource(settings_cls, {"name": init_settings.init_kwargs.get("name")})
-        return name, StrictEnvSource(settings_cls, env_prefix=env_settings.env_prefix), init_settings
+        name = InitSettingsSource(cls, {"name": init_settings.init_kwargs.get("name")})
+        return name, env_settings, init_settings
 
     @model_validator(mode="after")
     def _fits_together(self) -> EnvironmentConfig:

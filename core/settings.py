@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, ValidationError
-from pydantic_settings import EnvSettingsSource, NoDecode
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource
 
 
 def _split(value: Any) -> Any:
@@ -68,6 +68,29 @@ class StrictEnvSource(EnvSettingsSource):
         known = {prefix + (name if self.case_sensitive else name.lower()) for name in self.settings_cls.model_fields}
         unknown = [name for name in self.env_vars if name.startswith(prefix) and name not in known]
         return {**values, **{name.upper(): self.env_vars[name] for name in unknown}}
+
+
+class StrictSettings(BaseSettings):
+    """Settings from keywords and the environment only (no ``.env`` file, no secrets
+    directory), where a variable under the model's prefix that names no field is refused."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return cls.ordered_sources(init_settings, StrictEnvSource(settings_cls, env_prefix=env_settings.env_prefix))
+
+    @classmethod
+    def ordered_sources(
+        cls, init_settings: PydanticBaseSettingsSource, env_settings: StrictEnvSource
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The sources, highest first: by default keywords over the environment."""
+        return init_settings, env_settings
 
 
 @dataclass(frozen=True)

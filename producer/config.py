@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from core.gcp import PROJECT_ID
-from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, matching, problems
+from core.settings import CommaSeparated, Problem, Refused, StrictSettings, matching, problems
 from producer.errors import ConfigError
 
 ENV_PREFIX = "CRYPTOPIPE__PRODUCER__"
@@ -58,7 +58,7 @@ class InvalidSetting(ConfigError):
             super().__init__(f"{variable(problem.field)}={problem.value!r} is invalid: {problem.reason}")
 
 
-class ProducerConfig(BaseSettings):
+class ProducerConfig(StrictSettings):
     """Everything the producer needs to know; validated on construction.
 
     ``ProducerConfig(**values)`` reads the environment too, ``values`` winning; so does
@@ -153,18 +153,6 @@ class ProducerConfig(BaseSettings):
             super().__init__(**values)
         except (ValidationError, Refused) as error:
             raise InvalidSetting(problems(error)[0]) from None
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Keywords over the environment; no .env file, no secrets directory.
-        return init_settings, StrictEnvSource(settings_cls)
 
     @field_validator("base_url")
     @classmethod
