@@ -1,7 +1,7 @@
 """BigQuery: the dataset, the ticks and quarantine tables, and the views over them.
 
 Nothing here restates a column. The tables' columns are what the streaming job
-loads, declared once in ``jobs/loaders/base.py``: the ticks table is the one market
+loads, declared once in ``core/tables.py``: the ticks table is the one market
 tick schema (``core/schemas/market_tick.json``) plus the ``_load_id`` every
 loaded row carries; the views' SQL is ``core/views/*.sql``, which the local
 DuckDB warehouse runs too.
