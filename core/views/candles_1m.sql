@@ -2,7 +2,11 @@
 --
 -- GoogleSQL (BigQuery); core.views translates it for DuckDB. open and close
 -- are the prices of the minute's first and last tick; the stream de-duplicates on
--- (coin_id, vs_currency, last_updated), so they are well defined.
+-- (coin_id, vs_currency, last_updated), so they are well defined. CoinGecko reports
+-- volume only over a rolling 24 hours, never per trade, so a minute's total_volume is
+-- the highest such figure its ticks carry, not what traded within the minute (MAX, not
+-- the close's value: MAX skips NULLs the same way in both dialects, which MAX_BY with a
+-- NULL value is not documented to do).
 SELECT
   coin_id,
   vs_currency,
@@ -11,6 +15,7 @@ SELECT
   MAX(price) AS high,
   MIN(price) AS low,
   MAX_BY(price, last_updated) AS close,
+  MAX(total_volume) AS total_volume,
   COUNT(*) AS samples
 FROM market_ticks
 GROUP BY coin_id, vs_currency, minute

@@ -13,6 +13,7 @@ raises :class:`BackendBusy` and the caller serves its last good answer.
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -43,6 +44,11 @@ class QueryBackend(ABC):
     def uri(self) -> str:
         """The warehouse, as a ``--warehouse`` URI."""
 
+    @property
+    def name(self) -> str:
+        """The warehouse as the page names it: :attr:`uri` unless a backend has a shorter name."""
+        return self.uri
+
     @abstractmethod
     def fetch(self, query: Query, params: Mapping[str, Any]) -> Rows:
         """The query's rows; raises :class:`BackendBusy` or :class:`BackendUnavailable`."""
@@ -53,6 +59,9 @@ class DuckDBBackend(QueryBackend):
 
     def __init__(self, path: Path, *, lock_timeout: float = READ_LOCK_TIMEOUT, reuse_seconds: float = 1.0) -> None:
         self.path = Path(path).resolve()
+        # As the user named it: `cryptopipe up` in the repository shows data/warehouse.duckdb,
+        # not where the repository happens to be checked out.
+        self._name = os.path.relpath(self.path) if self.path.is_relative_to(Path.cwd()) else str(self.path)
         self.lock_timeout = lock_timeout
         self.reuse_seconds = reuse_seconds
         # One reader at a time from this process: parallel requests would otherwise
@@ -62,6 +71,11 @@ class DuckDBBackend(QueryBackend):
     @property
     def uri(self) -> str:
         return f"duckdb://{self.path}"
+
+    @property
+    def name(self) -> str:
+        """The file relative to the directory the dashboard started in, if it is under it."""
+        return self._name
 
     def fetch(self, query: Query, params: Mapping[str, Any]) -> Rows:
         import duckdb

@@ -7,8 +7,10 @@
     │                         credentials, a failed query; the message says how to fix it
     │   └── BackendBusy       the stream held the DuckDB file for the whole wait:
     │                         retryable, and the dashboard serves its last good answer
-    └── BadRequest            a query parameter is invalid (an HTTP 400); the message
-                              names the value and what is accepted
+    ├── BadRequest            a query parameter is invalid (an HTTP 400); the message
+    │                         names the value and what is accepted
+    └── NotFound              a well-formed request for a coin the warehouse has no
+                              latest price of (an HTTP 404)
 """
 
 from __future__ import annotations
@@ -31,3 +33,7 @@ class BackendBusy(BackendUnavailable):
 
 class BadRequest(DashboardError, ValueError):
     """Raised for an invalid API parameter."""
+
+
+class NotFound(DashboardError, LookupError):
+    """Raised for a coin with no latest price in the quote currency."""

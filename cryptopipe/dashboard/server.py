@@ -2,13 +2,17 @@
 
 Routes (GET only):
 
-- ``/``: the page (``static/index.html``), which loads ``/static/*`` and polls the API;
-- ``/api/latest``: the latest-prices table (:meth:`DashboardService.latest`);
+- ``/`` and ``/coin/<id>``: the page (``static/index.html``), which loads ``/static/*``,
+  polls the API and shows the list or the coin the address names;
+- ``/api/latest?q=eth&sort=change_24h&order=desc``: the latest-prices table
+  (:meth:`DashboardService.latest`);
 - ``/api/candles?window=1h&coins=bitcoin,ethereum`` (or ``&top=8``): the chart's series;
+- ``/api/coin?id=bitcoin&window=1h``: one coin's figures and candles;
 - ``/api/health``: the freshness indicator and the page's settings.
 
-Errors are JSON ``{"error": "..."}``: 400 for a bad parameter, 503 when the
-warehouse cannot answer and there is no earlier answer to serve, 404 otherwise.
+Errors are JSON ``{"error": "..."}``: 400 for a bad or unknown parameter, 404 for an
+unknown path or coin, 503 when the warehouse cannot answer and there is no earlier
+answer to serve.
 Everything is served from the package: no CDN, no internet needed.
 
 :class:`DashboardServer` runs it on a background thread, so ``cryptopipe up`` can
@@ -23,6 +27,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -30,7 +36,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cryptopipe.dashboard.backends import DuckDBBackend, QueryBackend, backend_from_uri
-from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest, DashboardError
+from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest, DashboardError, NotFound
 from cryptopipe.dashboard.service import REFRESH_SECONDS, STALE_AFTER_SECONDS, DashboardService
 from cryptopipe.httpserve import LOOPBACK, BackgroundServer
 
@@ -39,11 +45,22 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = LOOPBACK
 DEFAULT_PORT = 8050
 
+_PAGE = ("index.html", "text/html; charset=utf-8")
+_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+# Named, not looked up in the folder: nothing but these files can ever be served.
 _STATIC = {
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/static/app.css": ("app.css", "text/css; charset=utf-8"),
-    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
-    "/static/chart.js": ("chart.js", "text/javascript; charset=utf-8"),
+    f"/static/{name}": (name, _TYPES[Path(name).suffix])
+    for name in ("app.css", "app.js", "format.js", "axes.js", "chart.js", "candles.js", "list.js", "coin.js")
+}
+# The page's own addresses; app.js reads the coin from it.
+_COIN_PAGE = re.compile(r"/coin/[^/]+")
+# API path -> the parameters it takes, and what answers it.
+_Answer = Callable[[DashboardService, dict[str, str]], dict[str, Any]]
+_ROUTES: dict[str, tuple[tuple[str, ...], _Answer]] = {
+    "/api/latest": (("q", "sort", "order"), lambda service, params: service.latest(**params)),
+    "/api/candles": (("window", "coins", "top"), lambda service, params: service.candles(**params)),
+    "/api/coin": (("id", "window"), lambda service, params: service.coin(params.get("id"), params.get("window"))),
+    "/api/health": ((), lambda service, params: service.health()),
 }
 # The page loads nothing from elsewhere; say so, so a browser refuses if it ever tried.
 _SECURITY_HEADERS = {
@@ -126,25 +143,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
-        service = self.server.service
+        if parts.path == "/" or _COIN_PAGE.fullmatch(parts.path):
+            self._send(200, _static(_PAGE[0]), _PAGE[1])
+            return
         if parts.path in _STATIC:
             name, content_type = _STATIC[parts.path]
             self._send(200, _static(name), content_type)
             return
-        query = {name: values[-1] for name, values in parse_qs(parts.query).items()}
-        routes = {
-            "/api/latest": service.latest,
-            "/api/health": service.health,
-            "/api/candles": lambda: service.candles(query.get("window"), query.get("coins"), query.get("top")),
-        }
-        route = routes.get(parts.path)
+        route = _ROUTES.get(parts.path)
         if route is None:
             self._json(404, {"error": f"no such page: {parts.path}"})
             return
         try:
-            self._json(200, route())
+            accepted, answer = route
+            self._json(200, answer(self.server.service, _parameters(parts.query, parts.path, accepted)))
         except BadRequest as error:
             self._json(400, {"error": str(error)})
+        except NotFound as error:
+            self._json(404, {"error": str(error)})
         except BackendUnavailable as error:
             self._json(503, {"error": str(error)})
         except Exception:
@@ -169,6 +185,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
+
+
+def _parameters(query: str, path: str, accepted: tuple[str, ...]) -> dict[str, str]:
+    """The query string's parameters (the last of repeated ones; blank ones as absent).
+
+    A parameter the route does not take is a :class:`BadRequest`: a misspelt ``sort``
+    would otherwise be ignored and answered with the default, which looks like a bug.
+    """
+    given = {name: values[-1] for name, values in parse_qs(query).items()}
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
+        raise BadRequest(f"unknown parameter {', '.join(map(repr, unknown))} for {path}; {takes}")
+    return given
 
 
 @functools.cache

@@ -1,7 +1,8 @@
 """What the dashboard's JSON API answers, independent of HTTP.
 
-:class:`DashboardService` turns the views into the three answers the page needs:
-``latest()`` (the latest-prices table), ``candles()`` (the chart's series) and
+:class:`DashboardService` turns the views into the answers the page needs:
+``latest()`` (the latest-prices table, searched and sorted), ``candles()`` (the
+overview chart's series), ``coin()`` (one coin's figures and candles) and
 ``health()`` (the freshness indicator). It keeps the last good answer of each query:
 reused for the backend's ``reuse_seconds`` so refreshing browsers cannot load the
 warehouse, and served (marked ``cached``, with the reason) while the warehouse cannot
@@ -11,6 +12,7 @@ answer, e.g. while the stream holds the DuckDB file longer than a reader waits.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -21,7 +23,8 @@ from typing import Any
 
 from core.timefmt import utc_millis
 from cryptopipe.dashboard.backends import QueryBackend, Rows
-from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest
+from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest, NotFound
+from cryptopipe.dashboard.listing import Ordering, matching
 from cryptopipe.dashboard.queries import CANDLES, LATEST, Query
 
 #: The chart's windows, by the name the API and the page use.
@@ -41,7 +44,10 @@ MAX_COINS = 20
 STALE_AFTER_SECONDS = 300.0
 REFRESH_SECONDS = 5.0
 
-_CANDLE_FIELDS = ("open", "high", "low", "close", "samples")
+#: CoinGecko coin ids, as the producer accepts them for ``--coin-ids`` (producer/config.py).
+COIN_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+
+_CANDLE_FIELDS = ("open", "high", "low", "close", "total_volume", "samples")
 # Last good answers kept; more than the page's few queries, fewer than unbounded
 # combinations of ?coins= could make.
 _KEPT_ANSWERS = 64
@@ -78,43 +84,77 @@ class DashboardService:
         self._answers: OrderedDict[tuple[Any, ...], tuple[float, Answer]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def latest(self) -> dict[str, Any]:
-        """``rows``: each coin's newest tick in ``vs_currency``, by market-cap rank."""
-        answer = self._answer(LATEST, {"vs_currency": self.vs_currency})
-        return {**self._meta(answer), "rows": [_jsonable(row) for row in answer.rows]}
+    def latest(self, q: str | None = None, sort: str | None = None, order: str | None = None) -> dict[str, Any]:
+        """``rows``: each coin's newest tick in ``vs_currency`` whose name or symbol contains
+        ``q``, by ``sort`` (:data:`~cryptopipe.dashboard.listing.SORTS`) in ``order``;
+        ``total``: the coins before the search. Raises :class:`BadRequest` for bad values.
+        """
+        ordering = Ordering.parse(sort, order)
+        answer = self._latest()
+        rows = ordering.apply(matching(answer.rows, q))
+        return {
+            **self._meta(answer),
+            "q": (q or "").strip(),
+            "sort": ordering.sort,
+            "order": ordering.order,
+            "total": len(answer.rows),
+            "rows": [_jsonable(row) for row in rows],
+        }
 
     def candles(self, window: str | None = None, coins: str | None = None, top: str | None = None) -> dict[str, Any]:
-        """One series per coin: minute starts (``t``, epoch ms) with open/high/low/close/samples.
+        """One series per coin: minute starts (``t``, epoch ms) with open/high/low/close/
+        total_volume/samples, and the coin's ``symbol`` and ``name``.
 
         ``window`` is one of :data:`WINDOWS`; ``coins`` a comma-separated list of ids,
         else the ``top`` coins by market cap. Raises :class:`BadRequest` for bad values.
         """
-        window = window or DEFAULT_WINDOW
-        if window not in WINDOWS:
-            raise BadRequest(f"window {window!r} is not one of {', '.join(WINDOWS)}")
+        window = _window(window)
         chosen = self._coins(coins, top)
-        # Whole minutes: the oldest candle shown is complete, and the key stays
-        # stable within a minute so the last good answer can stand in.
-        since = (_now() - WINDOWS[window]).replace(second=0, microsecond=0)
+        since = _since(window)
         answer = self._answer(CANDLES, {"vs_currency": self.vs_currency, "coins": chosen, "since": since})
-        series: dict[str, dict[str, list[Any]]] = {}
-        for row in answer.rows:
-            points = series.setdefault(row["coin_id"], {name: [] for name in ("t", *_CANDLE_FIELDS)})
-            points["t"].append(int(row["minute"].timestamp() * 1000))
-            for name in _CANDLE_FIELDS:
-                points[name].append(row[name])
+        names = {row["coin_id"]: row for row in self._latest().rows}
+        series = [
+            {"coin_id": coin, **_labels(names.get(coin)), **points} for coin, points in _series(answer.rows).items()
+        ]
         return {
             **self._meta(answer),
             "window": window,
             "since": utc_millis(since),
             "coins": chosen,
-            "series": [{"coin_id": coin, **points} for coin, points in series.items()],
+            "series": series,
+        }
+
+    def coin(self, coin_id: str | None, window: str | None = None) -> dict[str, Any]:
+        """One coin: ``coin``, its latest figures with their ``age_seconds``, and ``candles``,
+        its one-minute candles over ``window`` (as in :meth:`candles`).
+
+        Raises :class:`BadRequest` for a malformed id or window, :class:`NotFound` for a coin
+        without a latest price in ``vs_currency``.
+        """
+        coin_id = _coin_id(coin_id, "id")
+        window = _window(window)
+        latest = self._latest()
+        row = next((row for row in latest.rows if row["coin_id"] == coin_id), None)
+        if row is None:
+            raise NotFound(f"no coin {coin_id!r} among the latest {self.vs_currency} prices")
+        since = _since(window)
+        answer = self._answer(CANDLES, {"vs_currency": self.vs_currency, "coins": [coin_id], "since": since})
+        empty = {name: [] for name in ("t", *_CANDLE_FIELDS)}
+        age = max(0.0, (_now() - row["last_updated"]).total_seconds())
+        return {
+            **self._meta(answer, latest),
+            "window": window,
+            "since": utc_millis(since),
+            "stale_after_seconds": self.stale_after_seconds,
+            "coin": {**_jsonable(row), "age_seconds": round(age, 3)},
+            "candles": _series(answer.rows).get(coin_id, empty),
         }
 
     def health(self) -> dict[str, Any]:
         """The freshness indicator: ``fresh``, ``stale``, ``empty`` or ``unavailable``, and why."""
         settings = {
             "warehouse": self.backend.uri,
+            "warehouse_name": self.backend.name,
             "vs_currency": self.vs_currency,
             "stale_after_seconds": self.stale_after_seconds,
             "refresh_seconds": self.refresh_seconds,
@@ -123,7 +163,7 @@ class DashboardService:
             "default_top": DEFAULT_TOP,
         }
         try:
-            answer = self._answer(LATEST, {"vs_currency": self.vs_currency})
+            answer = self._latest()
         except BackendUnavailable as error:
             return {**settings, **self._status("unavailable", str(error))}
         if not answer.rows:
@@ -150,7 +190,7 @@ class DashboardService:
 
     def _coins(self, coins: str | None, top: str | None) -> list[str]:
         if coins:
-            chosen = list(dict.fromkeys(c.strip() for c in coins.split(",") if c.strip()))
+            chosen = list(dict.fromkeys(_coin_id(c.strip(), "coins") for c in coins.split(",") if c.strip()))
             if not 1 <= len(chosen) <= MAX_COINS:
                 raise BadRequest(f"coins: name 1 to {MAX_COINS} coin ids, got {len(chosen)}")
             return chosen
@@ -160,7 +200,11 @@ class DashboardService:
             raise BadRequest(f"top {top!r} is not a whole number") from None
         if not 1 <= n <= MAX_COINS:
             raise BadRequest(f"top {n} is not between 1 and {MAX_COINS}")
-        return [row["coin_id"] for row in self._answer(LATEST, {"vs_currency": self.vs_currency}).rows[:n]]
+        return [row["coin_id"] for row in self._latest().rows[:n]]
+
+    def _latest(self) -> Answer:
+        # One query, one cached answer, whatever the page searches or sorts by.
+        return self._answer(LATEST, {"vs_currency": self.vs_currency})
 
     def _answer(self, query: Query, params: Mapping[str, Any]) -> Answer:
         """Fresh rows, or rows read within ``reuse_seconds``, or the last good rows marked stale."""
@@ -182,8 +226,16 @@ class DashboardService:
                 self._answers.popitem(last=False)
         return answer
 
-    def _meta(self, answer: Answer) -> dict[str, Any]:
-        return {"served_at": utc_millis(_now()), "vs_currency": self.vs_currency, **answer.meta()}
+    def _meta(self, *answers: Answer) -> dict[str, Any]:
+        """When the answers were read (the oldest of them), and the first one's problem if any is old."""
+        problem = next((answer.problem for answer in answers if answer.problem), None)
+        return {
+            "served_at": utc_millis(_now()),
+            "vs_currency": self.vs_currency,
+            "queried_at": utc_millis(min(answer.queried_at for answer in answers)),
+            "cached": problem is not None,
+            "problem": problem,
+        }
 
     def _status(self, status: str, message: str) -> dict[str, Any]:
         return {"served_at": utc_millis(_now()), "status": status, "message": message}
@@ -193,14 +245,54 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _window(window: str | None) -> str:
+    window = window or DEFAULT_WINDOW
+    if window not in WINDOWS:
+        raise BadRequest(f"window {window!r} is not one of {', '.join(WINDOWS)}")
+    return window
+
+
+def _since(window: str) -> datetime:
+    # Whole minutes: the oldest candle shown is complete, and the key stays
+    # stable within a minute so the last good answer can stand in.
+    return (_now() - WINDOWS[window]).replace(second=0, microsecond=0)
+
+
+def _coin_id(value: str | None, parameter: str) -> str:
+    if not value:
+        raise BadRequest(f"{parameter}: name a coin by its CoinGecko id, e.g. bitcoin")
+    if not COIN_ID.fullmatch(value):
+        raise BadRequest(
+            f"{parameter}: {value[:120]!r} is not a CoinGecko coin id "
+            "(lower-case letters, digits, '.', '_' and '-', at most 100)"
+        )
+    return value
+
+
+def _series(rows: Rows) -> dict[str, dict[str, list[Any]]]:
+    """Candle rows (ordered by coin and minute) as columns per coin: ``t`` (epoch ms) and the fields."""
+    series: dict[str, dict[str, list[Any]]] = {}
+    for row in rows:
+        points = series.setdefault(row["coin_id"], {name: [] for name in ("t", *_CANDLE_FIELDS)})
+        points["t"].append(int(row["minute"].timestamp() * 1000))
+        for name in _CANDLE_FIELDS:
+            points[name].append(_finite(row[name]))
+    return series
+
+
+def _labels(row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A series' ``symbol`` and ``name``, from the coin's latest row; None if it has none."""
+    return {"symbol": row["symbol"] if row else None, "name": row["name"] if row else None}
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value  # JSON has no NaN
+
+
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in row.items():
-        if isinstance(value, datetime):
-            value = utc_millis(value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            value = None  # JSON has no NaN or infinity
-        out[name] = value
+        out[name] = utc_millis(value) if isinstance(value, datetime) else _finite(value)
     return out
 
 

@@ -45,10 +45,24 @@ def test_candles_1m_gives_open_high_low_close_and_samples_per_coin_minute(wareho
     rows = _rows(warehouse, "SELECT * FROM candles_1m ORDER BY coin_id, minute")
 
     assert rows == [
-        ("bitcoin", "usd", t0, 100.0, 130.0, 90.0, 110.0, 4),
-        ("bitcoin", "usd", t0 + timedelta(minutes=1), 120.0, 120.0, 120.0, 120.0, 1),
-        ("ethereum", "usd", t0, 10.5, 10.5, 10.5, 10.5, 1),
+        ("bitcoin", "usd", t0, 100.0, 130.0, 90.0, 110.0, 1e9, 4),
+        ("bitcoin", "usd", t0 + timedelta(minutes=1), 120.0, 120.0, 120.0, 120.0, 1e9, 1),
+        ("ethereum", "usd", t0, 10.5, 10.5, 10.5, 10.5, 1e9, 1),
     ]
+
+
+def test_candles_1m_total_volume_is_the_minutes_highest_24h_volume_skipping_nulls(warehouse):
+    t0 = minute_ago(10)
+    load(warehouse, [
+        tick("bitcoin", 1.0, t0 + timedelta(seconds=5), total_volume=3e9),
+        tick("bitcoin", 1.0, t0 + timedelta(seconds=30), total_volume=5e9),
+        tick("bitcoin", 1.0, t0 + timedelta(seconds=50), total_volume=None),
+        tick("bitcoin", 1.0, t0 + timedelta(seconds=70), total_volume=None),
+    ])  # fmt: skip
+
+    rows = _rows(warehouse, "SELECT total_volume FROM candles_1m ORDER BY minute")
+
+    assert rows == [(5e9,), (None,)]
 
 
 def test_candles_1m_keeps_quote_currencies_apart(warehouse):

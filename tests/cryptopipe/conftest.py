@@ -1,8 +1,12 @@
-"""The bundled replay market written into a local warehouse, as a running ``cryptopipe up`` would.
+"""The bundled replay market written into a local warehouse, as a running ``cryptopipe up`` would,
+and dashboards over it.
 
 :class:`MarketWriter` keeps loading the replay's ticks on a thread through
 ``load`` (tests/conftest.py: the stream's own path, a short writer connection and a
 transaction), standing in for a running ``cryptopipe up`` without Spark's start-up time.
+
+``serve(**settings)`` starts a dashboard on a free port over the ``warehouse`` fixture
+(stopped after the test); ``get(server, path)`` asks it over real HTTP.
 """
 
 from __future__ import annotations
@@ -11,10 +15,16 @@ import functools
 import itertools
 import json
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+
+from cryptopipe.dashboard import DashboardServer, DuckDBBackend
 from cryptopipe.replay.market import Market
 from jobs.loaders.duckdb import DuckDBWarehouse
 
@@ -46,26 +56,29 @@ def market_ticks(frame: int, at: datetime, *, top: int) -> list[dict[str, Any]]:
 
 
 class MarketWriter(threading.Thread):
-    """Loads an hour of market history, then a new frame every ``every`` seconds until stopped.
+    """Loads ``history`` minutes of market history (an hour; a fresh start has a minute or
+    two), then a new frame every ``every`` seconds until stopped.
 
     Every batch is a short writer connection (``load_batch``), as the stream makes;
     an error ends the thread and is kept in :attr:`error` for the test to raise.
     """
 
-    def __init__(self, warehouse: DuckDBWarehouse, *, top: int = 12, every: float = 0.4) -> None:
+    def __init__(self, warehouse: DuckDBWarehouse, *, top: int = 12, every: float = 0.4, history: int = 60) -> None:
         super().__init__(name="market-writer", daemon=True)
         self.warehouse = warehouse
         self.top = top
         self.every = every
+        self.history = history
         self.batches = 0
         self.error: BaseException | None = None
         self._halt = threading.Event()
         now = datetime.now(timezone.utc)
-        load(warehouse, [row for k in range(60) for row in market_ticks(k, now - timedelta(minutes=60 - k), top=top)])
+        past = [market_ticks(k, now - timedelta(minutes=history - k), top=top) for k in range(history)]
+        load(warehouse, [row for frame in past for row in frame])
 
     def run(self) -> None:
         try:
-            for frame in itertools.count(60):
+            for frame in itertools.count(self.history):
                 if self._halt.wait(self.every):
                     return
                 load(self.warehouse, market_ticks(frame, datetime.now(timezone.utc), top=self.top))
@@ -79,3 +92,23 @@ class MarketWriter(threading.Thread):
         self.join(timeout=30)
         if self.error is not None:
             raise self.error
+
+
+@pytest.fixture
+def serve(warehouse) -> Iterator:
+    """``serve(**settings)`` starts a dashboard on a free port over the warehouse; stopped after the test."""
+    servers: list[DashboardServer] = []
+
+    def start(path: Path | None = None, *, lock_timeout: float = 3.0, **settings) -> DashboardServer:
+        backend = DuckDBBackend(path or warehouse.path, lock_timeout=lock_timeout, reuse_seconds=0)
+        servers.append(DashboardServer(backend, port=0, **settings).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def get(server: DashboardServer, path: str) -> httpx.Response:
+    """``GET path`` (relative to the dashboard's root) over real HTTP."""
+    return httpx.get(server.url + path.lstrip("/"), timeout=10)

@@ -6,17 +6,15 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
-from cryptopipe.dashboard import DashboardError, DashboardServer, DuckDBBackend
+from cryptopipe.dashboard import DashboardError, DashboardServer
 
 from ..conftest import load, minute_ago, tick
-from .conftest import MarketWriter
+from .conftest import MarketWriter, get
 
 # Holds the warehouse read-write, as the stream does during a batch, until a line arrives on stdin.
 WRITER = """
@@ -26,25 +24,6 @@ print("holding", flush=True)
 sys.stdin.readline()
 con.close()
 """
-
-
-@pytest.fixture
-def serve(warehouse) -> Iterator:
-    """``serve(**settings)`` starts a dashboard on a free port over the warehouse; stopped after the test."""
-    servers: list[DashboardServer] = []
-
-    def start(path: Path | None = None, *, lock_timeout: float = 3.0, **settings) -> DashboardServer:
-        backend = DuckDBBackend(path or warehouse.path, lock_timeout=lock_timeout, reuse_seconds=0)
-        servers.append(DashboardServer(backend, port=0, **settings).start())
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def _get(server: DashboardServer, path: str) -> httpx.Response:
-    return httpx.get(server.url + path.lstrip("/"), timeout=10)
 
 
 def _two_coins(warehouse) -> None:
@@ -62,7 +41,7 @@ def test_latest_lists_newest_tick_per_coin_by_market_cap_rank(warehouse, serve):
     _two_coins(warehouse)
     t0 = minute_ago(3)
 
-    body = _get(serve(), "/api/latest").json()
+    body = get(serve(), "/api/latest").json()
 
     assert body["cached"] is False
     assert body["vs_currency"] == "usd"
@@ -83,22 +62,23 @@ def test_candles_without_coins_gives_top_coins_in_window(warehouse, serve):
     t0 = minute_ago(3)
     ms = int(t0.timestamp() * 1000)
 
-    body = _get(serve(), "/api/candles?window=15m&top=2").json()
+    body = get(serve(), "/api/candles?window=15m&top=2").json()
 
     assert body["window"] == "15m"
     assert body["coins"] == ["bitcoin", "ethereum"]
     assert body["series"] == [
-        {"coin_id": "bitcoin", "t": [ms, ms + 60_000], "open": [60000.0, 60500.0], "high": [61000.0, 60500.0],
-         "low": [60000.0, 60500.0], "close": [61000.0, 60500.0], "samples": [2, 1]},
-        {"coin_id": "ethereum", "t": [ms], "open": [3000.0], "high": [3000.0], "low": [3000.0], "close": [3000.0],
-         "samples": [1]},
+        {"coin_id": "bitcoin", "symbol": "btc", "name": "Bitcoin", "t": [ms, ms + 60_000], "open": [60000.0, 60500.0],
+         "high": [61000.0, 60500.0], "low": [60000.0, 60500.0], "close": [61000.0, 60500.0],
+         "total_volume": [1e9, 1e9], "samples": [2, 1]},
+        {"coin_id": "ethereum", "symbol": "eth", "name": "Ethereum", "t": [ms], "open": [3000.0], "high": [3000.0],
+         "low": [3000.0], "close": [3000.0], "total_volume": [1e9], "samples": [1]},
     ]  # fmt: skip
 
 
 def test_candles_with_coins_gives_only_those_coins(warehouse, serve):
     _two_coins(warehouse)
 
-    body = _get(serve(), "/api/candles?coins=pepe,ethereum,pepe").json()
+    body = get(serve(), "/api/candles?coins=pepe,ethereum,pepe").json()
 
     assert body["window"] == "1h"
     assert body["coins"] == ["pepe", "ethereum"]
@@ -108,7 +88,7 @@ def test_candles_with_coins_gives_only_those_coins(warehouse, serve):
 def test_candles_leave_out_minutes_before_the_window(warehouse, serve):
     load(warehouse, [tick("bitcoin", 1.0, minute_ago(20)), tick("bitcoin", 2.0, minute_ago(5))])
 
-    body = _get(serve(), "/api/candles?window=15m&coins=bitcoin").json()
+    body = get(serve(), "/api/candles?window=15m&coins=bitcoin").json()
 
     assert body["series"][0]["close"] == [2.0]
 
@@ -123,7 +103,7 @@ def test_candles_leave_out_minutes_before_the_window(warehouse, serve):
     ],
 )
 def test_candles_with_bad_parameter_is_400_saying_what_is_accepted(warehouse, serve, query, message):
-    response = _get(serve(), f"/api/candles?{query}")
+    response = get(serve(), f"/api/candles?{query}")
 
     assert response.status_code == 400
     assert response.json() == {"error": message}
@@ -132,7 +112,7 @@ def test_candles_with_bad_parameter_is_400_saying_what_is_accepted(warehouse, se
 def test_health_with_recent_ticks_is_fresh(warehouse, serve):
     _two_coins(warehouse)
 
-    body = _get(serve(stale_after_seconds=600), "/api/health").json()
+    body = get(serve(stale_after_seconds=600), "/api/health").json()
 
     assert body["status"] == "fresh"
     # The newest tick is 70 s into the minute that began 3 minutes before this one.
@@ -140,19 +120,28 @@ def test_health_with_recent_ticks_is_fresh(warehouse, serve):
     assert re.fullmatch(r"newest tick \d+ min old", body["message"])
     assert body["windows"] == ["15m", "1h", "6h", "24h"]
     assert body["warehouse"] == f"duckdb://{warehouse.path.resolve()}"
+    assert body["warehouse_name"] == str(warehouse.path.resolve())  # not under the working directory
+
+
+def test_health_names_a_warehouse_under_the_working_directory_by_its_relative_path(warehouse, serve, monkeypatch):
+    monkeypatch.chdir(warehouse.path.parent.parent)
+
+    body = get(serve(), "/api/health").json()
+
+    assert body["warehouse_name"] == f"{warehouse.path.parent.name}/warehouse.duckdb"
 
 
 def test_health_with_ticks_older_than_threshold_is_stale(warehouse, serve):
     load(warehouse, [tick("bitcoin", 1.0, minute_ago(10))])
 
-    body = _get(serve(stale_after_seconds=300), "/api/health").json()
+    body = get(serve(stale_after_seconds=300), "/api/health").json()
 
     assert body["status"] == "stale"
     assert re.fullmatch(r"newest tick (10|11) min old \(stale after 5 min\)", body["message"])
 
 
 def test_health_without_ticks_is_empty(warehouse, serve):
-    body = _get(serve(), "/api/health").json()
+    body = get(serve(), "/api/health").json()
 
     assert (body["status"], body["message"]) == ("empty", "no usd ticks in the last day yet")
 
@@ -160,8 +149,8 @@ def test_health_without_ticks_is_empty(warehouse, serve):
 def test_without_warehouse_health_and_latest_say_the_stream_creates_it(serve, tmp_path):
     server = serve(tmp_path / "missing.duckdb")
 
-    health = _get(server, "/api/health").json()
-    latest = _get(server, "/api/latest")
+    health = get(server, "/api/health").json()
+    latest = get(server, "/api/latest")
 
     assert health["status"] == "unavailable"
     assert "the stream creates it when it starts" in health["message"]
@@ -175,7 +164,7 @@ def test_without_views_latest_says_cryptopipe_up_creates_them(serve, tmp_path):
     bare = tmp_path / "bare.duckdb"
     duckdb.connect(str(bare)).close()
 
-    response = _get(serve(bare), "/api/latest")
+    response = get(serve(bare), "/api/latest")
 
     assert response.status_code == 503
     assert "no dashboard views yet" in response.json()["error"]
@@ -193,14 +182,14 @@ def _hold(path: Path) -> subprocess.Popen[str]:
 def test_latest_while_another_process_writes_serves_last_good_answer(warehouse, serve):
     _two_coins(warehouse)
     server = serve(lock_timeout=0.3)
-    first = _get(server, "/api/latest").json()
+    first = get(server, "/api/latest").json()
     writer = _hold(warehouse.path)
     try:
-        during = _get(server, "/api/latest").json()
-        health = _get(server, "/api/health").json()
+        during = get(server, "/api/latest").json()
+        health = get(server, "/api/health").json()
     finally:
         writer.communicate("\n", timeout=30)
-    after = _get(server, "/api/latest").json()
+    after = get(server, "/api/latest").json()
 
     assert during["cached"] is True
     assert "locked by another process" in during["problem"]
@@ -214,7 +203,7 @@ def test_latest_while_another_process_writes_without_earlier_answer_is_503(wareh
     server = serve(lock_timeout=0.3)
     writer = _hold(warehouse.path)
     try:
-        response = _get(server, "/api/latest")
+        response = get(server, "/api/latest")
     finally:
         writer.communicate("\n", timeout=30)
 
@@ -233,7 +222,7 @@ def test_api_in_the_writers_process_answers_every_request_fresh(warehouse, serve
         # Ask until the writer has committed a few batches in between, however fast the answers.
         deadline = time.monotonic() + 60
         while writer.batches < 3 and time.monotonic() < deadline:
-            responses += [_get(server, path) for path in ("/api/latest", "/api/candles")]
+            responses += [get(server, path) for path in ("/api/latest", "/api/candles")]
     finally:
         writer.stop()
 
@@ -245,11 +234,15 @@ def test_api_in_the_writers_process_answers_every_request_fresh(warehouse, serve
 def test_page_and_its_files_load_nothing_from_outside(warehouse, serve):
     server = serve()
 
-    page = _get(server, "/")
-    files = [_get(server, f"/static/{name}") for name in ("app.js", "chart.js", "app.css")]
+    page = get(server, "/")
+    names = ("app.js", "format.js", "axes.js", "chart.js", "candles.js", "list.js", "coin.js", "app.css")
+    files = [get(server, f"/static/{name}") for name in names]
 
     assert page.headers["content-type"] == "text/html; charset=utf-8"
-    assert '<script src="/static/app.js" defer></script>' in page.text
+    assert '<script type="module" src="/static/app.js"></script>' in page.text
+    # Every module the page imports is one of the files served (and checked here).
+    imported = {m for f in files for m in re.findall(r'^import .* from "\./([a-z]+\.js)";$', f.text, re.M)}
+    assert imported and imported <= set(names)
     assert "default-src 'self'" in page.headers["content-security-policy"]
     for response in (page, *files):
         assert response.status_code == 200
@@ -259,7 +252,7 @@ def test_page_and_its_files_load_nothing_from_outside(warehouse, serve):
 
 
 def test_unknown_path_is_404_json(warehouse, serve):
-    response = _get(serve(), "/static/../../etc/passwd")
+    response = get(serve(), "/static/../../etc/passwd")
 
     assert response.status_code == 404
     assert "no such page" in response.json()["error"]

@@ -15,6 +15,10 @@ from cryptopipe.dashboard import BackendUnavailable, BigQueryBackend, DashboardS
 from cryptopipe.dashboard.queries import CANDLES, LATEST
 
 SINCE = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+LATEST_ROW = {
+    "coin_id": "bitcoin", "symbol": "btc", "name": "Bitcoin", "price": 1.5, "price_change_percentage_24h": 0.5,
+    "market_cap": 1e9, "market_cap_rank": 1, "last_updated": SINCE,
+}  # fmt: skip
 
 
 class FakeJob:
@@ -51,7 +55,7 @@ def test_bigquery_backend_sends_candles_sql_on_the_dataset_with_typed_parameters
     assert rows == [{"coin_id": "bitcoin", "close": 1.5}]
     [(sql, config)] = client.queries
     assert sql == (
-        "SELECT\n  coin_id,\n  minute,\n  open,\n  high,\n  low,\n  close,\n  samples\n"
+        "SELECT\n  coin_id,\n  minute,\n  open,\n  high,\n  low,\n  close,\n  total_volume,\n  samples\n"
         "FROM `my-project`.`cryptopipe_dev`.candles_1m\n"
         "WHERE\n  vs_currency = @vs_currency AND coin_id IN UNNEST(@coins) AND minute >= @since\n"
         "ORDER BY\n  coin_id,\n  minute"
@@ -82,12 +86,12 @@ def test_bigquery_backend_failure_names_the_dataset_and_the_cause():
         backend.fetch(LATEST, {"vs_currency": "usd"})
 
 
-def test_bigquery_answers_are_reused_for_30_seconds():
-    client = FakeClient(rows=[{"coin_id": "bitcoin", "last_updated": SINCE}])
+def test_bigquery_answers_are_reused_for_30_seconds_whatever_the_search_and_sort():
+    client = FakeClient(rows=[LATEST_ROW])
     service = DashboardService(BigQueryBackend("my-project", "cryptopipe_dev", client=client))
 
     service.latest()
-    service.latest()
+    service.latest(q="bit", sort="price", order="asc")  # searched and sorted from the same answer
     service.health()
 
     assert len(client.queries) == 1

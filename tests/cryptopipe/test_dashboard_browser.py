@@ -4,8 +4,11 @@ Debian's ``chromium`` driven by playwright, which is told to use it (it never
 downloads a browser). The test command installs it:
 ``apt-get install -y --no-install-recommends chromium fonts-liberation``.
 
-``CRYPTOPIPE_UPDATE_SCREENSHOT=1`` also saves the screenshot the README shows
-(docs/img/dashboard.png); otherwise it goes to the test's temp dir only.
+Layout is asserted from the page itself (element boxes, scroll widths, computed
+styles), at a desktop, a laptop and a phone size. ``CRYPTOPIPE_UPDATE_SCREENSHOT=1``
+also saves the screenshots the docs show (docs/img/dashboard-*.png), taken from a
+warehouse at ``data/warehouse.duckdb`` under the working directory, as
+``scripts/run-local`` makes it; otherwise they go to the test's temp dir only.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pytest
 
 from cryptopipe.dashboard import DashboardServer, DuckDBBackend
 
+from ..conftest import make_warehouse
 from .conftest import MarketWriter
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -32,9 +36,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "dashboard.png"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 # The stylesheet's --stale colour.
 RED = "rgb(229, 72, 77)"
+DESKTOP, LAPTOP, PHONE = (1920, 1080), (1280, 800), (390, 844)
+MONEY = re.compile(r"^\$([\d,]+(\.\d+)?|0\.0[₀-₉]+\d+)$")
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +55,23 @@ def browser() -> Iterator:
         browser.close()
 
 
+def _open(browser, size: tuple[int, int]) -> tuple:
+    """A page of ``size``, the statuses of its API answers and the errors it logs."""
+    width, height = size
+    page = browser.new_page(viewport={"width": width, "height": height})
+    api_statuses: list[int] = []
+    page_errors: list[str] = []
+    page.on("response", lambda response: "/api/" in response.url and api_statuses.append(response.status))
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and page_errors.append(message.text))
+    return page, api_statuses, page_errors
+
+
 def _is_decade(value: float) -> bool:
     return abs(math.log10(value) - round(math.log10(value))) < 1e-9
 
 
-def test_dashboard_while_stream_writes_draws_log_chart_fills_table_refreshes_and_turns_red(
-    warehouse, browser, tmp_path
-):
+def test_dashboard_while_stream_writes_draws_log_chart_fills_table_refreshes_and_turns_red(warehouse, browser):
     # Locator assertions, not wait_for_function: they need no eval, which the page's
     # Content-Security-Policy forbids, and the test keeps that policy on.
     from playwright.sync_api import expect
@@ -63,12 +79,7 @@ def test_dashboard_while_stream_writes_draws_log_chart_fills_table_refreshes_and
     writer = MarketWriter(warehouse, top=12, every=0.4)
     writer.start()
     server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=1, stale_after_seconds=4).start()
-    page = browser.new_page(viewport={"width": 1280, "height": 600})
-    api_statuses: list[int] = []
-    page_errors: list[str] = []
-    page.on("response", lambda response: "/api/" in response.url and api_statuses.append(response.status))
-    page.on("pageerror", lambda error: page_errors.append(str(error)))
-    page.on("console", lambda message: message.type == "error" and page_errors.append(message.text))
+    page, api_statuses, page_errors = _open(browser, (1280, 600))
     try:
         page.goto(server.url)
 
@@ -85,6 +96,7 @@ def test_dashboard_while_stream_writes_draws_log_chart_fills_table_refreshes_and
         assert gaps[0] > 20 and gaps == pytest.approx([gaps[0]] * len(gaps), abs=0.02)
         paths = page.eval_on_selector_all("#chart path.series", "ps => ps.map(p => p.getAttribute('d'))")
         assert all(d.count("L") >= 30 for d in paths)  # an hour of history, one point a minute
+        expect(page.locator("#chart-note")).to_be_hidden()  # the hour fills the 1 h window: nothing to say
 
         # The table: every coin the stream loaded, by market-cap rank.
         expect(page.locator("#latest tbody tr")).to_have_count(12)
@@ -99,10 +111,6 @@ def test_dashboard_while_stream_writes_draws_log_chart_fills_table_refreshes_and
         expect(row).not_to_have_attribute("data-last-updated", before, timeout=10_000)
         expect(line).not_to_have_attribute("d", line_before, timeout=10_000)
         assert row.get_attribute("data-last-updated") > before
-        screenshot = tmp_path / "dashboard.png"
-        page.screenshot(path=screenshot)
-        if os.environ.get("CRYPTOPIPE_UPDATE_SCREENSHOT") == "1":
-            shutil.copyfile(screenshot, README_SCREENSHOT)
 
         # Stale: once the writes stop, the indicator turns red within the threshold and a refresh.
         writer.stop()
@@ -118,3 +126,215 @@ def test_dashboard_while_stream_writes_draws_log_chart_fills_table_refreshes_and
     assert writer.batches >= 3
     assert api_statuses and set(api_statuses) == {200}
     assert page_errors == []
+
+
+# Measured in the page: overflow of the document and of the table's scroll box, each header's
+# box against that scroll box, number cells cut short, and the theme the scrollbars take.
+TABLE_LAYOUT = """() => {
+  const scroll = document.getElementById("table-scroll");
+  const box = scroll.getBoundingClientRect();
+  const doc = document.documentElement;
+  const shown = (el) => getComputedStyle(el).display !== "none" && el.getBoundingClientRect().width > 0;
+  return {
+    document: [doc.scrollWidth, doc.clientWidth],
+    table: [scroll.scrollWidth, scroll.clientWidth],
+    headers: [...document.querySelectorAll("#latest thead th")].map((th) => {
+      const r = th.getBoundingClientRect();
+      return {text: th.textContent.trim(), shown: shown(th), clipped: th.scrollWidth > th.clientWidth,
+              inside: r.left >= box.left - 0.5 && r.right <= box.right + 0.5 && r.right <= innerWidth};
+    }),
+    clipped: [...document.querySelectorAll("#latest tbody tr")].slice(0, 60).flatMap((tr) =>
+      [...tr.querySelectorAll("td.num")].filter((td) => shown(td) && td.scrollWidth > td.clientWidth)
+        .map((td) => `${tr.dataset.coin} ${td.className}: ${td.textContent}`)),
+    colorScheme: getComputedStyle(doc).colorScheme,
+    scrollbarColors: [doc, scroll].map((el) => getComputedStyle(el).scrollbarColor),
+  };
+}"""
+# A phone's rows: which lines name, price and 24 h change sit on, and whether they fit the screen.
+PHONE_ROWS = """() => [...document.querySelectorAll("#latest tbody tr")].slice(0, 8).map((tr) => {
+  const cells = ["coin", "price", "change"].map((c) => tr.querySelector("td." + c).getBoundingClientRect());
+  return {lines: cells.map((r) => Math.round(r.top)), right: Math.max(...cells.map((r) => r.right)),
+          width: innerWidth, clipped: tr.querySelector("td.price").scrollWidth > tr.querySelector("td.price").clientWidth};
+})"""
+# The chart's tick labels, as boxes, and the chart's own box.
+CHART_LABELS = """(svg) => {
+  const boxes = (sel) => [...svg.querySelectorAll(sel)].map((t) => {
+    const r = t.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom];
+  });
+  const r = svg.getBoundingClientRect();
+  return {x: boxes("g.tick.x text"), y: boxes("g.tick.y text"), svg: [r.left, r.top, r.right, r.bottom],
+          width: innerWidth};
+}"""
+
+
+def _assert_chart_readable(page, selector: str) -> None:
+    """Tick labels neither overlap nor leave the chart, and the chart fits the screen."""
+    labels = page.eval_on_selector(selector, CHART_LABELS)
+    left, top, right, bottom = labels["svg"]
+    assert 0 <= left and right <= labels["width"], labels["svg"]
+    assert len(labels["x"]) >= 2 and len(labels["y"]) >= 2, labels
+    for axis, (start, end) in (("x", (0, 2)), ("y", (1, 3))):
+        boxes = sorted(labels[axis], key=lambda b: b[start])
+        assert all(a[end] <= b[start] + 0.5 for a, b in zip(boxes, boxes[1:])), (axis, boxes)
+        assert all(left - 0.5 <= b[0] and b[2] <= right + 0.5 and top - 0.5 <= b[1] and b[3] <= bottom + 0.5
+                   for b in boxes), (axis, boxes, labels["svg"])  # fmt: skip
+
+
+def _assert_table_fits(page, size: tuple[int, int]) -> None:
+    layout = page.evaluate(TABLE_LAYOUT)
+    scroll_width, client_width = layout["document"]
+    assert scroll_width <= client_width, f"the page scrolls sideways at {size}: {layout['document']}"
+    assert layout["colorScheme"] == "dark"
+    assert "auto" not in layout["scrollbarColors"], layout["scrollbarColors"]  # themed, not the native white
+    if size == PHONE:
+        rows = page.evaluate(PHONE_ROWS)
+        for row in rows:  # two lines: name and price on the first, 24 h change under the price
+            coin, price, change = row["lines"]
+            assert coin == price < change, row
+            assert row["right"] <= row["width"] and not row["clipped"], row
+        return
+    assert layout["table"][0] <= layout["table"][1], f"the table scrolls sideways at {size}: {layout['table']}"
+    assert [h["text"] for h in layout["headers"]] == ["#", "Coin", "Price", "24 h", "Market cap", "Updated"]
+    assert [h for h in layout["headers"] if not (h["shown"] and h["inside"] and not h["clipped"])] == []
+    assert layout["clipped"] == []
+
+
+def _column(page, cls: str) -> list[float | None]:
+    values = page.eval_on_selector_all(f"#latest tbody td.{cls}", "tds => tds.map(td => td.dataset.value)")
+    return [float(v) if v else None for v in values]
+
+
+def _scroll_position(page) -> list[float]:
+    return page.evaluate("() => [document.getElementById('table-scroll').scrollTop, scrollY]")
+
+
+def _save(page, tmp_path: Path, name: str) -> None:
+    """A screenshot in the test's temp dir, and in docs/img with CRYPTOPIPE_UPDATE_SCREENSHOT=1."""
+    path = tmp_path / name
+    page.screenshot(path=path)
+    if os.environ.get("CRYPTOPIPE_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(path, DOCS_IMG / name)
+
+
+@pytest.mark.parametrize("size", [DESKTOP, LAPTOP, PHONE], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_250_coins_fit_and_can_be_searched_sorted_and_drilled_into(browser, tmp_path, monkeypatch, size):
+    from playwright.sync_api import expect
+
+    # Where scripts/run-local puts it: the footer reads data/warehouse.duckdb, not a temp path.
+    monkeypatch.chdir(tmp_path)
+    warehouse = make_warehouse(tmp_path / "data" / "warehouse.duckdb")
+    writer = MarketWriter(warehouse, top=250, every=2.0)
+    writer.start()
+    server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=2).start()
+    page, api_statuses, page_errors = _open(browser, size)
+    rows = page.locator("#latest tbody tr")
+    table = page.locator("#latest")
+    name = f"dashboard-{size[0]}x{size[1]}.png"
+    try:
+        page.goto(server.url)
+        expect(rows).to_have_count(250)
+        expect(page.locator("#chart path.series")).to_have_count(8)
+        expect(page.locator("#warehouse")).to_have_text("data/warehouse.duckdb")
+        # Live: the writer's first batch after the hour of history is in the table.
+        expect(page.locator("#freshness")).to_have_text(re.compile(r"^Live · newest tick \d s old$"), timeout=15_000)
+        _assert_table_fits(page, size)
+        _assert_chart_readable(page, "#chart")
+        _save(page, tmp_path, name)
+
+        # Search: name or symbol, Ethereum first, kept in the address.
+        page.locator("#search").fill("eth")
+        expect(table).to_have_attribute("data-q", "eth")
+        expect(rows.first).to_have_attribute("data-coin", "ethereum")
+        texts = rows.locator("td.coin a").all_text_contents()
+        assert 3 <= len(texts) < 250 and all("eth" in text.lower() for text in texts), texts
+        assert page.url.endswith("/?q=eth")
+
+        # Sort by 24 h change: biggest first, then smallest first on a second click.
+        page.locator("#search").fill("")
+        page.locator('#latest th[data-sort="change_24h"] button').click()
+        expect(table).to_have_attribute("data-sort", "change_24h")
+        expect(table).to_have_attribute("data-q", "")
+        expect(rows).to_have_count(250)
+        changes = _column(page, "change")
+        assert changes == sorted(changes, key=lambda v: (v is None, -(v or 0)))
+        page.locator('#latest th[data-sort="change_24h"] button').click()
+        expect(table).to_have_attribute("data-order", "asc")
+        changes = _column(page, "change")
+        assert changes == sorted(changes, key=lambda v: (v is None, v or 0))
+        assert page.url.endswith("/?sort=change_24h&order=asc")
+        _assert_table_fits(page, size)
+
+        # Drill into Bitcoin: its candles and 24 h volume over the hour, its figures and data age.
+        bitcoin = page.locator('#latest tr[data-coin="bitcoin"] td.coin a')
+        bitcoin.scroll_into_view_if_needed()
+        before = _scroll_position(page)
+        bitcoin.click()
+        expect(page).to_have_url(server.url + "coin/bitcoin")
+        expect(page.locator("#coin-name")).to_have_text("Bitcoin")
+        candles = page.locator("#coin-chart g.candle")
+        expect(candles.nth(29)).to_be_attached()  # an hour of history, one candle a minute
+        expect(page.locator("#coin-price")).to_have_text(MONEY)
+        expect(page.locator("#coin-age")).to_have_text(re.compile(r"^\d+ s ago$"))
+        assert page.get_attribute("#coin-chart", "data-scale") == "log"
+        assert page.locator("#coin-chart path.volume-line").get_attribute("d").count("L") >= 30
+        expect(page.locator("#list-view")).to_be_hidden()
+        _assert_chart_readable(page, "#coin-chart")
+        page.locator('#scale button[data-scale="linear"]').click()
+        expect(page.locator("#coin-chart")).to_have_attribute("data-scale", "linear")
+        assert page.url.endswith("/coin/bitcoin?scale=linear")
+        _assert_chart_readable(page, "#coin-chart")
+        if size == LAPTOP:
+            _save(page, tmp_path, "dashboard-coin-1280x800.png")
+
+        # Back: the list as it was, sorted the same and scrolled to the same place.
+        page.locator("#back").click()
+        expect(page).to_have_url(server.url + "?sort=change_24h&order=asc")
+        expect(page.locator("#latest th.change")).to_have_attribute("aria-sort", "ascending")
+        expect(rows).to_have_count(250)
+        assert _scroll_position(page) == before
+        expect(page.locator("#coin-view")).to_be_hidden()
+    finally:
+        page.close()
+        server.stop()
+        writer.stop()
+
+    assert api_statuses and set(api_statuses) == {200}
+    assert page_errors == []
+
+
+def test_a_fresh_start_fits_the_window_to_the_data_and_says_so(warehouse, browser):
+    from playwright.sync_api import expect
+
+    writer = MarketWriter(warehouse, top=12, every=1.0, history=2)  # two minutes of data, as after a start
+    writer.start()
+    server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=1).start()
+    page, api_statuses, page_errors = _open(browser, LAPTOP)
+    try:
+        for path, chart, note in (("", "#chart", "#chart-note"), ("coin/bitcoin", "#coin-chart", "#coin-note")):
+            page.goto(server.url + path)
+            expect(page.locator(note)).to_have_text(
+                re.compile(r"^Only [23] min of data so far: the axis shows all of it rather than the 1h window\.$")
+            )
+            # The data spans the plot: its first minute near the left edge (a candle sits mid-minute),
+            # not in the last twentieth of an hour's axis.
+            first = page.eval_on_selector(
+                chart, "svg => Math.min(...[...svg.querySelectorAll('path.series, g.candle line')].map((p) => "
+                       "p.getBBox().x)) / svg.clientWidth",
+            )  # fmt: skip
+            assert first < 0.25, first
+            _assert_chart_readable(page, chart)
+
+        # A coin the warehouse does not know: said in the view; the data is still live.
+        page.goto(server.url + "coin/no-such-coin")
+        expect(page.locator("#coin-error")).to_have_text("no coin 'no-such-coin' among the latest usd prices")
+        expect(page.locator("#coin-body")).to_be_hidden()
+        expect(page.locator("#freshness")).to_have_class("fresh")
+    finally:
+        page.close()
+        server.stop()
+        writer.stop()
+
+    assert api_statuses and set(api_statuses) == {200, 404}
+    # The browser logs the 404 itself; the page logs nothing.
+    assert page_errors == ["Failed to load resource: the server responded with a status of 404 (Not Found)"]

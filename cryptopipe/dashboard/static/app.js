@@ -1,135 +1,232 @@
-"use strict";
-// The dashboard page: polls /api/health, /api/latest and /api/candles every
-// refresh_seconds and redraws the freshness indicator, the table and the chart.
+// The dashboard page: which view the address names (the list at /, a coin at
+// /coin/<id>), the controls kept in the address so a view can be shared, and the
+// refresh loop that polls /api/health and the view's own API every refresh_seconds.
 // One refresh at a time; a failed one keeps the last picture and says why.
-(function () {
-  const COLORS = ["#f7931a", "#627eea", "#26a17b", "#f3ba2f", "#e84142", "#9b59b6", "#00bcd4", "#ff7043",
-                  "#8bc34a", "#ec407a", "#7e57c2", "#26c6da", "#d4e157", "#ffa726", "#5c6bc0", "#66bb6a",
-                  "#ab47bc", "#29b6f6", "#ef5350", "#bdbdbd"];
-  const $ = (id) => document.getElementById(id);
-  const state = { settings: null, timer: null, running: false, again: false, candles: null, latest: null };
 
-  async function getJSON(path) {
-    const response = await fetch(path, { cache: "no-store" });
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.error || response.statusText);
-    return body;
+import * as coin from "./coin.js";
+import * as list from "./list.js";
+
+const $ = (id) => document.getElementById(id);
+const TOPS = ["5", "8", "12", "20"];
+const DEFAULT_WINDOW = "1h";
+const loop = { timer: null, running: false, again: false, typing: null };
+let settings = null;
+let view = fromURL();
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
   }
+}
 
-  const money = (v) => v === null ? "–" : v >= 1
-    ? "$" + v.toLocaleString("en-US", { maximumFractionDigits: 2 })
-    : "$" + v.toPrecision(4);
-  const compact = (v) => v === null ? "–"
-    : "$" + v.toLocaleString("en-US", { notation: "compact", maximumFractionDigits: 2 });
-  const percent = (v) => v === null ? "–" : (v > 0 ? "+" : "") + v.toFixed(2) + " %";
-  function age(seconds) {
-    if (seconds < 90) return Math.max(0, Math.round(seconds)) + " s ago";
-    if (seconds < 5400) return Math.round(seconds / 60) + " min ago";
-    return (seconds / 3600).toFixed(1) + " h ago";
+async function getJSON(path) {
+  const response = await fetch(path, { cache: "no-store" });
+  const body = await response.json();
+  if (!response.ok) throw new ApiError(response.status, body.error || response.statusText);
+  return body;
+}
+
+// --- the address -----------------------------------------------------------------
+
+function fromURL() {
+  const params = new URLSearchParams(location.search);
+  const match = location.pathname.match(/^\/coin\/([^/]+)$/);
+  const sort = Object.hasOwn(list.NATURAL_ORDER, params.get("sort")) ? params.get("sort") : "rank";
+  const order = ["asc", "desc"].includes(params.get("order")) ? params.get("order") : list.NATURAL_ORDER[sort];
+  const windows = settings ? settings.windows : [params.get("window")];
+  return {
+    coin: match ? decodeURIComponent(match[1]) : null,
+    q: params.get("q") || "",
+    sort,
+    order,
+    window: windows.includes(params.get("window")) ? params.get("window") : DEFAULT_WINDOW,
+    top: TOPS.includes(params.get("top")) ? params.get("top") : "8",
+    scale: params.get("scale") === "linear" ? "linear" : "log",
+  };
+}
+
+// Only what differs from the defaults, so a plain view has a plain address.
+function toURL(v) {
+  const params = new URLSearchParams();
+  if (v.window !== DEFAULT_WINDOW) params.set("window", v.window);
+  if (v.coin) {
+    if (v.scale !== "log") params.set("scale", v.scale);
+  } else {
+    if (v.q) params.set("q", v.q);
+    if (v.sort !== "rank") params.set("sort", v.sort);
+    if (v.order !== list.NATURAL_ORDER[v.sort]) params.set("order", v.order);
+    if (v.top !== "8") params.set("top", v.top);
   }
+  const path = v.coin ? "/coin/" + encodeURIComponent(v.coin) : "/";
+  return path + (params.size ? "?" + params : "");
+}
 
-  function setup(settings) {
-    state.settings = settings;
-    const select = $("window");
-    for (const name of settings.windows) select.add(new Option(name, name, false, name === settings.default_window));
-    $("top").value = String(settings.default_top);
-    select.addEventListener("change", refresh);
-    $("top").addEventListener("change", refresh);
-    window.addEventListener("resize", drawChart);
-    $("warehouse").textContent = settings.warehouse;
-  }
-
-  function showFreshness(health) {
-    const el = $("freshness");
-    el.className = health.status === "fresh" ? "fresh" : "stale";
-    const label = { fresh: "Live", stale: "Stale", empty: "No data", unavailable: "Unavailable" }[health.status];
-    el.textContent = `${label} · ${health.message}`;
-    el.dataset.status = health.status;
-  }
-
-  function showTable(latest) {
-    const served = Date.parse(latest.served_at);
-    const rows = latest.rows.map((r) => {
-      const tr = document.createElement("tr");
-      tr.dataset.coin = r.coin_id;
-      tr.dataset.lastUpdated = r.last_updated;
-      const cells = [
-        [r.market_cap_rank ?? "–", ""],
-        [r.name, ""],
-        [money(r.price), "num price"],
-        [percent(r.price_change_percentage_24h), "num " + (r.price_change_percentage_24h >= 0 ? "up" : "down")],
-        [compact(r.market_cap), "num"],
-        [age((served - Date.parse(r.last_updated)) / 1000), "num"],
-      ];
-      for (const [text, cls] of cells) {
-        const td = tr.insertCell();
-        td.textContent = text;
-        td.className = cls;
-      }
-      const symbol = document.createElement("span");
-      symbol.className = "symbol";
-      symbol.textContent = r.symbol;
-      tr.cells[1].appendChild(symbol);
-      return tr;
-    });
-    $("latest").tBodies[0].replaceChildren(...rows);
-  }
-
-  function drawChart() {
-    const { candles, latest } = state;
-    if (!candles || !latest) return;
-    const byId = Object.fromEntries(latest.rows.map((r) => [r.coin_id, r]));
-    // In the order asked for (market-cap rank), each coin keeping its colour.
-    const series = candles.series.map((s) => {
-      const coin = byId[s.coin_id];
-      const order = candles.coins.indexOf(s.coin_id);
-      const label = coin ? coin.symbol.toUpperCase() : s.coin_id;
-      return { id: s.coin_id, label, order, color: COLORS[order % COLORS.length], t: s.t, v: s.close };
-    }).sort((a, b) => a.order - b.order);
-    const range = { from: Date.parse(candles.since), to: Math.max(Date.parse(candles.served_at), ...series.flatMap((s) => s.t)) };
-    window.LogChart.render($("chart"), series, range);
-    $("legend").replaceChildren(...series.map((s) => {
-      const li = document.createElement("li");
-      li.dataset.coin = s.id;
-      const swatch = document.createElement("span");
-      swatch.className = "swatch";
-      swatch.style.background = s.color;
-      const price = document.createElement("span");
-      price.className = "price";
-      price.textContent = money(s.v[s.v.length - 1]);
-      li.append(swatch, s.label, price);
-      return li;
-    }));
-  }
-
-  async function refresh() {
-    if (state.running) {
-      state.again = true; // a control changed mid-refresh: go again right after
-      return;
-    }
-    state.running = true;
-    state.again = false;
-    clearTimeout(state.timer);
-    try {
-      const health = await getJSON("/api/health");
-      if (!state.settings) setup(health);
-      showFreshness(health);
-      if (health.status !== "unavailable") {
-        const query = new URLSearchParams({ window: $("window").value, top: $("top").value });
-        const [latest, candles] = await Promise.all([getJSON("/api/latest"), getJSON("/api/candles?" + query)]);
-        Object.assign(state, { latest, candles });
-        showTable(latest);
-        drawChart();
-      }
-      $("updated").textContent = "refreshed " + new Date().toLocaleTimeString();
-    } catch (error) {
-      showFreshness({ status: "unavailable", message: error.message });
-    } finally {
-      state.running = false;
-      const seconds = state.again ? 0 : state.settings ? state.settings.refresh_seconds : 5;
-      state.timer = setTimeout(refresh, 1000 * seconds);
-    }
-  }
-
+// A control changed: same history entry, new address.
+function update(changes) {
+  view = { ...view, ...changes };
+  history.replaceState(history.state, "", toURL(view));
+  showControls();
   refresh();
-})();
+}
+
+// To a coin, or back to the list: a new history entry. The list's entry keeps where it
+// was scrolled to, so Back returns to it as it was.
+function go(changes) {
+  if (!view.coin) history.replaceState({ scroll: { table: $("table-scroll").scrollTop, page: scrollY } }, "", toURL(view));
+  const fromList = !view.coin;
+  view = { ...view, ...changes };
+  history.pushState({ fromList }, "", toURL(view));
+  showView();
+  scrollTo(0, 0);
+  refresh();
+}
+
+function back() {
+  if (history.state && history.state.fromList) history.back();
+  else go({ coin: null });
+}
+
+addEventListener("popstate", (event) => {
+  view = fromURL();
+  showView();
+  const scroll = event.state && event.state.scroll;
+  if (scroll) {
+    $("table-scroll").scrollTop = scroll.table;
+    scrollTo(0, scroll.page);
+  }
+  refresh();
+});
+
+// --- the page --------------------------------------------------------------------
+
+function showView() {
+  $("list-view").hidden = Boolean(view.coin);
+  $("coin-view").hidden = !view.coin;
+  if (!view.coin) document.title = "cryptopipe · live prices";
+  $("search").value = view.q;
+  showControls();
+}
+
+function showControls() {
+  for (const id of ["window", "coin-window"]) $(id).value = view.window;
+  $("top").value = view.top;
+  for (const button of document.querySelectorAll("#scale button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.scale === view.scale));
+  }
+  list.showSort(view);
+}
+
+function setup(health) {
+  settings = health;
+  for (const id of ["window", "coin-window"]) {
+    for (const name of settings.windows) $(id).add(new Option(name, name));
+  }
+  view = fromURL(); // now that the windows are known
+  showView();
+  $("warehouse").textContent = settings.warehouse_name;
+}
+
+function showFreshness(health) {
+  const el = $("freshness");
+  el.className = health.status === "fresh" ? "fresh" : "stale";
+  const label = { fresh: "Live", stale: "Stale", empty: "No data", unavailable: "Unavailable" }[health.status];
+  el.textContent = `${label} · ${health.message}`;
+  el.dataset.status = health.status;
+}
+
+async function refreshView() {
+  const asked = toURL(view);
+  const current = () => toURL(view) === asked; // else the answer is for a view already left
+  if (!view.coin) {
+    const answers = await list.load(view, getJSON);
+    if (current()) list.show(answers);
+    return;
+  }
+  try {
+    const answer = await coin.load(view, getJSON);
+    if (current()) coin.show(answer, view);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status >= 500) throw error;
+    if (current()) coin.showError(error.message); // an unknown coin: said in the view, not as an outage
+  }
+}
+
+async function refresh() {
+  if (loop.running) {
+    loop.again = true; // the view changed mid-refresh: go again right after
+    return;
+  }
+  loop.running = true;
+  loop.again = false;
+  clearTimeout(loop.timer);
+  try {
+    const health = await getJSON("/api/health");
+    if (!settings) setup(health);
+    showFreshness(health);
+    if (health.status !== "unavailable") await refreshView();
+    $("updated").textContent = "refreshed " + new Date().toLocaleTimeString();
+  } catch (error) {
+    showFreshness({ status: "unavailable", message: error.message });
+  } finally {
+    loop.running = false;
+    const seconds = loop.again ? 0 : settings ? settings.refresh_seconds : 5;
+    loop.timer = setTimeout(refresh, 1000 * seconds);
+  }
+}
+
+// --- the controls ----------------------------------------------------------------
+
+function openCoin(event) {
+  const link = event.target.closest("a[href^='/coin/'], tr[data-coin]");
+  // A modified click opens the coin in another tab, as links do.
+  if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  event.preventDefault();
+  const id = link.dataset.coin || decodeURIComponent(link.getAttribute("href").slice("/coin/".length));
+  go({ coin: id });
+}
+
+$("latest").tBodies[0].addEventListener("click", openCoin);
+$("legend").addEventListener("click", openCoin);
+$("latest").tHead.addEventListener("click", (event) => {
+  const th = event.target.closest("th[data-sort]");
+  if (!th) return;
+  const sort = th.dataset.sort;
+  const flipped = view.order === "asc" ? "desc" : "asc";
+  update({ sort, order: sort === view.sort ? flipped : list.NATURAL_ORDER[sort] });
+});
+$("search").addEventListener("input", () => {
+  view = { ...view, q: $("search").value.trim() };
+  history.replaceState(history.state, "", toURL(view));
+  clearTimeout(loop.typing);
+  loop.typing = setTimeout(refresh, 150);
+});
+$("window").addEventListener("change", () => update({ window: $("window").value }));
+$("coin-window").addEventListener("change", () => update({ window: $("coin-window").value }));
+$("top").addEventListener("change", () => update({ top: $("top").value }));
+$("scale").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-scale]");
+  if (button) update({ scale: button.dataset.scale });
+});
+$("back").addEventListener("click", (event) => {
+  event.preventDefault();
+  back();
+});
+$("home").addEventListener("click", (event) => {
+  if (!view.coin) return; // on the list, a fresh one
+  event.preventDefault();
+  back();
+});
+$("coin-chart").addEventListener("pointermove", (event) => {
+  coin.readout(coin.pointAt(event.clientX - $("coin-chart").getBoundingClientRect().left));
+});
+$("coin-chart").addEventListener("pointerleave", () => coin.readout(-1));
+let resizing = 0;
+addEventListener("resize", () => {
+  cancelAnimationFrame(resizing);
+  resizing = requestAnimationFrame(() => (view.coin ? coin.drawChart() : list.drawChart()));
+});
+
+history.scrollRestoration = "manual";
+showView();
+refresh();

@@ -1,5 +1,4 @@
-"use strict";
-// A line chart of several price series on a log-10 axis, drawn as SVG.
+// The overview: several coins' prices on one log-10 axis, drawn as SVG.
 //
 // Drawn here rather than with a charting library: it is about as long as the
 // configuration a library would need, nothing has to be vendored or fetched, and
@@ -7,106 +6,92 @@
 // point: coins from $0.00001 to $100,000 share one chart, and equal moves in
 // percent look equal.
 //
-//   LogChart.render(svgElement, [{id, label, color, t: [ms...], v: [price...]}], {from, to})
-window.LogChart = (function () {
-  const NS = "http://www.w3.org/2000/svg";
-  const MARGIN = { top: 10, right: 14, bottom: 24, left: 64 };
-  const MAX_Y_LABELS = 12;
-  // A gap longer than this (the pipeline was stopped) breaks the line.
-  const GAP_MS = 5 * 60 * 1000;
-  const MINUTE = 60 * 1000;
-  const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720].map((m) => m * MINUTE);
+//   render(svgElement, [{id, label, color, t: [ms...], v: [price...]}], {from, to})
+//
+// Also the SVG helpers the coin's candles (candles.js) share: the canvas, the two
+// axes, and the note that says when the time axis fits less data than the window.
 
-  function node(name, attrs, parent, text) {
-    const el = document.createElementNS(NS, name);
-    for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
-    if (text !== undefined) el.textContent = text;
-    parent.appendChild(el);
-    return el;
+import { logScale, timeTicks } from "./axes.js";
+import { duration } from "./format.js";
+
+const NS = "http://www.w3.org/2000/svg";
+const MARGIN = { top: 10, right: 14, bottom: 24, left: 52 };
+// A gap longer than this (the pipeline was stopped) breaks the line.
+const GAP_MS = 5 * 60 * 1000;
+
+export function node(name, attrs, parent, text) {
+  const el = document.createElementNS(NS, name);
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
+  if (text !== undefined) el.textContent = text;
+  parent.appendChild(el);
+  return el;
+}
+
+// The svg's own size, its viewBox set to it, emptied; or a message when there is nothing to draw.
+export function canvas(svg, empty) {
+  const width = svg.clientWidth || 800;
+  const height = svg.clientHeight || 380;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.replaceChildren();
+  if (empty) node("text", { class: "empty", x: width / 2, y: height / 2, "text-anchor": "middle" }, svg, empty);
+  return { width, height };
+}
+
+// Says so when the axis shows less than the window because there is less data than that.
+export function showFit(note, range, window) {
+  note.hidden = !range.fitted;
+  if (range.fitted) {
+    const minutes = duration((range.to - range.dataFrom) / 1000);
+    note.textContent = `Only ${minutes} of data so far: the axis shows all of it rather than the ${window} window.`;
   }
+}
 
-  // 10^k exactly as a double: Math.pow(10, -7) is not 1e-7, but "1e-7" parses to it.
-  const decade = (k) => Number("1e" + k);
-
-  // The domain is widened to the 1-2-5 ladder around the data, so every line sits
-  // between labels without wasting most of a decade; ticks are on that ladder for
-  // short ranges and whole decades for long ones.
-  function logScale(lo, hi) {
-    const first = Math.floor(Math.log10(lo));
-    const last = Math.ceil(Math.log10(hi)) + 1;
-    const ladder = [];
-    for (let k = first; k <= last; k += 1) for (const m of [1, 2, 5]) ladder.push(m * decade(k));
-    const min = ladder.filter((v) => v <= lo).pop();
-    const max = ladder.find((v) => v >= hi && v > min); // above min even when lo == hi
-    const short = Math.log10(max / min) <= 2;
-    let ticks = ladder.filter((v) => v >= min && v <= max && (short || Number.isInteger(Math.log10(v))));
-    const stride = Math.ceil(ticks.length / MAX_Y_LABELS);
-    ticks = ticks.filter((_, i) => i % stride === 0);
-    return { min, max, ticks };
+// Vertical grid lines and time labels along the bottom of the plot.
+export function drawTimeAxis(svg, range, xPos, box) {
+  const axis = timeTicks(range.from, range.to, box.right - box.left);
+  for (const t of axis.ticks) {
+    const g = node("g", { class: "tick x", "data-t": t }, svg);
+    node("line", { class: "grid", x1: xPos(t), x2: xPos(t), y1: box.top, y2: box.bottom }, g);
+    node("text", { x: xPos(t), y: box.bottom + 16, "text-anchor": "middle" }, g, axis.label(t));
   }
+}
 
-  function priceLabel(v) {
-    if (v >= 1e9) return v / 1e9 + "B";
-    if (v >= 1e6) return v / 1e6 + "M";
-    if (v >= 1e3) return v / 1e3 + "k";
-    return String(Number(v.toPrecision(1)));
+// Horizontal grid lines and price labels at the left of the plot.
+export function drawPriceAxis(svg, scale, yPos, box) {
+  for (const v of scale.ticks) {
+    const g = node("g", { class: "tick y", "data-value": v, "data-y": yPos(v).toFixed(2) }, svg);
+    node("line", { class: "grid", x1: box.left, x2: box.right, y1: yPos(v), y2: yPos(v) }, g);
+    node("text", { x: box.left - 6, y: yPos(v) + 4, "text-anchor": "end" }, g, scale.label(v));
   }
+}
 
-  function timeLabel(ms, withDate) {
-    const d = new Date(ms);
-    const hm = d.toTimeString().slice(0, 5);
-    return withDate ? d.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + hm : hm;
+export function render(svg, series, range) {
+  // Log scales cannot show zero or negative prices; they are left out.
+  const values = series.flatMap((s) => s.v.filter((v) => v > 0));
+  const { width, height } = canvas(svg, values.length ? undefined : "no prices in this window yet");
+  if (!values.length) return;
+  const box = { left: MARGIN.left, right: width - MARGIN.right, top: MARGIN.top, bottom: height - MARGIN.bottom };
+  const y = logScale(Math.min(...values), Math.max(...values), box.bottom - box.top);
+  const yPos = (v) => box.bottom - (box.bottom - box.top) * y.at(v);
+  const xPos = (t) => box.left + ((box.right - box.left) * (t - range.from)) / (range.to - range.from);
+  drawPriceAxis(svg, y, yPos, box);
+  drawTimeAxis(svg, range, xPos, box);
+
+  for (const s of series) {
+    let d = "";
+    let previous = null;
+    const alone = []; // points with no line to either side: drawn as dots, or they would not show
+    s.t.forEach((t, i) => {
+      const v = s.v[i];
+      if (!(v > 0)) return;
+      const jump = previous === null || t - previous > GAP_MS;
+      const next = s.t[i + 1];
+      if (jump && (next === undefined || next - t > GAP_MS || !(s.v[i + 1] > 0))) alone.push([t, v]);
+      d += `${jump ? "M" : "L"}${xPos(t).toFixed(1)},${yPos(v).toFixed(1)}`;
+      previous = t;
+    });
+    const path = node("path", { class: "series", "data-coin": s.id, d, stroke: s.color }, svg);
+    node("title", {}, path, s.label);
+    for (const [t, v] of alone) node("circle", { class: "dot", cx: xPos(t), cy: yPos(v), r: 2.5, fill: s.color }, svg);
   }
-
-  function render(svg, series, range) {
-    const width = svg.clientWidth || 800;
-    const height = svg.clientHeight || 380;
-    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    svg.replaceChildren();
-    const plotW = width - MARGIN.left - MARGIN.right;
-    const plotH = height - MARGIN.top - MARGIN.bottom;
-
-    // Log scales cannot show zero or negative prices; they are left out.
-    const values = series.flatMap((s) => s.v.filter((v) => v > 0));
-    if (!values.length) {
-      node("text", { class: "empty", x: width / 2, y: height / 2, "text-anchor": "middle" }, svg, "no prices in this window yet");
-      return;
-    }
-    const y = logScale(Math.min(...values), Math.max(...values));
-    const logMin = Math.log10(y.min);
-    const logSpan = Math.log10(y.max) - logMin;
-    const yPos = (v) => MARGIN.top + plotH * (1 - (Math.log10(v) - logMin) / logSpan);
-    const xPos = (t) => MARGIN.left + (plotW * (t - range.from)) / (range.to - range.from);
-
-    for (const v of y.ticks) {
-      const g = node("g", { class: "tick y", "data-value": v, "data-y": yPos(v).toFixed(2) }, svg);
-      node("line", { class: "grid", x1: MARGIN.left, x2: width - MARGIN.right, y1: yPos(v), y2: yPos(v) }, g);
-      node("text", { x: MARGIN.left - 6, y: yPos(v) + 4, "text-anchor": "end" }, g, priceLabel(v));
-    }
-
-    const span = range.to - range.from;
-    const step = TIME_STEPS.find((s) => span / s <= 7) || TIME_STEPS[TIME_STEPS.length - 1];
-    const withDate = span > 12 * 60 * MINUTE;
-    for (let t = Math.ceil(range.from / step) * step; t <= range.to; t += step) {
-      const g = node("g", { class: "tick x" }, svg);
-      node("line", { class: "grid", x1: xPos(t), x2: xPos(t), y1: MARGIN.top, y2: MARGIN.top + plotH }, g);
-      node("text", { x: xPos(t), y: height - 6, "text-anchor": "middle" }, g, timeLabel(t, withDate));
-    }
-
-    for (const s of series) {
-      let d = "";
-      let previous = null;
-      s.t.forEach((t, i) => {
-        const v = s.v[i];
-        if (!(v > 0)) return;
-        const jump = previous === null || t - previous > GAP_MS;
-        d += `${jump ? "M" : "L"}${xPos(t).toFixed(1)},${yPos(v).toFixed(1)}`;
-        previous = t;
-      });
-      const path = node("path", { class: "series", "data-coin": s.id, d, stroke: s.color }, svg);
-      node("title", {}, path, s.label);
-    }
-  }
-
-  return { render, logScale, priceLabel };
-})();
+}
