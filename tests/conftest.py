@@ -18,7 +18,8 @@ use it ``@pytest.mark.spark``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -155,3 +156,16 @@ def make_warehouse(path: Path) -> DuckDBWarehouse:
 @pytest.fixture
 def warehouse(tmp_path: Path) -> DuckDBWarehouse:
     return make_warehouse(tmp_path / "warehouse.duckdb")
+
+
+def isolated_environ(monkeypatch: pytest.MonkeyPatch, prefix: str) -> Callable[[dict[str, str]], None]:
+    """Clear every variable under ``prefix`` from this test's environment; return a setter for
+    the test's own (the settings tests read the real process environment, as the programs do)."""
+    for name in [name for name in os.environ if name.upper().startswith(prefix)]:
+        monkeypatch.delenv(name)
+
+    def set_variables(variables: dict[str, str]) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+
+    return set_variables

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from config import ENV_VAR_PREFIX, ConfigError, EnvironmentConfig, environment, load_environments
+
+from ..conftest import isolated_environ
 
 VALID = {"project": "my-project-1", "state_bucket": "my-project-1-tfstate"}
 
@@ -15,14 +16,7 @@ VALID = {"project": "my-project-1", "state_bucket": "my-project-1-tfstate"}
 @pytest.fixture(autouse=True)
 def environ(monkeypatch):
     """No deployment variable of the shell this runs in; each test sets its own."""
-    for name in [name for name in os.environ if name.upper().startswith(ENV_VAR_PREFIX)]:
-        monkeypatch.delenv(name)
-
-    def set_variables(variables: dict[str, str]) -> None:
-        for name, value in variables.items():
-            monkeypatch.setenv(name, value)
-
-    return set_variables
+    return isolated_environ(monkeypatch, ENV_VAR_PREFIX)
 
 
 def test_environments_file_declares_dev_and_prod():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +13,8 @@ from producer import ConfigError, ProducerConfig
 from producer.apikey import resolve_api_key
 from producer.config import ENV_PREFIX, PRO_API_URL, PUBLIC_API_URL, InvalidSetting
 
+from ..conftest import isolated_environ
+
 DOCS = Path(__file__).resolve().parents[2] / "README.md"
 SECRET = "projects/my-project/secrets/coingecko/versions/latest"
 
@@ -21,14 +22,7 @@ SECRET = "projects/my-project/secrets/coingecko/versions/latest"
 @pytest.fixture(autouse=True)
 def environ(monkeypatch):
     """No producer variable of the shell this runs in; each test sets its own."""
-    for name in [name for name in os.environ if name.upper().startswith(ENV_PREFIX)]:
-        monkeypatch.delenv(name)
-
-    def set_variables(variables: dict[str, str]) -> None:
-        for name, value in variables.items():
-            monkeypatch.setenv(name, value)
-
-    return set_variables
+    return isolated_environ(monkeypatch, ENV_PREFIX)
 
 
 def test_from_env_overrides_defaults_when_variables_are_set(environ):
