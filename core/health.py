@@ -154,7 +154,13 @@ def describe_threshold(alert: Alert, thresholds: Thresholds) -> str:
     value = getattr(thresholds, alert.threshold)
     if alert.threshold == "quarantine_percent":
         return f"{value:g} %"
-    return f"{value / 60:g} min"
+    if alert.threshold == "stream_silence_seconds":
+        return f"{_duration(value)} silent, or {thresholds.max_driver_restarts_per_hour} starts/h"
+    return _duration(value)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 120 and seconds % 60 == 0 else f"{seconds:g} s"
 
 
 # --- judging a pipeline ---------------------------------------------------------
