@@ -56,7 +56,7 @@ class Alerts(Construct):
             ))
         self.policies = {key: self._policy(cfg, key, conditions)
                          for key, conditions in self._conditions(self.thresholds).items()}
-        self.budget = self._budget(cfg) if cfg.billing_account else None
+        self.budget = self._budget(cfg, after) if cfg.billing_account else None
 
     def metric_type(self, key: str) -> str:
         return f"logging.googleapis.com/user/{self.metrics[key].name}"
@@ -136,7 +136,7 @@ class Alerts(Construct):
             depends_on=list(self.metrics.values()),
         )
 
-    def _budget(self, cfg: EnvironmentConfig) -> Any:
+    def _budget(self, cfg: EnvironmentConfig, after: list[Any]) -> Any:
         return google.billing_budget.BillingBudget(
             self, "budget", billing_account=cfg.billing_account, display_name=f"{cfg.prefix} {cfg.name}",
             budget_filter={"projects": [f"projects/{cfg.project_number}"], "calendar_period": "MONTH"},
@@ -145,6 +145,7 @@ class Alerts(Construct):
                              for share in BUDGET_THRESHOLDS],
             all_updates_rule={"monitoring_notification_channels": [channel.id for channel in self.channels][:5],
                               "disable_default_iam_recipients": False} if self.channels else None,
+            depends_on=after,  # the Budget API, enabled by the stack
         )
 
 
