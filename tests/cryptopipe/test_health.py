@@ -105,3 +105,9 @@ def test_the_watch_counts_the_windows_lines_across_a_stream_restart(tmp_path):
     seen, _ = observe(tmp_path, tmp_path / "no-warehouse.duckdb", now=2201.0)
     assert (seen.lines_last_window, seen.quarantined_last_window) == (10, 0)
     assert seen.driver_starts_last_hour == 2
+
+
+def test_status_of_a_data_dir_that_never_ran_is_red_and_says_never(tmp_path):
+    shown = CliRunner().invoke(cli, ["status", "--data-dir", str(tmp_path)])
+    assert shown.exit_code == 1
+    assert shown.output.count("RED") == 3 and "never" in shown.output and "stopped" in shown.output
