@@ -276,6 +276,35 @@ TERRAFORM_CALLS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
         "planner": (("dataproc.jobs.get", "project"),),
     },
     "google_kms_crypto_key_iam_member": {},  # on the environment's key: granted outside the stack (the README)
+    "google_logging_metric": {
+        "deployer": (("logging.logMetrics.create", "project"), ("logging.logMetrics.update", "project"),
+                     ("logging.logMetrics.delete", "project")),
+        "planner": (("logging.logMetrics.get", "project"),),
+    },
+    "google_monitoring_notification_channel": {
+        "deployer": (("monitoring.notificationChannels.create", "project"),
+                     ("monitoring.notificationChannels.update", "project"),
+                     ("monitoring.notificationChannels.delete", "project")),
+        "planner": (("monitoring.notificationChannels.get", "project"),),
+    },
+    "google_monitoring_alert_policy": {
+        "deployer": (("monitoring.alertPolicies.create", "project"), ("monitoring.alertPolicies.update", "project"),
+                     ("monitoring.alertPolicies.delete", "project")),
+        "planner": (("monitoring.alertPolicies.get", "project"),),
+    },
+    # On the billing account, outside the project and the stacks: BILLING_ACCOUNT_GRANTS.
+    "google_billing_budget": {},
+}
+
+#: What the CI identities need on the billing account for the optional budget
+#: (``billing_account`` in the environment's config). A billing account is not in the
+#: project, and our stacks do not grant on it: a billing account administrator grants
+#: these roles by hand (docs/OPERATIONS.md, "Cost"). Each role is the narrowest
+#: predefined one holding the permissions (tests/cdktf/test_alerts.py checks the role data).
+BILLING_ACCOUNT_GRANTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "deployer": ("roles/billing.costsManager", ("billing.budgets.create", "billing.budgets.get",
+                                                "billing.budgets.update", "billing.budgets.delete")),
+    "planner": ("roles/billing.viewer", ("billing.budgets.get",)),
 }
 _GRANTING_PROJECT_ROLES = ("google_project_iam_member", "resourcemanager.projects.setIamPolicy")
 #: Terraform's own calls, whatever the resources: the state, read by plans and written by applies.
@@ -304,8 +333,11 @@ def terraform_calls(targets: Targets, project_roles: tuple[str, ...]) -> list[Ca
              for permission, target in needs]
     calls += [Call(identity, "terraform: GCS backend", "the stack's state", permission, t.state())
               for identity, permissions in STATE_CALLS.items() for permission in permissions]
-    calls.append(Call("deployer", "scripts/check-stream.sh", "after apply: is the stream RUNNING?",
+    # The smoke check runs as the read-only planner (.github/workflows/deploy.yml).
+    calls.append(Call("planner", "scripts/check-stream.sh", "after apply: is the stream RUNNING?",
                       "dataproc.jobs.get", t.project))
+    calls.append(Call("planner", "scripts/check-stream.sh", "after apply: has market_ticks been loaded since? "
+                      "(table metadata, no rows)", "bigquery.tables.get", t.tables["market_ticks"]))
     return calls
 
 
@@ -366,6 +398,10 @@ PROJECT_ROLE_ALLOWANCE: dict[str, dict[str, str]] = {
         "roles/bigquery.dataOwner": "the dataset, its tables, views and IAM",
         "roles/dataproc.editor": "the cluster and the job; the cluster's account needs actAs, as above",
         "{secret_deployer_role}": "secrets and their IAM, never a value (bootstrap.py)",
+        "roles/logging.configWriter": "the alerts' log-based metrics; also sinks, buckets and views of logs, "
+                                      "which no stack declares (a plan would show them)",
+        "roles/monitoring.alertPolicyEditor": "the alert policies",
+        "roles/monitoring.notificationChannelEditor": "the alerts' notification channels",
     },
     "planner": {
         "roles/serviceusage.serviceUsageViewer": "read-only",
@@ -376,6 +412,9 @@ PROJECT_ROLE_ALLOWANCE: dict[str, dict[str, str]] = {
         "roles/bigquery.metadataViewer": "dataset and table settings, no rows",
         "roles/dataproc.viewer": "read-only",
         "roles/secretmanager.viewer": "the secret's settings, never its value",
+        "roles/logging.viewer": "log-based metrics, and logs that are not private (no data access audit logs)",
+        "roles/monitoring.alertPolicyViewer": "read-only",
+        "roles/monitoring.notificationChannelViewer": "read-only",
     },
 }
 

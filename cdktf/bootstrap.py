@@ -126,6 +126,9 @@ DEPLOYER_ROLES = {
     "roles/storage.admin": "the data bucket, its IAM and objects; the Terraform state",
     "roles/bigquery.dataOwner": "dataset, tables, views and the dataset's IAM",
     "roles/dataproc.editor": "the cluster and the streaming job",
+    "roles/logging.configWriter": "the alerts' log-based metrics",
+    "roles/monitoring.alertPolicyEditor": "the alert policies",
+    "roles/monitoring.notificationChannelEditor": "the alerts' notification channels",
 }
 
 #: Project roles of the planner: read-only views of the same resources.
@@ -138,6 +141,9 @@ PLANNER_ROLES = {
     "roles/bigquery.metadataViewer": "dataset, tables, views",
     "roles/dataproc.viewer": "cluster and job",
     "roles/secretmanager.viewer": "the secret's settings, never its value",
+    "roles/logging.viewer": "log-based metrics",
+    "roles/monitoring.alertPolicyViewer": "alert policies",
+    "roles/monitoring.notificationChannelViewer": "notification channels",
 }
 
 

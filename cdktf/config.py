@@ -31,6 +31,7 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.gcp import PROJECT_ID
+from core.health import Thresholds
 from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, StrictSettings, matching, problems
 
 ENVIRONMENTS_FILE = Path(__file__).with_name("environments.toml")
@@ -183,6 +184,28 @@ class EnvironmentConfig(StrictSettings):
     project_number: int | None = Field(None, ge=1, le=999_999_999_999_999)
     """Number of ``project`` (``gcloud projects describe P --format 'value(projectNumber)'``): names
     the Workload Identity provider the workflows authenticate through; needed by CI only."""
+    alert_freshness_minutes: int | None = Field(None, ge=2, le=1440)
+    """Alert when the newest loaded tick is older than this; None: three poll intervals plus two
+    triggers, rounded up (core/health.py Thresholds; docs/OPERATIONS.md)."""
+    alert_producer_silence_minutes: int | None = Field(None, ge=2, le=1440)
+    """Alert when the producer logs no poll for this long; None: three poll intervals."""
+    alert_stream_silence_minutes: int | None = Field(None, ge=2, le=1440)
+    """Alert when the stream logs no batch and no idle line for this long; None: two triggers plus a minute."""
+    alert_max_driver_restarts_per_hour: int = Field(3, ge=1, le=10)
+    """Alert when the job's driver starts more often than this in an hour (a crash loop)."""
+    alert_quarantine_percent: float = Field(5.0, gt=0, le=100)
+    """Alert when more than this share of the last 15 minutes' lines is quarantined."""
+    alert_emails: Annotated[CommaSeparated, matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "e-mail addresses")] = ()
+    """Who the alerts e-mail; none: the policies exist and show in the console only (the README)."""
+    alert_webhook_url: Annotated[str | None, matching(r"https://\S+", "an https:// URL")] = None
+    """A webhook the alerts also post to (Cloud Monitoring's ``webhook_tokenauth`` channel)."""
+    billing_account: Annotated[
+        str | None, matching(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}", "a billing account id like 012345-6789AB-CDEF01")
+    ] = None
+    """Billing account paying for ``project``: with ``budget_amount``, a monthly budget alerting at 50/90/100 %.
+    The deployer needs ``roles/billing.costsManager`` on it, granted by a billing admin (docs/OPERATIONS.md)."""
+    budget_amount: int | None = Field(None, ge=1, le=10_000_000)
+    """Monthly budget of the project, in the billing account's currency; needs ``billing_account``."""
 
     @classmethod
     def ordered_sources(
@@ -211,6 +234,10 @@ class EnvironmentConfig(StrictSettings):
         if not 4 <= len(self.ci_pool_id) <= 32:
             raise Refused("prefix", self.prefix, f"Workload Identity pool id {self.ci_pool_id!r} must be 4-32 "
                           "characters; shorten the prefix")
+        if (self.billing_account is None) != (self.budget_amount is None):
+            raise Refused("budget_amount", self.budget_amount, "set billing_account and budget_amount together")
+        if self.budget_amount is not None and self.project_number is None:
+            raise Refused("project_number", None, "required with a budget: a budget names its project by number")
         for name in ("github_repository_id", "github_repository_owner_id"):
             if self.github_repository and getattr(self, name) is None:
                 raise Refused(name, None, f"required with github_repository ({self.github_repository!r}): the "
@@ -267,6 +294,19 @@ class EnvironmentConfig(StrictSettings):
     def service_account_email(self, account_id: str) -> str:
         """Email of a service account of this environment's project."""
         return f"{account_id}@{self.project}.iam.gserviceaccount.com"
+
+    @property
+    def alert_thresholds(self) -> Thresholds:
+        """The alerts' thresholds: the ``alert_*`` fields, or defaults from the interval and the trigger."""
+        minutes = {"freshness_seconds": self.alert_freshness_minutes,
+                   "producer_silence_seconds": self.alert_producer_silence_minutes,
+                   "stream_silence_seconds": self.alert_stream_silence_minutes}
+        return Thresholds.from_intervals(
+            self.interval_seconds, self.trigger_seconds,
+            **{key: value * 60 for key, value in minutes.items() if value is not None},
+            max_driver_restarts_per_hour=self.alert_max_driver_restarts_per_hour,
+            quarantine_percent=self.alert_quarantine_percent,
+        )
 
     @property
     def ci_pool_id(self) -> str:

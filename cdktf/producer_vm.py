@@ -117,7 +117,9 @@ class ProducerVm(Construct):
             },
             # SSH only as an IAM identity (OS Login, roles/compute.osLogin), never with
             # project-wide keys; the serial port stays closed (the default).
-            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE"},
+            # The service's output reaches Cloud Logging through the serial console log, where
+            # the producer-down alert counts its poll lines (alerts.py); the port itself stays closed.
+            metadata={"enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE", "serial-port-logging-enable": "TRUE"},
             metadata_startup_script=script,
             tags=[network.producer_tag],
             labels={"stage": "producer", "artifact": uploads.producer_hash},

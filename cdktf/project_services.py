@@ -9,12 +9,14 @@ from config import EnvironmentConfig
 
 SERVICES = (
     "bigquery.googleapis.com",
+    "billingbudgets.googleapis.com",  # the optional budget (alerts.py)
     "cloudresourcemanager.googleapis.com",  # project IAM grants
     "compute.googleapis.com",
     "dataproc.googleapis.com",
     "iam.googleapis.com",
     "iap.googleapis.com",  # SSH to the producer VM through IAP, no public IP
     "logging.googleapis.com",
+    "monitoring.googleapis.com",  # alert policies and channels (alerts.py)
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
 )

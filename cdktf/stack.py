@@ -8,6 +8,7 @@ from constructs import Construct
 from core.views import looker_studio_url
 
 from access import Access
+from alerts import Alerts
 from archive import Artifacts
 from artifacts import ArtifactUploads
 from audit import AuditLogs
@@ -50,6 +51,8 @@ class PipelineStack(TerraformStack):
             service_account=access.emails["producer"], member=access.members["producer"], after=[*apis, *disks.grants],
         )
 
+        Alerts(self, "alerts", cfg, after=apis)
+
         outputs = {
             "bucket": (storage.bucket.name, "The data bucket (landing, archive, staging, checkpoints, artifacts)."),
             "table_id": (warehouse.ticks_table_id, "BigQuery table of market ticks."),
@@ -58,6 +61,8 @@ class PipelineStack(TerraformStack):
             "job_id": (processing.job.reference.job_id, "Dataproc job id of the running stream."),
             "project": (cfg.project, "Project of the environment (scripts/check-stream.sh)."),
             "region": (cfg.region, "Region of the cluster and the job (scripts/check-stream.sh)."),
+            "freshness_threshold_seconds": (cfg.alert_thresholds.freshness_seconds,
+                                            "Age the newest tick may reach (scripts/check-stream.sh, the alerts)."),
             "producer_vm": (producer.instance.name, "Compute Engine instance running the producer."),
             "looker_studio_url": (looker_studio_url(cfg.project, cfg.dataset_id),
                                   "Opens a new Looker Studio report on the views (docs/DASHBOARD.md)."),

@@ -7,10 +7,12 @@ stream's settings refuse is a usage error (exit status 2) naming the option.
 
     cryptopipe up --source replay --duration 120
     cryptopipe query "SELECT count(*) FROM market_ticks"
+    cryptopipe status
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -223,6 +225,7 @@ def dashboard(data_dir, warehouse, host, port, vs_currency, stale_after):
         server = DashboardServer(
             warehouse or LocalLayout(data_dir).warehouse, host=host, port=port,
             vs_currency=vs_currency, stale_after_seconds=stale_after,
+            alerts=None if warehouse else functools.partial(_alert_verdicts, LocalLayout(data_dir)),
         ).start()  # fmt: skip
     except (DashboardError, ValueError, OSError) as error:
         _fail(str(error))
@@ -234,6 +237,32 @@ def dashboard(data_dir, warehouse, host, port, vs_currency, stale_after):
         pass
     finally:
         server.stop()
+
+
+def _alert_verdicts(layout: LocalLayout) -> list[dict]:
+    from cryptopipe.health import as_json, pipeline_health
+
+    return as_json(pipeline_health(layout.root, layout.warehouse))
+
+
+@cli.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
+              show_default=True, help="The data directory of `cryptopipe up`.")
+def status(data_dir: Path) -> None:
+    """Data age, producer heartbeat, stream state and quarantine rate against the cloud alerts'
+    thresholds (docs/OPERATIONS.md); exit status 1 when any is red."""
+    from cryptopipe.health import pipeline_health, status_table
+
+    from jobs.errors import WarehouseError
+
+    layout = LocalLayout(data_dir)
+    try:
+        verdicts = pipeline_health(layout.root, layout.warehouse)
+    except WarehouseError as error:
+        _fail(str(error))
+    out.print(status_table(verdicts))
+    if not all(verdict.ok for verdict in verdicts):
+        sys.exit(1)
 
 
 def main() -> None:

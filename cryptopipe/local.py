@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from cryptopipe.errors import PipelineError
 
 if TYPE_CHECKING:
+    from core.health import Thresholds
     from jobs import StreamConfig
     from producer import ProducerConfig
 
@@ -90,6 +91,20 @@ class LocalLayout:
     @property
     def warehouse_uri(self) -> str:
         return f"duckdb://{self.warehouse.resolve()}"
+
+    @property
+    def producer_heartbeat(self) -> Path:
+        """The producer's heartbeat, written after every poll (``cryptopipe status`` reads it)."""
+        from cryptopipe.health import PRODUCER_HEARTBEAT_FILE
+
+        return self.root / PRODUCER_HEARTBEAT_FILE
+
+    @property
+    def stream_health(self) -> Path:
+        """The stream's state as the running pipeline sees it (cryptopipe/health.py StreamWatch)."""
+        from cryptopipe.health import STREAM_FILE
+
+        return self.root / STREAM_FILE
 
 
 @dataclass(frozen=True)
@@ -178,7 +193,8 @@ def producer_config(layout: LocalLayout, source: str, **settings: Any) -> Produc
         by_source = {"interval_seconds": REPLAY_INTERVAL_SECONDS, "requests_per_minute": REPLAY_REQUESTS_PER_MINUTE}
     else:
         by_source = {"interval_seconds": LIVE_INTERVAL_SECONDS}
-    folders = {"landing_uri": str(layout.landing), "spool_dir": str(layout.spool)}
+    folders = {"landing_uri": str(layout.landing), "spool_dir": str(layout.spool),
+               "health_file": str(layout.producer_heartbeat)}
     return ProducerConfig.from_env(**{**by_source, **folders, **settings})
 
 
@@ -216,6 +232,7 @@ class LocalPipeline:
         max_polls: int | None = None,
         dashboard_port: int | None = None,
         verbose: bool = False,
+        thresholds: Thresholds | None = None,
     ) -> None:
         self.layout = layout
         self.producer = producer
@@ -232,6 +249,10 @@ class LocalPipeline:
         self._own_spark = None
         self._stream = None
         self._lock_fd: int | None = None
+        self._producer_stop = threading.Event()
+        self._watch_thread: threading.Thread | None = None
+        self._watch = None
+        self.thresholds = thresholds
 
     @property
     def started(self) -> bool:
@@ -260,6 +281,7 @@ class LocalPipeline:
                 folder.mkdir(parents=True, exist_ok=True)
             self._start_producer()
             self._start_stream()
+            self._start_watch()
         except BaseException:
             self.stop()
             raise
@@ -271,7 +293,8 @@ class LocalPipeline:
 
         try:
             self._dashboard = DashboardServer(
-                self.layout.warehouse, port=self.dashboard_port, vs_currency=self.producer.vs_currency
+                self.layout.warehouse, port=self.dashboard_port, vs_currency=self.producer.vs_currency,
+                alerts=self.alert_verdicts,
             ).start()
         except (DashboardError, OSError) as error:
             raise PipelineError(f"the dashboard cannot start on port {self.dashboard_port}: {error}") from None
@@ -290,8 +313,9 @@ class LocalPipeline:
             config = config.model_copy(update={"base_url": self._replay.url})
             log.info("using the bundled CoinGecko replay at %s (no internet needed)", self._replay.url)
         self._poller = Poller.from_config(config)
+        self._producer_stop = threading.Event()
         self._producer_thread = threading.Thread(
-            target=self._poller.run, args=(self._stop,), kwargs={"max_polls": self.max_polls},
+            target=self._poller.run, args=(self._producer_stop,), kwargs={"max_polls": self.max_polls},
             name="producer", daemon=True,
         )
         self._producer_thread.start()
@@ -313,6 +337,62 @@ class LocalPipeline:
                 conf={"spark.ui.showConsoleProgress": "false"},
             )
         self._stream = start_stream(spark, self.stream)
+        if self._watch is not None:
+            self._watch.started()
+
+    def _start_watch(self) -> None:
+        """Write the stream's state every second for ``cryptopipe status`` (cryptopipe/health.py)."""
+        from cryptopipe.health import WRITE_SECONDS, StreamWatch, default_thresholds
+
+        thresholds = self.thresholds or default_thresholds(self.producer.interval_seconds,
+                                                           self.stream.trigger_seconds or 1.0)
+        self._watch = StreamWatch(self.layout.stream_health, thresholds)
+        self._watch.started()
+
+        def watch() -> None:
+            while True:
+                self._write_watch()
+                if self._stop.wait(WRITE_SECONDS):
+                    return
+
+        self._watch_thread = threading.Thread(target=watch, name="stream-watch", daemon=True)
+        self._watch_thread.start()
+
+    def _write_watch(self) -> None:
+        stream = self._stream
+        totals = stream.status() if stream is not None else None
+        self._watch.record(stream is not None and stream.is_active,
+                           totals.rows_in if totals else 0, totals.rows_quarantined if totals else 0)
+
+    def alert_verdicts(self) -> list[dict[str, Any]]:
+        """The alerts' verdicts now, as the dashboard's health endpoint answers them (cryptopipe/health.py)."""
+        from cryptopipe.health import as_json, pipeline_health
+
+        return as_json(pipeline_health(self.layout.root, self.layout.warehouse))
+
+    def stop_producer(self) -> None:
+        """Stop polling (the poll in flight finishes); :meth:`start_producer` starts again."""
+        self._producer_stop.set()
+        if self._producer_thread is not None:
+            self._producer_thread.join(timeout=30)
+
+    def start_producer(self) -> None:
+        """Start a stopped producer again, on the same spool and landing zone."""
+        self._producer_thread = threading.Thread(
+            target=self._poller.run, args=(self._producer_stop,), name="producer", daemon=True)
+        self._producer_stop.clear()
+        self._producer_thread.start()
+
+    def stop_stream(self) -> None:
+        """Stop the stream (the batch in flight finishes); :meth:`start_stream` starts it again."""
+        if self._stream is not None:
+            self._stream.stop()
+            if self._watch is not None:
+                self._write_watch()  # `cryptopipe status` shows it at once
+
+    def start_stream(self) -> None:
+        """Start the stream again on its checkpoint, as a restarted driver does."""
+        self._start_stream()
 
     def status(self) -> Status:
         produced = self._poller.stats.snapshot()
@@ -351,12 +431,14 @@ class LocalPipeline:
         if self._dashboard is not None:
             self._dashboard.stop()
         self._stop.set()
+        self._producer_stop.set()
+        if self._watch_thread is not None:
+            self._watch_thread.join(timeout=5)
         if self._producer_thread is not None:
             self._producer_thread.join(timeout=30)
         if self._poller is not None:
             self._poller.close()
-        if self._stream is not None:
-            self._stream.stop()
+        self.stop_stream()
         if self._own_spark is not None:
             self._own_spark.stop()
         if self._replay is not None:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
+from core.health import IDLE_LINE_SECONDS, STREAM_IDLE, batch_fields, stream_mark
 from core.totals import Totals
 from jobs.dedup import dropped_rows
 from jobs.loaders.base import LoadResult
@@ -126,6 +128,7 @@ class ProgressListener(StreamingQueryListener):
 
     def __init__(self, metrics: StreamMetrics) -> None:
         self._metrics = metrics
+        self._last_idle_line = -float(IDLE_LINE_SECONDS)
 
     def onQueryStarted(self, event: Any) -> None:
         pass
@@ -137,7 +140,12 @@ class ProgressListener(StreamingQueryListener):
             log.exception("could not record the progress of a micro-batch")
 
     def onQueryIdle(self, event: Any) -> None:
-        pass
+        # A healthy stream with nothing to read says so now and then: the stream-not-running
+        # alert tells a quiet stream from a dead one by this line (core/health.py).
+        now = time.monotonic()
+        if now - self._last_idle_line >= IDLE_LINE_SECONDS:
+            self._last_idle_line = now
+            log.info("%s nothing new to read", stream_mark(STREAM_IDLE))
 
     def onQueryTerminated(self, event: Any) -> None:
         pass
@@ -152,8 +160,14 @@ def _batch_line(batch_id: int, progress: Mapping[str, Any], load: _Load, duplica
         head = f"already loaded by an earlier run ({result.ticks} ticks, {result.quarantined} quarantined)"
     else:
         head = f"{result.ticks} loaded, {result.quarantined} quarantined"
+    records = result.ticks + result.quarantined + duplicates + late
+    age = None
+    if result.ticks and result.newest_event_time is not None:
+        # Spark hands timestamps back as naive local times; astimezone() reads them so.
+        age = (datetime.now(timezone.utc) - result.newest_event_time.astimezone(timezone.utc)).total_seconds()
     return (
-        f"batch {batch_id}: {result.ticks + result.quarantined + duplicates + late} records in "
+        f"batch {batch_id}: {records} records in "
         f"({load.files} files), {head}, "
-        f"{duplicates} duplicates, {late} late; newest event {newest}; {timing}"
+        f"{duplicates} duplicates, {late} late; newest event {newest}; {timing}; "
+        f"{batch_fields(records, result.quarantined, age)}"
     )

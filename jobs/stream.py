@@ -36,6 +36,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from core.health import STREAM_STARTED, stream_mark
 from jobs.config import StreamConfig, parse_args
 from jobs.dedup import QUARANTINE_ID, drop_duplicate_ticks
 from jobs.batch_files import BatchFiles
@@ -58,6 +59,9 @@ __all__ = [
     "start_stream",
     "ticks_stream",
 ]
+
+#: The driver's log lines: Dataproc sends each to Cloud Logging as one entry (cdktf/log_metrics.py).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 log = logging.getLogger("jobs.stream")
 
@@ -201,7 +205,7 @@ def start_stream(
         session.streams.removeListener(listener)
         warehouse.close()
         raise
-    log.info("stream started: query id %s", query.id)
+    log.info("%s query id %s", stream_mark(STREAM_STARTED), query.id)
     return StreamHandle(query, metrics, warehouse, session, listener)
 
 
@@ -267,7 +271,7 @@ def run(spark: SparkSession, config: StreamConfig) -> StreamStatus:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: parse, build Spark, run, map failures to an exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("py4j").setLevel(logging.WARNING)
     config = parse_args(argv)
     spark = None

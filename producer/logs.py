@@ -13,6 +13,8 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
+from core.health import EVENT_FIELD
+
 _FIELDS = "cryptopipe_event"
 
 
@@ -21,7 +23,7 @@ def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> 
     if not logger.isEnabledFor(level):
         return
     text = " ".join(f"{key}={value}" for key, value in fields.items())
-    logger.log(level, "%s %s", event, text, extra={_FIELDS: {"event": event, **fields}})
+    logger.log(level, "%s %s", event, text, extra={_FIELDS: {EVENT_FIELD: event, **fields}})
 
 
 class JsonFormatter(logging.Formatter):

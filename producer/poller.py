@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 from google.cloud import storage
 
+from core.health import POLL_EVENT
 from core.totals import Totals
 from producer.budget import RequestBudget
 from producer.coingecko import CoinGeckoClient
@@ -240,7 +241,7 @@ class Poller:
         self.stats.saw_last_updated(validation.newest_last_updated)
         self.stats.set(last_poll_at=poll_time, last_poll_status=report.status, spool_depth=report.spool_depth)
         level = logging.ERROR if report.dropped else logging.INFO if report.status == "ok" else logging.WARNING
-        log_event(log, level, "poll", **asdict(report))
+        log_event(log, level, POLL_EVENT, **asdict(report))
         return report
 
     def _fetch(self, report: PollReport, stop: threading.Event, fetch_deadline: float) -> Validation:

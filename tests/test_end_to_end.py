@@ -4,6 +4,9 @@ market says must be there."""
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,8 +67,33 @@ def _expected_ticks(frames: list[int], skip: dict[int, set[str]]) -> dict[tuple,
     return expected
 
 
+class _Records(logging.Handler):
+    """Every record our loggers write during the run, for the log-line checks below."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture(scope="module")
-def pipeline_run(spark, tmp_path_factory):
+def log_records() -> Iterator[list[logging.LogRecord]]:
+    handler = _Records()
+    loggers = [logging.getLogger(name) for name in ("producer", "jobs")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield handler.records
+    for logger, level in zip(loggers, levels):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(spark, tmp_path_factory, log_records):
     """Four polls over three frames (one repeated, one with corrupted records), then one stream run."""
     layout = LocalLayout(tmp_path_factory.mktemp("e2e"))
     with ReplayServer(frame_seconds=FRAME_SECONDS, auto_advance=False, rebase=False) as server:
@@ -141,3 +169,52 @@ def test_landed_files_are_one_ndjson_object_per_poll_under_dt_hour(pipeline_run)
     assert names == {r.poll_id for r in reports}
     for f in files:
         assert f.parent.name.startswith("hour=") and f.parent.parent.name.startswith("dt=")
+
+
+def _cloud_entries(records: list[logging.LogRecord]) -> list[dict]:
+    """The records as Cloud Logging would hold them: the producer's JSON lines (its own formatter)
+    as serial console text, the job's lines (its driver's format) as Dataproc driver output. The
+    envelopes follow Google's documentation (cdktf/log_metrics.py); the payloads are the real lines."""
+    from jobs.stream import LOG_FORMAT
+    from producer.logs import JsonFormatter
+
+    producer, job = JsonFormatter(), logging.Formatter(LOG_FORMAT)
+    entries = []
+    for record in records:
+        if record.name.startswith("producer"):
+            entries.append({"resource": {"type": "gce_instance"},
+                            "logName": "projects/p/logs/serialconsole.googleapis.com%2Fserial_port_1_output",
+                            "textPayload": producer.format(record)})
+        else:
+            entries.append({"resource": {"type": "cloud_dataproc_job"},
+                            "logName": "projects/p/logs/dataproc.job.driver",
+                            "jsonPayload": {"message": job.format(record)}})
+    return entries
+
+
+def test_each_log_metric_filter_matches_the_lines_the_code_writes(pipeline_run, log_records):
+    """Renaming a word of a log line (core/health.py or its writers) fails here: the cloud
+    alerts would count nothing."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cdktf"))
+    from log_metrics import VALUE_FIELDS, log_filters, value_extractor
+
+    from jobs.metrics import ProgressListener, StreamMetrics
+
+    from .logging_filter import extract, matches
+
+    layout, reports, _bad = pipeline_run
+    ProgressListener(StreamMetrics()).onQueryIdle(None)  # what a quiet stream writes
+    entries = _cloud_entries(log_records)
+    hits = {key: [e for e in entries if matches(filter_, e)] for key, filter_ in log_filters().items()}
+    assert len(hits["polls"]) == len(reports)  # one per poll; not poll_overran, not producer_started
+    assert len(hits["stream-starts"]) >= 1  # one a stream run (this module runs a second one)
+    batches = hits["records"]
+    assert batches and hits["quarantined"] == batches
+    assert len(hits["stream-reports"]) == len(batches) + 1  # the batches and the idle line
+    values = {key: [extract(value_extractor(field), e) for e in hits[key]] for key, field in VALUE_FIELDS.items()}
+    assert all(v is not None and float(v) >= 0 for found in values.values() for v in found)
+    ticks, quarantined = _warehouse_rows(layout, "SELECT (SELECT count(*) FROM market_ticks), "
+                                                 "(SELECT count(*) FROM quarantine)")[0]
+    assert sum(float(v) for v in values["quarantined"]) == quarantined
+    assert sum(float(v) for v in values["records"]) >= ticks + quarantined
+    assert 0 < len(hits["data-age"]) <= len(batches)

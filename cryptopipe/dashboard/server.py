@@ -90,6 +90,7 @@ class DashboardServer(BackgroundServer):
         vs_currency: str = "usd",
         stale_after_seconds: float = STALE_AFTER_SECONDS,
         refresh_seconds: float = REFRESH_SECONDS,
+        alerts: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         super().__init__(host=host, port=port)
         self.service = DashboardService(
@@ -97,6 +98,7 @@ class DashboardServer(BackgroundServer):
             vs_currency=vs_currency,
             stale_after_seconds=stale_after_seconds,
             refresh_seconds=refresh_seconds,
+            alerts=alerts,
         )
 
     def _bind(self, address: tuple[str, int]) -> _HTTPServer:

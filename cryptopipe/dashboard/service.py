@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -76,8 +76,11 @@ class DashboardService:
         vs_currency: str = "usd",
         stale_after_seconds: float = STALE_AFTER_SECONDS,
         refresh_seconds: float = REFRESH_SECONDS,
+        alerts: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.backend = backend
+        self.alerts = alerts
+        """The pipeline's alert verdicts (cryptopipe/health.py), when the dashboard watches a local run."""
         self.vs_currency = vs_currency
         self.stale_after_seconds = stale_after_seconds
         self.refresh_seconds = refresh_seconds
@@ -162,6 +165,8 @@ class DashboardService:
             "default_window": DEFAULT_WINDOW,
             "default_top": DEFAULT_TOP,
         }
+        if self.alerts is not None:
+            settings["alerts"] = self._alert_verdicts()
         try:
             answer = self._latest()
         except BackendUnavailable as error:
@@ -187,6 +192,15 @@ class DashboardService:
             "newest_event_time": utc_millis(newest),
             "age_seconds": round(age, 3),
         }
+
+    def _alert_verdicts(self) -> list[dict[str, Any]] | str:
+        """The verdicts, or why they cannot be read now (the warehouse busy, say)."""
+        from jobs.errors import WarehouseError
+
+        try:
+            return self.alerts()
+        except (OSError, ValueError, WarehouseError) as error:  # the freshness indicator still answers
+            return f"unavailable: {error}"
 
     def _coins(self, coins: str | None, top: str | None) -> list[str]:
         if coins:

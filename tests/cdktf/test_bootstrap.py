@@ -21,6 +21,9 @@ DEPLOYER_ROLES = {
     "roles/storage.admin",
     "roles/bigquery.dataOwner",
     "roles/dataproc.editor",
+    "roles/logging.configWriter",  # the alerts' log-based metrics
+    "roles/monitoring.alertPolicyEditor",
+    "roles/monitoring.notificationChannelEditor",
 }
 PLANNER_ROLES = {
     "roles/serviceusage.serviceUsageViewer",
@@ -31,6 +34,9 @@ PLANNER_ROLES = {
     "roles/bigquery.metadataViewer",
     "roles/dataproc.viewer",
     "roles/secretmanager.viewer",
+    "roles/logging.viewer",
+    "roles/monitoring.alertPolicyViewer",
+    "roles/monitoring.notificationChannelViewer",
 }
 
 

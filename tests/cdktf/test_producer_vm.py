@@ -34,8 +34,10 @@ def test_vm_has_no_public_ip_is_shielded_with_os_login_and_no_project_ssh_keys(s
     assert nic["subnetwork"] == stack.ref_one("google_compute_subnetwork", "id")
     assert vm["shielded_instance_config"] == {
         "enable_integrity_monitoring": True, "enable_secure_boot": True, "enable_vtpm": True}
-    # exactly: no serial-port-enable, no ssh-keys, no key material in metadata
-    assert vm["metadata"] == {"block-project-ssh-keys": "TRUE", "enable-oslogin": "TRUE"}
+    # exactly: no serial-port-enable, no ssh-keys, no key material in metadata; the console's
+    # output goes to Cloud Logging (the producer-down alert counts its poll lines there)
+    assert vm["metadata"] == {"block-project-ssh-keys": "TRUE", "enable-oslogin": "TRUE",
+                              "serial-port-logging-enable": "TRUE"}
 
 
 def test_vm_runs_as_its_own_account(stack):

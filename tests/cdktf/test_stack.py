@@ -11,7 +11,7 @@ from core.views import looker_studio_url
 from config import load_environments
 
 EXPECTED_COUNTS = {
-    "google_project_service": 9,
+    "google_project_service": 11,
     "google_project_iam_member": 2,
     "google_project_iam_audit_config": 2,  # Data Access logs: Cloud Storage, Secret Manager
     "google_compute_network": 1,
@@ -31,6 +31,8 @@ EXPECTED_COUNTS = {
     "google_secret_manager_secret_iam_member": 1,
     "google_compute_instance": 1,
     "google_compute_disk": 1,  # the producer's spool
+    "google_logging_metric": 6,  # core/health.py's signals (cdktf/alerts.py)
+    "google_monitoring_alert_policy": 4,  # one per alert; channels and a budget only when configured
 }
 
 

@@ -94,9 +94,11 @@ def test_no_key_or_long_lived_credential(report):
         assert "credentials_json" not in text and "secrets." not in text, path
     auth = [(path, step) for path, step in _steps(report) if step.get("uses", "").startswith(
         "google-github-actions/auth@")]
-    assert [path for path, _ in auth] == [".github/actions/terraform-init/action.yml"]
-    (_, step), = auth
-    assert set(step["with"]) == {"workload_identity_provider", "service_account"}
+    # the setup's, and the deploy jobs' switch to the planner for the smoke check: all federated, no key
+    assert [path for path, _ in auth] == [".github/workflows/deploy.yml"] * 2 + [
+        ".github/actions/terraform-init/action.yml"]
+    for _, step in auth:
+        assert set(step["with"]) == {"workload_identity_provider", "service_account"}
 
 
 def test_checkouts_keep_no_token(report):
@@ -155,8 +157,13 @@ def test_main_deploys_dev_then_prod_through_its_protected_environment(workflows)
         runs = [step.get("run", "") for step in job["steps"]]
         applied = next(i for i, run in enumerate(runs) if "apply -input=false -no-color tfplan" in run)
         assert any("plan -input=false -no-color -out=tfplan" in run for run in runs[:applied])
-        # then the job fails unless the stream runs: the provider counts a job in ERROR as created
-        assert runs[applied + 1] == 'scripts/check-stream.sh "$STACK_DIR"', job_id
+        # then the job fails unless the stream runs and loads (the provider counts a job in ERROR as
+        # created), checked as the read-only planner: the steps between switch to it, and do nothing else
+        checked = runs.index('scripts/check-stream.sh "$STACK_DIR"')
+        resolve, auth = job["steps"][applied + 1:checked]
+        assert resolve["run"] == f'.venv/bin/python cdktf/ci.py {env} planner | tee -a "$GITHUB_OUTPUT"', job_id
+        assert auth["uses"].startswith("google-github-actions/auth@"), job_id
+        assert auth["with"]["service_account"] == f"${{{{ steps.{resolve['id']}.outputs.service_account }}}}"
     prod_job = deployers["prod"][1]
     assert "dev" in prod_job["needs"]  # prod only after dev deployed the same commit
     (plan_job_id,) = [j for j in prod_job["needs"] if j != "dev"]

@@ -264,3 +264,26 @@ def test_start_on_a_busy_port_says_pick_another(warehouse, serve):
 
     with pytest.raises(DashboardError, match=f"127.0.0.1:{port}.*pick another port"):
         DashboardServer(warehouse.path, port=port).start()
+
+
+def test_health_answers_the_local_runs_alert_verdicts(warehouse, serve, tmp_path):
+    """The dashboard of a local run shows `cryptopipe status`'s verdicts (cryptopipe/health.py)."""
+    from core.health import ALERTS, Thresholds
+    from cryptopipe.health import StreamWatch, as_json, pipeline_health
+
+    _two_coins(warehouse)  # ticks about three minutes old
+    watch = StreamWatch(tmp_path / "stream-health.json", Thresholds(60, 60, 60))
+    watch.started()
+    watch.record(True, 100, 10)
+
+    def verdicts():
+        return as_json(pipeline_health(tmp_path, warehouse.path))
+
+    body = get(serve(alerts=verdicts), "/api/health").json()
+    by_key = {verdict["alert"]: verdict for verdict in body["alerts"]}
+    assert list(by_key) == [alert.key for alert in ALERTS]
+    assert not by_key["data-freshness"]["ok"]  # older than 60 s
+    assert not by_key["producer-down"]["ok"] and by_key["producer-down"]["value"] == "never"
+    assert by_key["stream-not-running"]["ok"]
+    assert not by_key["quarantine-rate"]["ok"] and by_key["quarantine-rate"]["value"] == "10.0 % of 100 lines"
+    assert "alerts" not in get(serve(), "/api/health").json()  # a dashboard of a warehouse alone

@@ -1,0 +1,61 @@
+"""The log-based metrics' filters and extractors, built from core/health.py's words.
+
+Apart from alerts.py so that tests can check them against real log lines without
+importing the provider bindings (12-13 s). Where each workload's lines arrive in
+Cloud Logging: the producer's through the VM's serial console (systemd writes the
+service's output there; producer_vm.py turns on serial port logging), as
+``textPayload``; the stream's as Dataproc driver output (``dataproc.job.driver``,
+on because processing.py sets ``dataproc.logging.stackdriver.job.driver.enable``),
+a line per entry in ``jsonPayload.message``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from core.health import (
+    DATA_AGE_FIELD,
+    POLL_EVENT,
+    QUARANTINED_FIELD,
+    RECORDS_FIELD,
+    STREAM_BATCH,
+    STREAM_IDLE,
+    STREAM_STARTED,
+    event_marker,
+    field_pattern,
+    stream_mark,
+)
+
+#: Where each workload's lines arrive in Cloud Logging.
+PRODUCER_LOG = 'resource.type="gce_instance" AND log_id("serialconsole.googleapis.com/serial_port_1_output")'
+PRODUCER_TEXT = "textPayload"
+STREAM_LOG = 'resource.type="cloud_dataproc_job" AND log_id("dataproc.job.driver")'
+STREAM_TEXT = "jsonPayload.message"
+
+
+def has(field: str, text: str) -> str:
+    """The filter clause ``field:"text"`` (substring match), quoted as Logging quotes."""
+    return f"{field}:{json.dumps(text)}"
+
+
+def log_filters() -> dict[str, str]:
+    """Each log-based metric's filter, by metric key: built from core/health.py's words."""
+    batch = f"{STREAM_LOG} AND {has(STREAM_TEXT, stream_mark(STREAM_BATCH))}"
+    return {
+        "polls": f"{PRODUCER_LOG} AND {has(PRODUCER_TEXT, event_marker(POLL_EVENT))}",
+        "data-age": f"{batch} AND {has(STREAM_TEXT, DATA_AGE_FIELD + '=')}",
+        "records": batch,
+        "quarantined": batch,
+        "stream-reports": f"{STREAM_LOG} AND ({has(STREAM_TEXT, stream_mark(STREAM_BATCH))} OR "
+                          f"{has(STREAM_TEXT, stream_mark(STREAM_IDLE))})",
+        "stream-starts": f"{STREAM_LOG} AND {has(STREAM_TEXT, stream_mark(STREAM_STARTED))}",
+    }
+
+
+#: Distribution metrics: the field of the per-batch line each one reads.
+VALUE_FIELDS = {"data-age": DATA_AGE_FIELD, "records": RECORDS_FIELD, "quarantined": QUARANTINED_FIELD}
+
+
+def value_extractor(field: str) -> str:
+    """The metric's value: the number after ``field=`` in the line (RE2, as Logging runs it)."""
+    return f"REGEXP_EXTRACT({STREAM_TEXT}, {json.dumps(field_pattern(field))})"

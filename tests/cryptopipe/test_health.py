@@ -1,0 +1,113 @@
+"""The alert logic on the local test bed: a real pipeline (replay server, producer thread,
+Spark stream, DuckDB) whose producer, then stream, is stopped and started again, judged by
+`cryptopipe status`'s code with small thresholds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from click.testing import CliRunner
+
+from core.health import ALERTS, Observation, Thresholds, judge
+from cryptopipe.cli import cli
+from cryptopipe.health import StreamWatch, observe, pipeline_health
+from cryptopipe.local import LocalLayout, LocalPipeline, producer_config, stream_config
+
+#: Small enough for a test, large enough that a healthy 2 s poll / 1 s trigger stays green.
+THRESHOLDS = Thresholds(freshness_seconds=12, producer_silence_seconds=8, stream_silence_seconds=300)
+
+
+def _verdicts(layout: LocalLayout) -> dict:
+    return {v.alert.key: v for v in pipeline_health(layout.root, layout.warehouse)}
+
+
+def _wait_for(layout: LocalLayout, condition: Callable[[dict], bool], what: str, within: float) -> dict:
+    """Poll the status until ``condition`` holds; fail naming ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        verdicts = _verdicts(layout)
+        if condition(verdicts):
+            return verdicts
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} after {within} s: {verdicts}")
+        time.sleep(0.5)
+
+
+def _green(*keys: str) -> Callable[[dict], bool]:
+    return lambda verdicts: all(verdicts[key].ok for key in keys)
+
+
+def _age(verdict) -> float:
+    return float(verdict.value.removesuffix(" s"))
+
+
+@pytest.mark.spark
+def test_stopping_the_producer_or_the_stream_turns_freshness_red_and_a_restart_green(spark, tmp_path):
+    layout = LocalLayout(tmp_path / "data")
+    producer = producer_config(layout, "replay", interval_seconds=2, top_n=20)
+    stream = stream_config(layout, trigger_seconds=1.0)
+    with LocalPipeline(layout, producer, stream, replay_port=0, thresholds=THRESHOLDS) as pipeline:
+        _wait_for(layout, _green("data-freshness", "producer-down", "stream-not-running"), "all green", 120)
+
+        pipeline.stop_producer()
+        red = _wait_for(layout, lambda v: not v["data-freshness"].ok, "freshness red", 60)
+        # red as soon as the newest tick is older than the threshold, not later
+        assert THRESHOLDS.freshness_seconds <= _age(red["data-freshness"]) < THRESHOLDS.freshness_seconds + 10
+        assert not red["producer-down"].ok and red["stream-not-running"].ok
+        shown = CliRunner().invoke(cli, ["status", "--data-dir", str(layout.root)])
+        assert shown.exit_code == 1 and "RED" in shown.output and "Data freshness" in shown.output
+
+        pipeline.start_producer()
+        _wait_for(layout, _green("data-freshness", "producer-down"), "green after the producer's restart", 60)
+
+        pipeline.stop_stream()
+        stopped = _verdicts(layout)
+        assert not stopped["stream-not-running"].ok  # at once: the run says its stream stopped
+        red = _wait_for(layout, lambda v: not v["data-freshness"].ok, "freshness red without a stream", 60)
+        assert red["producer-down"].ok  # the producer still polls; nothing loads what it lands
+
+        pipeline.start_stream()
+        verdicts = _wait_for(layout, _green("data-freshness", "stream-not-running"),
+                             "green after the stream's restart", 90)
+        assert "2 starts/h" in verdicts["stream-not-running"].value
+    shown = CliRunner().invoke(cli, ["status", "--data-dir", str(layout.root)])
+    assert "stopped" in shown.output  # the run is over: its stream is reported stopped
+
+
+def test_judge_reads_each_signal_against_its_threshold():
+    healthy = Observation(data_age_seconds=30, producer_heartbeat_age_seconds=20, stream_running=True,
+                          stream_silence_seconds=1, driver_starts_last_hour=1, lines_last_window=1000,
+                          quarantined_last_window=10)
+    thresholds = Thresholds.from_intervals(60, 120)
+    assert [v.ok for v in judge(healthy, thresholds)] == [True] * len(ALERTS)
+    broken = Observation(data_age_seconds=None, producer_heartbeat_age_seconds=600, stream_running=True,
+                         stream_silence_seconds=1, driver_starts_last_hour=4, lines_last_window=100,
+                         quarantined_last_window=6)
+    assert {v.alert.key: v.ok for v in judge(broken, thresholds)} == {
+        "data-freshness": False, "producer-down": False, "stream-not-running": False, "quarantine-rate": False}
+
+
+def test_the_watch_counts_the_windows_lines_across_a_stream_restart(tmp_path):
+    watch = StreamWatch(tmp_path / "stream-health.json", THRESHOLDS)
+    watch.started(now=1000.0)
+    watch.record(True, 100, 0, now=1000.0)
+    watch.record(True, 300, 10, now=1100.0)
+    watch.started(now=1150.0)  # a new stream counts from zero again
+    watch.record(True, 50, 40, now=1200.0)
+    seen, thresholds = observe(tmp_path, tmp_path / "no-warehouse.duckdb", now=1201.0)
+    assert (seen.lines_last_window, seen.quarantined_last_window) == (350, 50)  # 100 + 200, then 50 anew
+    assert seen.driver_starts_last_hour == 2 and seen.stream_running and thresholds == THRESHOLDS
+    later, _ = observe(tmp_path, tmp_path / "no-warehouse.duckdb", now=1300.0)
+    assert not later.stream_running  # nobody wrote for 100 s: the run is gone
+    watch.record(True, 60, 40, now=2200.0)  # 15 minutes on: only the last 10 lines are in the window
+    seen, _ = observe(tmp_path, tmp_path / "no-warehouse.duckdb", now=2201.0)
+    assert (seen.lines_last_window, seen.quarantined_last_window) == (10, 0)
+    assert seen.driver_starts_last_hour == 2
+
+
+def test_status_of_a_data_dir_that_never_ran_is_red_and_says_never(tmp_path):
+    shown = CliRunner().invoke(cli, ["status", "--data-dir", str(tmp_path)])
+    assert shown.exit_code == 1
+    assert shown.output.count("RED") == 3 and "never" in shown.output and "stopped" in shown.output
