@@ -80,8 +80,10 @@ def parse_page(body: bytes) -> list[Any]:
     return payload
 
 
-def validate_records(records: list[Any], *, vs_currency: str, ingested_at: datetime, poll_id: str) -> Validation:
-    """Check every record of a page; stamp accepted ones with currency, time and poll id."""
+def validate_records(
+    records: list[Any], *, vs_currency: str, ingested_at: datetime, poll_id: str, origin: str = "poll"
+) -> Validation:
+    """Check every record of a page; stamp accepted ones with currency, time, poll id and origin."""
     model = record_model()
     result = Validation()
     for index, raw in enumerate(records):
@@ -93,7 +95,7 @@ def validate_records(records: list[Any], *, vs_currency: str, ingested_at: datet
         coin_id = raw.get("id") if isinstance(raw.get("id"), str) else None
         try:
             tick = model.model_validate(
-                {**raw, "vs_currency": vs_currency, "ingested_at": ingested_at, "poll_id": poll_id}
+                {**raw, "vs_currency": vs_currency, "ingested_at": ingested_at, "poll_id": poll_id, "origin": origin}
             )
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
