@@ -183,6 +183,7 @@ def test_package_exports_exactly_its_public_names():
     public = {name for name in vars(producer) if not name.startswith("_")}
     modules = {
         "apikey",
+        "backfill",
         "budget",
         "coingecko",
         "config",
