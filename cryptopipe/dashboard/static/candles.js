@@ -51,7 +51,9 @@ export function render(svg, candles, range, scaleKind) {
     const [open, high, low, close] = [candles.open[i], candles.high[i], candles.low[i], candles.close[i]];
     if (!(low > 0)) return;
     const x = centers[i];
-    const g = node("g", { class: `candle ${close >= open ? "up" : "down"}`, "data-t": t }, svg);
+    // A back-filled minute (one point of CoinGecko's 5-minutely to daily history) is drawn faint.
+    const kind = `candle ${close >= open ? "up" : "down"}${candles.backfilled && candles.backfilled[i] ? " backfilled" : ""}`;
+    const g = node("g", { class: kind, "data-t": t }, svg);
     node("line", { class: "wick", x1: x, x2: x, y1: yPos(high), y2: yPos(low) }, g);
     const top = yPos(Math.max(open, close));
     node("rect", { class: "body", x: x - body / 2, y: top, width: body, height: Math.max(1, yPos(Math.min(open, close)) - top) }, g);
