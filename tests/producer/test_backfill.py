@@ -1,0 +1,91 @@
+"""The producer's back-fill: found after a gap, worked off between polls inside the spare
+budget, landed once behind its marker, riding out a GCS outage in its spool."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+from producer import Poller
+from producer.backfill import Backfiller, BackfillReport, BackfillTask, backfill_poll_id, marker_name
+
+COINS = ("bitcoin", "ethereum")
+
+
+def test_poll_ids_are_a_pure_function_of_coin_currency_and_range(replay):
+    start = replay.market.as_of
+    one = backfill_poll_id("bitcoin", "usd", start, start + timedelta(hours=1))
+    assert one == backfill_poll_id("bitcoin", "usd", start, start + timedelta(hours=1))
+    assert one.startswith("20250601T120000000Z-bf")
+    others = {
+        backfill_poll_id("ethereum", "usd", start, start + timedelta(hours=1)),
+        backfill_poll_id("bitcoin", "eur", start, start + timedelta(hours=1)),
+        backfill_poll_id("bitcoin", "usd", start, start + timedelta(hours=2)),
+    }
+    assert one not in others and len(others) == 3
+
+
+def test_run_finds_the_gap_and_fills_it_between_two_polls(make_config, replay, tmp_path):
+    # One poll a second (60 a minute) leaves 10 of 70 requests a minute to back-fill.
+    config = make_config(coin_ids=COINS, interval_seconds=1, requests_per_minute=70, backfill_after_intervals=100)
+    with Poller.from_config(config) as poller:
+        poller.poll_once()
+        replay.frame = 10  # ten minutes of market time later: a gap beyond 100 intervals
+        poller.run(threading.Event(), max_polls=2)
+        backfiller = poller.backfiller
+
+    paths = [r.path.removeprefix("/api/v3") for r in replay.requests]
+    charts = sorted(f"/coins/{coin}/market_chart/range" for coin in COINS)
+    assert paths[:2] == ["/coins/markets", "/coins/markets"] and sorted(paths[2:4]) == charts
+    assert paths[4:] == ["/coins/markets"]  # the next poll, after the back-fill
+    assert backfiller.budget.max_requests == 10 and backfiller.pending() == []
+    objects = sorted((tmp_path / "landing").rglob("*-bf*.ndjson"))
+    rows = [json.loads(line) for path in objects for line in path.read_text().splitlines()]
+    assert len(objects) == 2 and {row["coin_id"] for row in rows} == set(COINS)
+    assert {row["origin"] for row in rows} == {"backfill"} and len(rows) == 2 * 2  # 5-minutely over ~10 min
+    assert all((tmp_path / "landing" / marker_name(path.stem)).exists() for path in objects)
+
+
+def test_a_gap_shorter_than_the_setting_plans_nothing(make_config, replay):
+    config = make_config(coin_ids=COINS, interval_seconds=60, backfill_after_intervals=3)
+    with Poller.from_config(config) as poller:
+        poller.poll_once()
+        # Two minutes on: with CoinGecko's lag of up to a minute, at most three intervals.
+        replay.frame = 2
+        poller.poll_once()
+        assert poller.backfiller.pending() == []
+
+
+def test_gcs_outage_leaves_backfill_in_its_spool_and_it_lands_once_when_gcs_is_back(make_config, replay, gcs):
+    config = make_config(coin_ids=COINS, landing_uri=f"gs://{gcs.bucket}/landing", requests_per_minute=20)
+    replay.frame = 120
+    with Poller.from_config(config, gcs_client=gcs.client()) as poller:
+        backfiller: Backfiller = poller.backfiller
+        start = replay.market.as_of + timedelta(minutes=30)
+        task = BackfillTask("bitcoin", "btc", "Bitcoin", start, start + timedelta(minutes=30))
+        backfiller.plan([task])
+        gcs.stop()
+        # Down before the task starts: whether it landed before cannot be told, so it waits, unfetched.
+        backfiller.step(threading.Event(), deadline=time.monotonic() + 20)
+        assert backfiller.pending() == [task] and replay.requests == []
+        # Down between fetching and landing (as a step does it): the object waits in the spool.
+        gcs.start()
+        assert not backfiller.done(task)
+        gcs.stop()
+        report = BackfillReport()
+        assert backfiller.run_task(task, report, deadline=time.monotonic() + 20, stop=threading.Event())
+        assert not backfiller.drain(report) and report.spooled == 1
+        gcs.start()
+        up = backfiller.step(threading.Event(), deadline=time.monotonic() + 20)
+        assert up is not None and (up.landed_objects, up.landed_rows, up.spooled, up.already_done) == (1, 7, 0, 1)
+        backfiller.plan([task])  # the same back-fill again
+        again = backfiller.step(threading.Event(), deadline=time.monotonic() + 20)
+
+    assert (again.already_done, again.landed_objects, again.requests) == (1, 0, 0)
+    poll_id = task.poll_id("usd")
+    assert sorted(blob.name for blob in gcs.objects()) == sorted(
+        [f"landing/{marker_name(poll_id)}", f"landing/dt={start:%Y-%m-%d}/hour={start:%H}/{poll_id}.ndjson"]
+    )
+    assert len([r for r in replay.requests if "market_chart" in r.path]) == 1
