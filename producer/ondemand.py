@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import asdict
 
@@ -21,6 +22,7 @@ from producer.coingecko import CoinGeckoClient
 from producer.config import ProducerConfig
 from producer.errors import ConfigError
 from producer.landing import open_landing_zone
+from producer.logs import JsonFormatter
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,6 +35,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)  # exits 2 on a usage error
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         overrides = {"coin_ids": args.coin_ids} if args.coin_ids else {}
         config = resolve_api_key(ProducerConfig.from_env(**overrides))
