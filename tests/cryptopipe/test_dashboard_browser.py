@@ -369,7 +369,10 @@ def test_backfilled_stretches_are_drawn_dashed_in_the_overview_and_faint_on_the_
         expect(page.locator("#coin-chart g.candle")).to_have_count(len(live) + len(backfilled))
         faint = page.locator("#coin-chart g.candle.backfilled")
         expect(faint).to_have_count(len(backfilled))
-        expect(faint.first).to_have_css("opacity", "0.35")
+        expect(faint.first).to_have_css("opacity", "0.5")
+        coarse = page.locator("#coin-chart path.close-line.backfill")
+        expect(coarse).to_have_css("stroke-dasharray", "5px, 4px")
+        assert coarse.get_attribute("d").count("L") == 8  # from the candle before to the candle after
         expect(page.locator("#coin-chart g.candle:not(.backfilled)").first).to_have_css("opacity", "1")
         _assert_chart_readable(page, "#coin-chart")
     finally:
