@@ -4,14 +4,23 @@ budget, landed once behind its marker, riding out a GCS outage in its spool."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from producer import Poller
 from producer.backfill import Backfiller, BackfillReport, BackfillTask, backfill_poll_id, marker_name
 
 COINS = ("bitcoin", "ethereum")
+
+
+def _backfilled_objects(landing: Path) -> list[Path]:
+    """Landed back-fill objects: ``<start>-bf`` and 12 hex digits (a live poll's id has 12 after the
+    dash, which may start with ``bf`` too)."""
+    pattern = re.compile(r"\d{8}T\d{9}Z-bf[0-9a-f]{12}")
+    return sorted(path for path in landing.rglob("*.ndjson") if pattern.fullmatch(path.stem))
 
 
 def test_poll_ids_are_a_pure_function_of_coin_currency_and_range(replay):
@@ -41,7 +50,7 @@ def test_run_finds_the_gap_and_fills_it_between_two_polls(make_config, replay, t
     assert paths[:2] == ["/coins/markets", "/coins/markets"] and sorted(paths[2:4]) == charts
     assert paths[4:] == ["/coins/markets"]  # the next poll, after the back-fill
     assert backfiller.budget.max_requests == 10 and backfiller.pending() == []
-    objects = sorted((tmp_path / "landing").rglob("*-bf*.ndjson"))
+    objects = _backfilled_objects(tmp_path / "landing")
     rows = [json.loads(line) for path in objects for line in path.read_text().splitlines()]
     assert len(objects) == 2 and {row["coin_id"] for row in rows} == set(COINS)
     assert {row["origin"] for row in rows} == {"backfill"} and len(rows) == 2 * 2  # 5-minutely over ~10 min
