@@ -1,7 +1,7 @@
 """The CoinGecko producer: poll ``/coins/markets``, validate, land one NDJSON object per poll.
 
 The public surface is listed in ``__all__``; modules are split by concern
-(config, coingecko, budget, validate, landing, spool, poller, backfill, errors).
+(config, coingecko, budget, validate, landing, spool, poller, backfill, coverage, errors).
 ``python -m producer`` runs it as a service.
 """
 

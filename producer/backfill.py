@@ -16,6 +16,10 @@ marker exists, or whose object waits in the spool, is done: the same back-fill r
 again adds nothing. The marker goes first, the data second, the spool entry last, so
 a crash at any point leaves the spool entry, and the next drain lands the rest.
 
+A *different* range that overlaps one back-filled before is clipped to the parts not
+yet covered (:mod:`producer.coverage`): each piece is a task of its own (its own poll
+id and marker), and only points inside it are kept, so pieces never share a point.
+
 The budget: back-fill requests take a slot of their own budget first,
 :func:`spare_requests_per_minute` (the configured budget minus what live polls need),
 then one of the client's shared budget; live polls never wait for back-fill.
@@ -28,7 +32,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -42,8 +45,9 @@ from core.timefmt import utc_millis
 from producer.budget import RequestBudget
 from producer.coingecko import CoinGeckoClient
 from producer.config import ProducerConfig
+from producer.coverage import Coverage, moment, span_of, uncovered
 from producer.errors import ConfigError, LandingConflict, LandingUnavailable, SpoolFull
-from producer.files import write_synced
+from producer.files import replace_json
 from producer.landing import LandingZone, object_name
 from producer.logs import log_event
 from producer.spool import Spool
@@ -117,7 +121,9 @@ class BackfillReport:
     landed_objects: int = 0
     landed_rows: int = 0
     already_done: int = 0
-    """Tasks skipped: their object had landed (or was spooled) before."""
+    """Tasks (or pieces of them) skipped: back-filled before, by this range or overlapping ones."""
+    clipped: int = 0
+    """Tasks of which only the parts not back-filled before were fetched."""
     rejected_points: int = 0
     requests: int = 0
     failed: dict[str, str] = field(default_factory=dict)
@@ -162,6 +168,7 @@ class Backfiller:
         self.budget = RequestBudget(spare, 60.0) if spare >= 1 else None
         self._plan_file = self.folder / "plan.json"
         self._last_poll_file = self.folder / "last_poll.json"
+        self.coverage = Coverage(self.folder / "coverage.json")
         self._lock = threading.Lock()
 
     # -- state that survives a restart -----------------------------------------
@@ -174,7 +181,7 @@ class Backfiller:
             return None
 
     def saw_poll(self, newest_last_updated: datetime) -> None:
-        self._write(self._last_poll_file, {"newest_last_updated": utc_millis(newest_last_updated)})
+        replace_json(self._last_poll_file, {"newest_last_updated": utc_millis(newest_last_updated)})
 
     def pending(self) -> list[BackfillTask]:
         """Planned tasks not yet fetched, oldest plan first."""
@@ -189,13 +196,7 @@ class Backfiller:
         self._save_plan([*current, *(task for task in tasks if task not in current)])
 
     def _save_plan(self, tasks: list[BackfillTask]) -> None:
-        self._write(self._plan_file, [task.to_json() for task in tasks])
-
-    def _write(self, path: Path, content: Any) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        write_synced(temp, json.dumps(content).encode())
-        os.replace(temp, path)
+        replace_json(self._plan_file, [task.to_json() for task in tasks])
 
     @contextmanager
     def claimed(self, *, wait: bool) -> Iterator[bool]:
@@ -213,8 +214,51 @@ class Backfiller:
 
     def done(self, task: BackfillTask) -> bool:
         """Whether ``task`` was landed (its marker exists) or waits in the spool."""
-        poll_id = task.poll_id(self.config.vs_currency)
+        return self._landed_or_spooled(task.poll_id(self.config.vs_currency))
+
+    def _landed_or_spooled(self, poll_id: str) -> bool:
         return poll_id in self.spool.pending() or self.landing.exists(marker_name(poll_id))
+
+    def settle(self) -> None:
+        """Finish what a crash interrupted between noting a piece and spooling it (under the lock)."""
+        self.coverage.settle(self._landed_or_spooled)
+
+    def to_fetch(self, task: BackfillTask, report: BackfillReport) -> list[BackfillTask]:
+        """The pieces of ``task`` not back-filled before, each a task of its own, in time order.
+
+        A task nothing covers is itself (its poll id and marker as for its exact range,
+        so an exact rerun is found done even when the coverage file was lost); a piece
+        whose marker exists or that waits in the spool is skipped and recorded as covered.
+        """
+        vs_currency = self.config.vs_currency
+        span = span_of(task.start, task.end)
+        spans = uncovered(span, self.coverage.covered(task.coin_id, vs_currency))
+        if not spans:
+            report.already_done += 1
+            return []
+        if spans == [span]:
+            pieces = [task]
+        else:
+            report.clipped += 1
+            pieces = [BackfillTask(task.coin_id, task.symbol, task.name, moment(a), moment(b)) for a, b in spans]
+        todo = []
+        for piece in pieces:
+            if self.done(piece):
+                self.coverage.add(piece.coin_id, vs_currency, span_of(piece.start, piece.end))
+                report.already_done += 1
+            else:
+                todo.append(piece)
+        return todo
+
+    def fill(self, task: BackfillTask, report: BackfillReport, *, deadline: float, stop: threading.Event) -> bool:
+        """Fetch and spool the parts of ``task`` not back-filled before; False when one failed
+        (or time ran out): what was spooled stays covered, the rest is fetched next time."""
+        for piece in self.to_fetch(task, report):
+            if stop.is_set() or time.monotonic() >= deadline:
+                return False
+            if not self.run_task(piece, report, deadline=deadline, stop=stop):
+                return False
+        return True
 
     def run_task(self, task: BackfillTask, report: BackfillReport, *, deadline: float, stop: threading.Event) -> bool:
         """Fetch one task's chart and spool it; False when the chart could not be fetched."""
@@ -232,8 +276,12 @@ class Backfiller:
             report.failed[task.coin_id] = chart.error or "no answer"
             log_event(log, logging.WARNING, "backfill_failed", coin_id=task.coin_id, error=chart.error)
             return False
+        # The request is in whole seconds and CoinGecko's bounds are loose: keep exactly the
+        # task's points, so a piece clipped next to a covered span never repeats its edge.
+        first, last = span = span_of(task.start, task.end)
+        points = [point for point in chart.points if first <= point.at_ms <= last]
         validation: Validation = validate_records(
-            chart_records(task, chart.points),
+            chart_records(task, points),
             vs_currency=self.config.vs_currency,
             ingested_at=chart.received_at,
             poll_id=poll_id,
@@ -243,7 +291,9 @@ class Backfiller:
         for rejection in validation.rejected[:5]:
             log_event(log, logging.WARNING, "record_rejected", poll_id=poll_id, coin_id=task.coin_id,
                       index=rejection.index, reason=rejection.reason)  # fmt: skip
+        self.coverage.begin(poll_id, task.coin_id, self.config.vs_currency, span)
         self.spool.add(poll_id, to_ndjson(validation.accepted))
+        self.coverage.finish(poll_id)
         report.failed.pop(task.coin_id, None)
         return True
 
@@ -289,13 +339,12 @@ class Backfiller:
                 if not tasks and not self.spool.depth:
                     return None
                 report.tasks = len(tasks)
+                self.settle()
                 if not self.drain(report):
                     return report
                 while tasks and not stop.is_set() and time.monotonic() < deadline:
                     task = tasks[0]
-                    if self.done(task):
-                        report.already_done += 1
-                    elif not self.run_task(task, report, deadline=deadline, stop=stop):
+                    if not self.fill(task, report, deadline=deadline, stop=stop):
                         self._save_plan([*tasks[1:], task])  # the others first next time
                         break
                     tasks = tasks[1:]
@@ -366,6 +415,7 @@ def run_backfill(
     (nothing was fetched), :class:`CoinSetUnavailable` when the coin set cannot be
     read. Coins whose chart fails after the retries are in ``report.failed``; what
     landed stays landed, and running the same back-fill again fetches only the rest.
+    Parts of the range back-filled before (by any range) are not fetched again.
     """
     stop = stop or threading.Event()
     check_range(start, end, now or datetime.now(timezone.utc))
@@ -382,14 +432,19 @@ def run_backfill(
     tasks = [BackfillTask(c["id"], c.get("symbol"), c.get("name"), start, end) for c in coins]
     report = BackfillReport(tasks=len(tasks))
     with backfiller.claimed(wait=True):
+        backfiller.settle()
         backfiller.drain(report)
         for task in tasks:
             if stop.is_set():
                 break
-            if backfiller.done(task):
-                report.already_done += 1
-                continue
-            backfiller.run_task(task, report, deadline=time.monotonic() + ON_DEMAND_CHART_SECONDS, stop=stop)
-            backfiller.drain(report)
+            for piece in backfiller.to_fetch(task, report):
+                if stop.is_set():
+                    break
+                fetched = backfiller.run_task(
+                    piece, report, deadline=time.monotonic() + ON_DEMAND_CHART_SECONDS, stop=stop
+                )
+                backfiller.drain(report)
+                if not fetched:
+                    break  # the coin's later pieces wait for the rerun, so its failure stays reported
     log_event(log, logging.INFO, "backfill", **asdict(report))
     return report

@@ -224,7 +224,7 @@ class CoinGeckoClient:
         params = {
             "vs_currency": self._config.vs_currency,
             "from": str(int(start.timestamp())),
-            "to": str(int(end.timestamp())),
+            "to": str(math.ceil(end.timestamp())),  # whole seconds that include ``end``
         }
         path = CHART_PATH.format(coin_id=coin_id)
         label = f"chart {coin_id}"

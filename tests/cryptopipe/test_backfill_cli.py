@@ -113,6 +113,53 @@ def test_backfill_lands_exact_rows_once_and_again_adds_nothing_even_after_archiv
     assert len([r for r in replay.requests if "market_chart" in r.path]) == 2  # no chart fetched again
 
 
+def _kept(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in ("ingested_at", "poll_id", *_OTHER_FIELDS)} for row in rows]
+
+
+def _charts_since(replay: ReplayServer, seen: int) -> set[tuple[str, int, int]]:
+    """(coin, from, to) of the chart requests after the first ``seen`` requests, ``from``/``to`` in
+    minutes after the replay's base."""
+    base = int(_base(replay).timestamp())
+    return {
+        (r.path.split("/")[-3], (int(r.params["from"]) - base) // 60, (int(r.params["to"]) - base) // 60)
+        for r in replay.requests[seen:]
+        if "market_chart" in r.path
+    }
+
+
+def test_overlapping_ranges_land_only_what_was_not_backfilled_and_no_point_twice(replay, tmp_path):
+    data = tmp_path / "data"
+    minutes = lambda m: _base(replay) + timedelta(minutes=m)  # noqa: E731
+    runs = [  # (from, to) in minutes after the base; then the chart requests it sends, and the rows it lands
+        ((30, 60), {(30, 60)}, "14 rows in 2 objects landed · 0 already back-filled"),
+        ((45, 90), {(60, 90)}, "12 rows in 2 objects landed · 0 already back-filled"),  # overlaps on one side
+        ((10, 120), {(10, 30), (90, 120)}, "20 rows in 4 objects landed · 0 already back-filled"),  # contains
+        ((20, 100), set(), "0 rows in 0 objects landed · 2 already back-filled"),  # inside
+    ]
+    landed: dict[str, list[dict]] = {}
+    for (start, end), charts, said in runs:
+        seen = len(replay.requests)
+        result = _backfill(data, minutes(start), minutes(end), "--coin-ids", ",".join(COINS))
+        assert result.exit_code == 0, result.output
+        assert said in _said(result)
+        # A piece next to a covered span asks from that span's last second; its point there is not kept.
+        assert _charts_since(replay, seen) == {(coin, *chart) for coin in COINS for chart in charts}
+        new = {name: rows for name, rows in _landed(data).items() if name not in landed}
+        # Each piece's points: its request's, less the one at an edge shared with a covered span.
+        kept = sorted((a if a == start else a + 5, b if b == end else b - 5) for a, b in charts)
+        for coin in COINS:
+            pieces = sorted((_kept(rows) for rows in new.values() if rows[0]["coin_id"] == coin),
+                            key=lambda rows: rows[0]["last_updated"])  # fmt: skip
+            assert pieces == [_expected(replay, coin, minutes(a), minutes(b)) for a, b in kept]
+        landed.update(new)
+
+    for coin in COINS:  # every point from 10 to 120 minutes, each once
+        rows = sorted((row for rows in landed.values() for row in rows if row["coin_id"] == coin),
+                      key=lambda row: row["last_updated"])  # fmt: skip
+        assert _kept(rows) == _expected(replay, coin, minutes(10), minutes(120))
+
+
 @pytest.mark.parametrize(
     ("shift_from", "shift_to", "message"),
     [

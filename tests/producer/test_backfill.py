@@ -4,14 +4,17 @@ budget, landed once behind its marker, riding out a GCS outage in its spool."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
+from core.timefmt import utc_millis
 from producer import Poller
-from producer.backfill import Backfiller, BackfillReport, BackfillTask, backfill_poll_id, marker_name
+from producer.backfill import Backfiller, BackfillReport, BackfillTask, backfill_poll_id, marker_name, run_backfill
+from producer.coverage import moment, span_of
 
 COINS = ("bitcoin", "ethereum")
 
@@ -98,3 +101,57 @@ def test_gcs_outage_leaves_backfill_in_its_spool_and_it_lands_once_when_gcs_is_b
         [f"landing/{marker_name(poll_id)}", f"landing/dt={start:%Y-%m-%d}/hour={start:%H}/{poll_id}.ndjson"]
     )
     assert len([r for r in replay.requests if "market_chart" in r.path]) == 1
+
+
+def test_a_gap_fill_fetches_only_what_an_earlier_on_demand_backfill_left_uncovered(make_config, replay, tmp_path):
+    config = make_config(coin_ids=COINS, interval_seconds=60, backfill_after_intervals=3)
+    base = replay.market.as_of
+    covered = (base + timedelta(minutes=10), base + timedelta(minutes=30))
+    with Poller.from_config(config) as poller:
+        poller.poll_once()
+        replay.frame = 60  # an hour of market time without polls
+        run_backfill(config, *covered, client=poller.client, landing=poller.landing, now=base + timedelta(hours=1))
+        seen = len(replay.requests)
+        poller.poll_once()  # finds the gap: it contains the range back-filled on demand
+        (gap, _) = poller.backfiller.pending()
+        report = poller.backfiller.step(threading.Event(), deadline=time.monotonic() + 20)
+
+    assert (report.clipped, report.landed_objects, report.already_done, poller.backfiller.pending()) == (2, 4, 0, [])
+    # Only the pieces before and after the covered range are asked for, each up to (from) its edge.
+    charts = {(r.path.split("/")[-3], int(r.params["from"]), int(r.params["to"]))
+              for r in replay.requests[seen:] if "market_chart" in r.path}  # fmt: skip
+    edges = [int(moment.timestamp()) for moment in covered]
+    assert charts == {
+        (coin, *piece)
+        for coin in COINS
+        for piece in ((int(gap.start.timestamp()), edges[0]), (edges[1], math.ceil(gap.end.timestamp())))
+    }
+    five = 5 * 60_000
+    for coin in COINS:
+        stamps = sorted(
+            row["last_updated"]
+            for path in _backfilled_objects(tmp_path / "landing")
+            for row in map(json.loads, path.read_text().splitlines())
+            if row["coin_id"] == coin
+        )
+        first = -(-span_of(gap.start, gap.end)[0] // five) * five
+        want = range(first, span_of(gap.start, gap.end)[1] + 1, five)
+        assert stamps == [utc_millis(moment(ms)) for ms in want]  # every point of the gap, each once
+
+
+def test_a_crash_between_noting_a_piece_and_spooling_it_is_settled_by_what_reached_the_spool(make_config, replay):
+    config = make_config(coin_ids=COINS)
+    with Poller.from_config(config) as poller:
+        backfiller: Backfiller = poller.backfiller
+        start = replay.market.as_of
+        spooled = BackfillTask("bitcoin", "btc", "Bitcoin", start, start + timedelta(minutes=30))
+        lost = BackfillTask("ethereum", "eth", "Ethereum", start, start + timedelta(minutes=30))
+        for task in (spooled, lost):  # both noted, then the process died: only bitcoin's object was spooled
+            backfiller.coverage.begin(task.poll_id("usd"), task.coin_id, "usd", span_of(task.start, task.end))
+        backfiller.spool.add(spooled.poll_id("usd"), b"")
+
+        backfiller.settle()
+
+        assert backfiller.coverage.covered("bitcoin", "usd") == [span_of(spooled.start, spooled.end)]
+        assert backfiller.coverage.covered("ethereum", "usd") == []  # fetched again by the next back-fill
+        assert backfiller.to_fetch(lost, BackfillReport()) == [lost]

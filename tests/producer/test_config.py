@@ -186,6 +186,7 @@ def test_package_exports_exactly_its_public_names():
         "backfill",
         "budget",
         "coingecko",
+        "coverage",
         "config",
         "errors",
         "files",
