@@ -32,6 +32,8 @@ from effective_access import (
 
 #: A poll's landing object, as producer/landing.py names it.
 LANDING_OBJECT = "landing/dt=2026-11-30/hour=16/20261130T160501123Z-1f2e3d4c5b6a.ndjson"
+#: A back-fill's marker (it landed once), as producer/backfill.py names it.
+BACKFILL_MARKER = "landing/_backfilled/20261130T130000000Z-bf0123456789ab.done"
 ARCHIVED_OBJECT = "archive/dt=2026-11-30/hour=16/20261130T160501123Z-1f2e3d4c5b6a.ndjson"
 CHECKPOINT_OBJECT = "checkpoints/market_ticks/offsets/42"
 STAGED_OBJECT = "staging/batch_id=42/market_ticks/part-00000-a.parquet"
@@ -90,6 +92,10 @@ def workload_calls(targets: Targets) -> list[Call]:
         Call("producer", "producer/landing.py GcsLandingZone.put",
              "read the object back after a 412 (an earlier attempt, or a conflict?)",
              "storage.objects.get", t.data(LANDING_OBJECT)),
+        Call("producer", "producer/backfill.py Backfiller.drain", "create a back-fill's marker (ifGenerationMatch=0)",
+             "storage.objects.create", t.data(BACKFILL_MARKER)),
+        Call("producer", "producer/backfill.py Backfiller.done", "look for a back-fill's marker",
+             "storage.objects.get", t.data(BACKFILL_MARKER)),
         Call("producer", "cdktf/producer_startup.sh download_artifact", "download its artifact at boot",
              "storage.objects.get", t.data(PRODUCER_ARTIFACT)),
         Call("producer", "producer/apikey.py", "read the CoinGecko key at start",

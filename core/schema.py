@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from core.timefmt import utc_millis
 
@@ -63,6 +63,8 @@ class FieldSpec:
     """CoinGecko's name for the field; None when the producer supplies it."""
     minimum: float | None = None
     """Smallest valid value for numeric fields, checked by producer and stream alike."""
+    values: tuple[str, ...] | None = None
+    """The only values a string field may take, checked by producer and stream alike."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class RecordSchema:
 def market_tick() -> RecordSchema:
     """Load and check ``schemas/market_tick.json``."""
     raw = json.loads(resources.files("core").joinpath("schemas/market_tick.json").read_text())
-    fields = tuple(FieldSpec(**f) for f in raw["fields"])
+    fields = tuple(FieldSpec(**{**f, "values": tuple(f["values"])} if "values" in f else f) for f in raw["fields"])
     schema = RecordSchema(
         name=raw["name"],
         description=raw["description"],
@@ -103,6 +105,9 @@ def market_tick() -> RecordSchema:
     for spec in fields:
         if spec.type not in _TYPES:
             raise ValueError(f"field {spec.name!r} has type {spec.type!r}; expected one of {sorted(_TYPES)}")
+    for spec in fields:
+        if spec.values is not None and spec.type != "string":
+            raise ValueError(f"field {spec.name!r} lists values but is a {spec.type}; only strings may")
     for name in (*schema.key, schema.partition_field, *schema.cluster_fields):
         schema.field(name)  # raises on a name that is not a field
     return schema
@@ -130,8 +135,10 @@ def record_model() -> type[BaseModel]:
     utc_timestamp = Annotated[AwareDatetime, PlainSerializer(utc_millis, return_type=str)]
 
     def python_type(spec: FieldSpec) -> Any:
-        if spec.type == "string":
-            base: Any = Annotated[str, Strict(), Field(min_length=1)]
+        if spec.type == "string" and spec.values:
+            base: Any = Literal[spec.values]
+        elif spec.type == "string":
+            base = Annotated[str, Strict(), Field(min_length=1)]
         elif spec.type == "float64":
             # Strict: a price sent as a string is a wrong-typed record, not a number.
             base = Annotated[float, Strict(), Field(ge=spec.minimum, allow_inf_nan=False)]

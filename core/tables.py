@@ -22,8 +22,17 @@ LOAD_ID = "_load_id"
 
 _LOAD_ID_FIELD = FieldSpec(LOAD_ID, "string", False, "The load that added the row: '<query id>/<batch id>'.")
 
-#: Columns of the ticks table: the record's, then the load id.
-TICK_FIELDS: tuple[FieldSpec, ...] = (*market_tick().fields, _LOAD_ID_FIELD)
+#: Record fields added after the tables were first deployed. They come after the load
+#: id: an existing BigQuery table (like DuckDB's ``ALTER TABLE ... ADD COLUMN``) appends
+#: a new column at the end, so this order is the one an existing table takes in place.
+APPENDED_FIELDS: tuple[str, ...] = ("origin",)
+
+#: Columns of the ticks table: the record's, then the load id, then the appended fields.
+TICK_FIELDS: tuple[FieldSpec, ...] = (
+    *(spec for spec in market_tick().fields if spec.name not in APPENDED_FIELDS),
+    _LOAD_ID_FIELD,
+    *(market_tick().field(name) for name in APPENDED_FIELDS),
+)
 
 #: Columns of the quarantine table: a landing line the stream could not load, and why.
 QUARANTINE_FIELDS: tuple[FieldSpec, ...] = (

@@ -265,5 +265,44 @@ def status(data_dir: Path) -> None:
         sys.exit(1)
 
 
+@cli.command("backfill")
+@click.option("--from", "start", required=True, metavar="TIME",
+              help="Start of the range: ISO 8601 (UTC unless a zone is given, e.g. 2026-11-01T00:00Z) or unix s.")
+@click.option("--to", "end", required=True, metavar="TIME", help="End of the range, at most now.")
+@click.option("--coin-ids", default="", help="Back-fill these coins (comma-separated ids) [default: the top N].")
+@click.option("--top-n", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Without --coin-ids: the top N coins by market cap.")
+@click.option("--source", type=click.Choice(SOURCES), default="live", show_default=True,
+              help="The live CoinGecko API, or the bundled replay (no internet needed).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
+              show_default=True, help="The data directory of `cryptopipe up`, whose landing zone gets the rows.")
+@click.pass_context
+def backfill_command(ctx, start, end, coin_ids, top_n, source, data_dir):
+    """Fill a range from CoinGecko's market charts (5-minutely within a day, hourly to 90 days, daily beyond)."""
+    from cryptopipe.backfill import backfill
+    from producer import BackfillError
+    from producer.backfill import CoinSetUnavailable, parse_moment
+    from producer.config import InvalidSetting
+
+    settings = {"coin_ids": coin_ids} if coin_ids else {"top_n": top_n}
+    try:
+        report = backfill(LocalLayout(data_dir), source, parse_moment(start, "--from"), parse_moment(end, "--to"),
+                          **settings)  # fmt: skip
+    except (BackfillError, InvalidSetting) as error:
+        raise click.UsageError(str(error), ctx) from None
+    except (CoinSetUnavailable, PipelineError) as error:
+        _fail(str(error))
+    err.print(
+        f"back-fill: {report.tasks} coins · {report.landed_rows} rows in {report.landed_objects} objects landed"
+        f" · {report.already_done} already back-filled · {report.clipped} cut to what was not back-filled yet"
+        f" · {report.rejected_points} points rejected"
+    )
+    if report.failed:
+        _fail("no chart for " + "; ".join(f"{coin}: {error}" for coin, error in report.failed.items())
+              + " (run the same back-fill again: what landed is skipped)")
+    if report.spooled:
+        _fail(f"{report.spooled} objects wait in the spool: the landing zone was unreachable; run it again")
+
+
 def main() -> None:
     cli()

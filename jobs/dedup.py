@@ -13,6 +13,13 @@ gets a random :data:`QUARANTINE_ID`, so its key is unique, and a null event time
 Spark 3.5 a null never raises the watermark (the progress report shows it as a 1970
 minimum), is never older than the watermark, and its state expires at the next
 eviction. ``tests/jobs/test_stream.py`` holds Spark to that.
+
+Back-filled rows (``origin = 'backfill'``) pass the operator the same way: hours or
+months old, they would all be late, and their repeats are stopped before landing
+(each back-fill object is landed once, docs/PRODUCER.md "Back-fill"). They get a
+random id and a null event time inside the operator, their ``last_updated`` is put
+back after it, so a live tick and a back-filled point never meet in its state. The
+key and the state's schema stay as they were: an existing checkpoint keeps working.
 """
 
 from __future__ import annotations
@@ -30,17 +37,25 @@ from jobs.validate import QUARANTINE_COLUMNS, REASON
 #: Random id of a quarantined row (null for valid ticks), its key in the quarantine.
 QUARANTINE_ID = QUARANTINE_COLUMNS["quarantine_id"]
 
+#: The ``origin`` of back-filled rows, which the operator lets through (module docstring).
+BACKFILL = "backfill"
+_HELD_EVENT_TIME = "_backfill_event_time"
+
 
 def drop_duplicate_ticks(rows: DataFrame, watermark: timedelta) -> DataFrame:
     """Drop repeated and late valid ticks from :func:`jobs.validate.parse_lines` output."""
     schema = market_tick()
     event_time = schema.partition_field  # the table is partitioned by event time
     valid = F.col(REASON).isNull()
-    keyed = rows.withColumn(QUARANTINE_ID, F.when(~valid, F.expr("uuid()"))).withColumn(
-        event_time, F.when(valid, F.col(event_time))
+    backfill = valid & F.coalesce(F.col("origin") == BACKFILL, F.lit(False))  # null: a row from before the field
+    keyed = (
+        rows.withColumn(_HELD_EVENT_TIME, F.when(backfill, F.col(event_time)))
+        .withColumn(QUARANTINE_ID, F.when(~valid, F.expr("uuid()")).when(backfill, F.expr("uuid()")))
+        .withColumn(event_time, F.when(valid & ~backfill, F.col(event_time)))
     )
     delay = f"{int(watermark.total_seconds())} seconds"
-    return keyed.withWatermark(event_time, delay).dropDuplicatesWithinWatermark([*schema.key, QUARANTINE_ID])
+    kept = keyed.withWatermark(event_time, delay).dropDuplicatesWithinWatermark([*schema.key, QUARANTINE_ID])
+    return kept.withColumn(event_time, F.coalesce(F.col(event_time), F.col(_HELD_EVENT_TIME))).drop(_HELD_EVENT_TIME)
 
 
 def dropped_rows(progress: Mapping[str, Any]) -> tuple[int, int]:

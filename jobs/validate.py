@@ -154,6 +154,11 @@ def _problems(spec: FieldSpec) -> list[tuple[Column, Column]]:
         problems.append((text.isNull(), F.lit(f"{name}: missing or null")))
     if spec.type == "string":
         problems.append((text == "", F.lit(f"{name}: empty")))
+        if spec.values:
+            allowed = ", ".join(spec.values)
+            problems.append(
+                (~text.isin(*spec.values), F.concat(F.lit(f"{name}: '"), text, F.lit(f"' is not one of {allowed}")))
+            )
         return problems
     value = F.col(name)
     problems.append(

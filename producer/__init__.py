@@ -1,10 +1,11 @@
 """The CoinGecko producer: poll ``/coins/markets``, validate, land one NDJSON object per poll.
 
 The public surface is listed in ``__all__``; modules are split by concern
-(config, coingecko, budget, validate, landing, spool, poller, errors).
+(config, coingecko, budget, validate, landing, spool, poller, backfill, coverage, errors).
 ``python -m producer`` runs it as a service.
 """
 
+from producer.backfill import Backfiller, BackfillError, BackfillReport, BackfillTask, run_backfill
 from producer.budget import RequestBudget
 from producer.coingecko import CoinGeckoClient, PageRequest, PageResult, parse_retry_after
 from producer.config import ENV_PREFIX, ProducerConfig
@@ -31,6 +32,10 @@ __all__ = [
     "ENV_PREFIX",
     "ApiRejected",
     "ApiUnavailable",
+    "BackfillError",
+    "BackfillReport",
+    "BackfillTask",
+    "Backfiller",
     "BadPayload",
     "CoinGeckoClient",
     "ConfigError",
@@ -61,5 +66,6 @@ __all__ = [
     "open_landing_zone",
     "parse_page",
     "parse_retry_after",
+    "run_backfill",
     "validate_records",
 ]

@@ -1,4 +1,5 @@
-"""``python -m producer``: run the producer until SIGTERM or SIGINT.
+"""``python -m producer``: run the producer until SIGTERM or SIGINT (``python -m producer backfill …``:
+back-fill a range once, :mod:`producer.ondemand`).
 
 Thin on purpose: settings come from ``CRYPTOPIPE__PRODUCER__*`` (see
 the README), are logged with the key masked, and the tested
@@ -73,4 +74,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["backfill"]:
+        from producer.ondemand import main as backfill
+
+        sys.exit(backfill(sys.argv[2:]))
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The CoinGecko ``/coins/markets`` client: paging, keys, budget, retries.
+"""The CoinGecko client: ``/coins/markets`` pages and ``market_chart/range`` history; keys, budget, retries.
 
 Every request, retries included, first takes a slot from the :class:`RequestBudget`.
 Every fault of one request (timeout, reset, 408/429/5xx, a body that is not a list
@@ -14,10 +14,12 @@ server in ``cryptopipe.replay`` plays CoinGecko (and its faults) on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -31,16 +33,21 @@ from producer.budget import RequestBudget
 from producer.config import MAX_PER_PAGE, PLAN_HEADERS, ProducerConfig
 from producer.errors import ApiRejected, ApiUnavailable, GaveUp, ProducerError, RateLimited, RetryableError
 from producer.logs import log_event
-from producer.validate import parse_page
+from producer.validate import ChartPoint, parse_chart, parse_page
 
 log = logging.getLogger(__name__)
 
 MARKETS_PATH = "/coins/markets"
+CHART_PATH = "/coins/{coin_id}/market_chart/range"
 _HINTS = {
     401: "check api_key and api_plan (demo keys go to api.coingecko.com, pro keys to pro-api.coingecko.com)",
     403: "check api_key and api_plan (demo keys go to api.coingecko.com, pro keys to pro-api.coingecko.com)",
     404: "check base_url: it should end in /api/v3",
     400: "check vs_currency and coin_ids",
+}
+_CHART_HINTS = {
+    404: "no such coin: check the coin id against /coins/markets",
+    400: "check vs_currency and the range",
 }
 
 
@@ -58,6 +65,27 @@ class PageRequest:
     def label(self) -> str:
         """Short name for logs."""
         return f"page {self.params['page']}" if "ids" not in self.params else f"ids {self.params['ids'][:40]}"
+
+
+@dataclass(frozen=True)
+class ChartResult:
+    """What fetching one coin's market chart came to."""
+
+    coin_id: str
+    points: list[ChartPoint] | None
+    """The points in time order, or None when every attempt failed."""
+    received_at: datetime | None
+    """When the successful response arrived (UTC): the points' ``ingested_at``."""
+    attempts: int
+    error: str | None
+    """The last failure when ``points`` is None."""
+
+
+@dataclass(frozen=True)
+class _Call:
+    value: Any
+    attempts: int
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -169,15 +197,71 @@ class CoinGeckoClient:
         it. Once ``stop`` is set waits end at once and nothing is retried: a page not
         yet tried gets one attempt if a request slot is free right away.
         """
+        call = self._with_retries(
+            request.label, lambda: self._request(request.params, deadline), deadline=deadline, stop=stop
+        )
+        if call.error is not None:
+            return PageResult(request, None, None, call.attempts, 0.0, call.error)
+        records, latency, received_at = call.value
+        return PageResult(request, records[: request.limit], received_at, call.attempts, latency, None)
+
+    def fetch_chart(
+        self,
+        coin_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        deadline: float,
+        stop: threading.Event,
+        budget: RequestBudget | None = None,
+    ) -> ChartResult:
+        """``/coins/{coin_id}/market_chart/range`` from ``start`` to ``end``, with the
+        retries, waits and budget of :meth:`fetch_page`; never raises for a fault of the API.
+
+        ``budget``, when given, is taken before this client's own: the back-fill's
+        share, so live polls keep theirs (docs/PRODUCER.md "Back-fill").
+        """
+        params = {
+            "vs_currency": self._config.vs_currency,
+            "from": str(int(start.timestamp())),
+            "to": str(math.ceil(end.timestamp())),  # whole seconds that include ``end``
+        }
+        path = CHART_PATH.format(coin_id=coin_id)
+        label = f"chart {coin_id}"
+        call = self._with_retries(
+            label,
+            lambda: self._request(params, deadline, path=path, parse=parse_chart, hints=_CHART_HINTS),
+            deadline=deadline,
+            stop=stop,
+            budget=budget,
+        )
+        if call.error is not None:
+            return ChartResult(coin_id, None, None, call.attempts, call.error)
+        points, _latency, received_at = call.value
+        return ChartResult(coin_id, points, received_at, call.attempts, None)
+
+    def _with_retries(
+        self,
+        label: str,
+        send: Callable[[], Any],
+        *,
+        deadline: float,
+        stop: threading.Event,
+        budget: RequestBudget | None = None,
+    ) -> _Call:
+        """Run ``send`` under the budget(s), retrying retryable errors (see :meth:`fetch_page`)."""
         attempts = 0
 
-        def attempt() -> tuple[list[Any], float, datetime]:
+        def attempt() -> Any:
             nonlocal attempts
             if attempts and stop.is_set():
                 raise GaveUp("shutting down: no more retries")
-            with self.budget.slot(deadline=deadline, stop=stop):
+            with contextlib.ExitStack() as slots:
+                if budget is not None:
+                    slots.enter_context(budget.slot(deadline=deadline, stop=stop))
+                slots.enter_context(self.budget.slot(deadline=deadline, stop=stop))
                 attempts += 1
-                return self._request(request.params, deadline)
+                return send()
 
         retrying = Retrying(
             retry=retry_if_exception_type(RetryableError),
@@ -187,16 +271,23 @@ class CoinGeckoClient:
                 lambda state: stop.is_set() or time.monotonic() + state.upcoming_sleep > deadline,
             ),
             sleep=stop.wait,
-            before_sleep=lambda state: self._log_retry(request, state),
+            before_sleep=lambda state: self._log_retry(label, state),
             reraise=True,
         )
         try:
-            records, latency, received_at = retrying(attempt)
+            return _Call(retrying(attempt), attempts, None)
         except ProducerError as exc:
-            return PageResult(request, None, None, attempts, 0.0, f"{type(exc).__name__}: {exc}")
-        return PageResult(request, records[: request.limit], received_at, attempts, latency, None)
+            return _Call(None, attempts, f"{type(exc).__name__}: {exc}")
 
-    def _request(self, params: dict[str, str], deadline: float) -> tuple[list[Any], float, datetime]:
+    def _request(
+        self,
+        params: dict[str, str],
+        deadline: float,
+        *,
+        path: str = MARKETS_PATH,
+        parse: Callable[[bytes], Any] = parse_page,
+        hints: Mapping[int, str] | None = None,
+    ) -> tuple[Any, float, datetime]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise GaveUp("the poll's deadline passed")
@@ -206,7 +297,7 @@ class CoinGeckoClient:
         started = time.monotonic()
         try:
             response = self._http.get(
-                MARKETS_PATH, params=params, timeout=httpx.Timeout(read, connect=connect, pool=connect)
+                path, params=params, timeout=httpx.Timeout(read, connect=connect, pool=connect)
             )
         except httpx.TimeoutException as exc:
             raise ApiUnavailable(f"{type(exc).__name__} after {time.monotonic() - started:.1f} s") from exc
@@ -222,22 +313,24 @@ class CoinGeckoClient:
             kind = RateLimited if status == 429 else ApiUnavailable
             raise kind(f"HTTP {status}{_retry_after_note(retry_after)}", retry_after=retry_after)
         if not 200 <= status < 300:
-            hint = _HINTS.get(status, "check base_url" if status < 400 else "the request itself was refused")
+            hint = {**_HINTS, **(hints or {})}.get(
+                status, "check base_url" if status < 400 else "the request itself was refused"
+            )
             raise ApiRejected(f"HTTP {status} for {response.url}: {response.text[:200]!r}; {hint}")
-        return parse_page(response.content), latency, received_at
+        return parse(response.content), latency, received_at
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         retry_after = getattr(error, "retry_after", None)
         return retry_after if retry_after is not None else self._backoff(state)
 
-    def _log_retry(self, request: PageRequest, state: RetryCallState) -> None:
+    def _log_retry(self, label: str, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         log_event(
             log,
             logging.WARNING,
             "api_attempt_failed",
-            request=request.label,
+            request=label,
             attempt=state.attempt_number,
             error=f"{type(error).__name__}: {error}",
             retry_in_seconds=round(state.upcoming_sleep, 3),

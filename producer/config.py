@@ -140,6 +140,11 @@ class ProducerConfig(StrictSettings):
     in the spool for the next cycle. Keep it well inside the interval: an outage
     costs this much of every cycle."""
 
+    backfill_after_intervals: Annotated[float, Field(ge=0)] = 3.0
+    """Back-fill a gap in the data longer than this many intervals (between the newest
+    event times of two polls that landed, across restarts) from CoinGecko's market
+    charts, with the requests live polls leave over; 0: never automatically."""
+
     health_file: str = ""
     """Heartbeat file rewritten after every poll (JSON: time, counters, spool depth);
     empty: none. A watchdog compares its age with the interval."""

@@ -1,9 +1,11 @@
-"""Durable local writes shared by the spool, the local landing zone and the heartbeat."""
+"""Durable local writes shared by the spool, the local landing zone, the heartbeat and the back-fill state."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def write_synced(path: Path, data: bytes, *, exclusive: bool = False) -> None:
@@ -21,3 +23,12 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_json(path: Path, content: Any) -> None:
+    """Replace ``path`` with ``content`` as JSON, atomically: a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    write_synced(temp, json.dumps(content).encode())
+    os.replace(temp, path)
+    fsync_dir(path.parent)

@@ -72,6 +72,9 @@ class LandingZone(Protocol):
         (try again later) and :class:`LandingConflict` when the name holds other bytes.
         """
 
+    def exists(self, name: str) -> bool:
+        """Whether object ``name`` exists; raises :class:`LandingUnavailable` when it cannot tell."""
+
 
 class LocalLandingZone:
     """A local directory, for the local pipeline and tests."""
@@ -100,6 +103,9 @@ class LocalLandingZone:
             fsync_dir(target.parent)
         except OSError as exc:
             raise LandingUnavailable(f"cannot write {target}: {exc}; check the directory is writable") from exc
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name).exists()
 
 
 class GcsLandingZone:
@@ -156,6 +162,13 @@ class GcsLandingZone:
                     ) from None
         except (gapi.GoogleAPIError, google.auth.exceptions.GoogleAuthError, requests.RequestException, OSError) as exc:
             raise LandingUnavailable(f"cannot write {self.uri}/{name}: {_describe(exc)}") from exc
+
+    def exists(self, name: str) -> bool:
+        """A metadata read: ``storage.objects.get``, which the producer holds for the 412 check already."""
+        try:
+            return self._bucket.blob(self._key(name)).exists(timeout=self._timeout, retry=self._retry)
+        except (gapi.GoogleAPIError, google.auth.exceptions.GoogleAuthError, requests.RequestException, OSError) as exc:
+            raise LandingUnavailable(f"cannot read {self.uri}/{name}: {_describe(exc)}") from exc
 
 
 def open_landing_zone(

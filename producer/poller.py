@@ -36,6 +36,8 @@ from google.cloud import storage
 
 from core.health import POLL_EVENT
 from core.totals import Totals
+from core.timefmt import utc_millis
+from producer.backfill import Backfiller, BackfillTask
 from producer.budget import RequestBudget
 from producer.coingecko import CoinGeckoClient
 from producer.config import ProducerConfig
@@ -138,6 +140,7 @@ class Poller:
         self.spool = spool
         self.stats = PollerStats()
         self.stats.set(spool_depth=spool.depth)
+        self.backfiller = Backfiller(config, client=client, landing=landing)
 
     @classmethod
     def from_config(
@@ -194,7 +197,8 @@ class Poller:
                 missed = math.ceil((now - next_start) / interval)
                 next_start += missed * interval
                 log_event(log, logging.WARNING, "poll_overran", skipped_polls=missed)
-            stop.wait(next_start - now)
+            self._backfill_between_polls(stop, deadline=next_start)
+            stop.wait(next_start - time.monotonic())
         snapshot = self.stats.snapshot()
         log_event(log, logging.INFO, "producer_stopped", polls=snapshot.polls, spool_depth=snapshot.spool_depth)
         return snapshot
@@ -239,10 +243,38 @@ class Poller:
             records_rejected=report.rejected,
         )
         self.stats.saw_last_updated(validation.newest_last_updated)
+        if validation.accepted and not report.dropped and validation.newest_last_updated is not None:
+            self._plan_backfill(validation)
         self.stats.set(last_poll_at=poll_time, last_poll_status=report.status, spool_depth=report.spool_depth)
         level = logging.ERROR if report.dropped else logging.INFO if report.status == "ok" else logging.WARNING
         log_event(log, level, POLL_EVENT, **asdict(report))
         return report
+
+    def _plan_backfill(self, validation: Validation) -> None:
+        """Plan a back-fill when this poll's data starts long after the last landed poll's.
+
+        Event times, not clocks: a gap is a stretch without data, whether the producer
+        was down, its polls failed, or CoinGecko stood still; the last poll's newest
+        event time is kept in a file, so a restart finds the gap too.
+        """
+        newest = validation.newest_last_updated
+        previous = self.backfiller.last_poll()
+        threshold = self.config.backfill_after_intervals * self.config.interval_seconds
+        if previous is not None and threshold and (newest - previous).total_seconds() > threshold:
+            tasks = [
+                BackfillTask(record["coin_id"], record["symbol"], record["name"], previous, newest)
+                for record in validation.accepted
+            ]
+            self.backfiller.plan(tasks)
+            log_event(log, logging.WARNING, "gap_found", start=utc_millis(previous), end=utc_millis(newest),
+                      coins=len(tasks))  # fmt: skip
+        if previous is None or newest > previous:
+            self.backfiller.saw_poll(newest)
+
+    def _backfill_between_polls(self, stop: threading.Event, deadline: float) -> None:
+        """Work on planned back-fill until shortly before the next poll; never raises."""
+        # Leave the next poll its start: a chart request must end a quarter interval before.
+        self.backfiller.step(stop, deadline=deadline - self.config.interval_seconds * (1 - FETCH_SHARE))
 
     def _fetch(self, report: PollReport, stop: threading.Event, fetch_deadline: float) -> Validation:
         validation = Validation()

@@ -1,4 +1,4 @@
-"""From a ``/coins/markets`` response body to landing lines and rejections.
+"""From a ``/coins/markets`` (or ``market_chart/range``) response body to landing lines and rejections.
 
 Two levels, two outcomes. A body that is not a non-empty JSON list (an HTML page, a
 truncated body, an error object, ``[]``) says nothing about any record: it is a failed
@@ -10,6 +10,7 @@ own, so one bad record is rejected with its reason while the rest of the page la
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,8 +81,64 @@ def parse_page(body: bytes) -> list[Any]:
     return payload
 
 
-def validate_records(records: list[Any], *, vs_currency: str, ingested_at: datetime, poll_id: str) -> Validation:
-    """Check every record of a page; stamp accepted ones with currency, time and poll id."""
+@dataclass(frozen=True)
+class ChartPoint:
+    """One point of a market chart: the price, market cap and volume at one moment."""
+
+    at_ms: int
+    """Unix time in milliseconds."""
+    price: Any
+    market_cap: Any
+    total_volume: Any
+
+
+def parse_chart(body: bytes) -> list[ChartPoint]:
+    """Decode a ``market_chart/range`` body into its points, in time order.
+
+    The body is ``{"prices": [[ms, value], ...], "market_caps": [...], "total_volumes": [...]}``;
+    the three series are joined on the timestamp (a point missing from the caps or volumes
+    gets null there). Raises :class:`RateLimited` for an error object with code 429 and
+    :class:`BadPayload` for anything else that is not such an object: values are checked
+    later, point by point, by the one schema. An empty ``prices`` list is a valid answer
+    (nothing in the range).
+    """
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadPayload(f"body is not JSON (an HTML error page or a truncated response?): {_excerpt(body)}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("prices"), list):
+        if isinstance(payload, dict) and ("status" in payload or "error" in payload):
+            status = payload.get("status") if isinstance(payload.get("status"), dict) else payload
+            if status.get("error_code") == 429:
+                raise RateLimited(f"error object with code 429: {status.get('error_message') or payload}")
+            raise BadPayload(f"error object instead of a market chart: {_excerpt(body)}")
+        raise BadPayload(f"body is not a market chart with a prices list: {_excerpt(body)}")
+    series: dict[str, dict[int, Any]] = {}
+    for name in ("prices", "market_caps", "total_volumes"):
+        entries = payload.get(name, [])
+        if not isinstance(entries, list) or not all(_is_pair(entry) for entry in entries):
+            raise BadPayload(f"{name} is not a list of [timestamp ms, value] pairs: {_excerpt(body)}")
+        series[name] = {int(at): value for at, value in entries}
+    return [
+        ChartPoint(at, price, series["market_caps"].get(at), series["total_volumes"].get(at))
+        for at, price in sorted(series["prices"].items())
+    ]
+
+
+def _is_pair(entry: Any) -> bool:
+    return (
+        isinstance(entry, list)
+        and len(entry) == 2
+        and isinstance(entry[0], int | float)
+        and not isinstance(entry[0], bool)
+        and math.isfinite(entry[0])
+    )
+
+
+def validate_records(
+    records: list[Any], *, vs_currency: str, ingested_at: datetime, poll_id: str, origin: str = "poll"
+) -> Validation:
+    """Check every record of a page; stamp accepted ones with currency, time, poll id and origin."""
     model = record_model()
     result = Validation()
     for index, raw in enumerate(records):
@@ -93,7 +150,7 @@ def validate_records(records: list[Any], *, vs_currency: str, ingested_at: datet
         coin_id = raw.get("id") if isinstance(raw.get("id"), str) else None
         try:
             tick = model.model_validate(
-                {**raw, "vs_currency": vs_currency, "ingested_at": ingested_at, "poll_id": poll_id}
+                {**raw, "vs_currency": vs_currency, "ingested_at": ingested_at, "poll_id": poll_id, "origin": origin}
             )
         except ValidationError as exc:
             errors = exc.errors(include_url=False)

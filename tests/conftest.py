@@ -64,7 +64,9 @@ _BATCH_IDS = itertools.count()
 
 
 #: What the producer adds to every CoinGecko record before validating it.
-PRODUCER_FIELDS = {"vs_currency": "usd", "ingested_at": "2025-06-01T12:00:05.001Z", "poll_id": "20250601T120005001Z-p1"}
+PRODUCER_FIELDS = {
+    "vs_currency": "usd", "ingested_at": "2025-06-01T12:00:05.001Z", "poll_id": "20250601T120005001Z-p1", "origin": "poll"
+}
 
 
 def coingecko(coin_id: str = "bitcoin", **overrides: Any) -> dict[str, Any]:

@@ -6,7 +6,10 @@
 -- volume only over a rolling 24 hours, never per trade, so a minute's total_volume is
 -- the highest such figure its ticks carry, not what traded within the minute (MAX, not
 -- the close's value: MAX skips NULLs the same way in both dialects, which MAX_BY with a
--- NULL value is not documented to do).
+-- NULL value is not documented to do). Back-filled points (origin = 'backfill', 5-minutely
+-- to daily from CoinGecko's market charts) make candles too; backfilled says a minute
+-- has nothing else, so a chart can draw those stretches as the coarser data they are
+-- (rows from before the origin column hold NULL: live polls).
 SELECT
   coin_id,
   vs_currency,
@@ -16,6 +19,7 @@ SELECT
   MIN(price) AS low,
   MAX_BY(price, last_updated) AS close,
   MAX(total_volume) AS total_volume,
-  COUNT(*) AS samples
+  COUNT(*) AS samples,
+  LOGICAL_AND(COALESCE(origin, 'poll') = 'backfill') AS backfilled
 FROM market_ticks
 GROUP BY coin_id, vs_currency, minute

@@ -3,7 +3,9 @@
 -- GoogleSQL (BigQuery); core.views translates it for DuckDB. Only ticks of
 -- the last day are looked at: on BigQuery that keeps the scan to the newest one or
 -- two daily partitions however long the table grows (a dashboard reads this view
--- every few seconds), and a coin CoinGecko has not updated for a day is dead.
+-- every few seconds), and a coin CoinGecko has not updated for a day is dead. Only
+-- live polls count (origin 'poll', or NULL in rows from before the column): a
+-- back-filled point carries no rank or 24 h change, and is history, not the latest.
 SELECT
   coin_id,
   symbol,
@@ -27,5 +29,6 @@ FROM (
     ) AS recency
   FROM market_ticks
   WHERE last_updated >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)
+    AND COALESCE(origin, 'poll') = 'poll'
 )
 WHERE recency = 1

@@ -43,7 +43,7 @@ LATEST = Query(
 CANDLES = Query(
     "candles",
     """
-    SELECT coin_id, minute, open, high, low, close, total_volume, samples
+    SELECT coin_id, minute, open, high, low, close, total_volume, samples, backfilled
     FROM candles_1m
     WHERE vs_currency = @vs_currency AND coin_id IN UNNEST(@coins) AND minute >= @since
     ORDER BY coin_id, minute

@@ -47,7 +47,7 @@ REFRESH_SECONDS = 5.0
 #: CoinGecko coin ids, as the producer accepts them for ``--coin-ids`` (producer/config.py).
 COIN_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
-_CANDLE_FIELDS = ("open", "high", "low", "close", "total_volume", "samples")
+_CANDLE_FIELDS = ("open", "high", "low", "close", "total_volume", "samples", "backfilled")
 # Last good answers kept; more than the page's few queries, fewer than unbounded
 # combinations of ?coins= could make.
 _KEPT_ANSWERS = 64

@@ -172,13 +172,15 @@ class _Coin:
         return max(abs(self.record["price_change_percentage_24h"]), 0.01) / 100
 
     def log_price(self, k: int, window: int) -> float:
-        """Log-price ``k`` frames after the snapshot; ``-window <= k`` (a day before).
+        """Log-price ``k`` frames after the snapshot (before it for a negative ``k``).
 
         The day before the snapshot is a Brownian bridge from the price 24 h ago to
         the snapshot price, so a frame's 24 h change agrees with the snapshot's at
         frame 0 and with the walk afterwards.
         """
         sigma = self.daily_sigma / math.sqrt(window)
+        if k < -window:  # further back than the bridge: a walk of its own, backwards from there
+            return self.log_price(-window, window) + sigma * _walk(self.key + "<<", -window - k)
         if k >= 0:
             return math.log(self.price) + sigma * _walk(self.key, k)
         j = k + window
@@ -228,6 +230,15 @@ class _Coin:
             "roi": roi,
             "last_updated": _to_iso(updated),
         }
+
+
+def chart_step(span: timedelta) -> timedelta:
+    """CoinGecko's automatic granularity of ``market_chart/range`` for a range this long."""
+    if span <= timedelta(days=1):
+        return timedelta(minutes=5)
+    if span <= timedelta(days=90):
+        return timedelta(hours=1)
+    return timedelta(days=1)
 
 
 def _by_rank(row: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -313,6 +324,46 @@ class Market:
     def frozen_ids(self) -> tuple[str, ...]:
         """Ids of the thin and dead coins: their records never change, apart from their rank."""
         return tuple(coin.record["id"] for coin in self._coins if not coin.live)
+
+    def chart(
+        self,
+        coin_id: str,
+        vs_currency: str,
+        start: datetime,
+        end: datetime,
+        *,
+        now: datetime,
+        frame_seconds: float = 60.0,
+        shift: timedelta = timedelta(0),
+    ) -> dict[str, list[list[float]]] | None:
+        """``/coins/{id}/market_chart/range``: the coin's prices, market caps and volumes
+        from ``start`` to ``end`` (both included, never past ``now``); None for an unknown coin.
+
+        Granularity as CoinGecko's: a point every :func:`chart_step` (5 minutes within a
+        day, hourly up to 90 days, daily beyond) on multiples of the step since the epoch.
+        Each point is the frame current at its time (before the snapshot too: the walk
+        goes on backwards), so a point and a poll of the same frame agree; a thin coin's
+        values never change; the dead coin has no points.
+        """
+        coin = next((c for c in self._coins if c.record["id"] == coin_id), None)
+        if coin is None:
+            return None
+        chart: dict[str, list[list[float]]] = {"prices": [], "market_caps": [], "total_volumes": []}
+        if coin.record["current_price"] is None:
+            return chart
+        step_ms = chart_step(end - start) // _MS
+        frame_ms = round(frame_seconds * 1000)
+        base_ms = self._as_of_ms + shift // _MS
+        rate = RATES[vs_currency]
+        first = -(-((start - _EPOCH) // _MS) // step_ms) * step_ms
+        last = (min(end, now) - _EPOCH) // _MS
+        for at_ms in range(first, last + 1, step_ms):
+            k = (at_ms - base_ms) // frame_ms
+            row = coin.at(k, frame_ms, self._as_of_ms + k * frame_ms)
+            chart["prices"].append([at_ms, _significant(row["current_price"] * rate, 6)])
+            for name, key in (("market_caps", "market_cap"), ("total_volumes", "total_volume")):
+                chart[name].append([at_ms, None if row[key] is None else round(row[key] * rate)])
+        return chart
 
     def frame(
         self,

@@ -19,6 +19,10 @@ Endpoints (JSON; anything else is a 404 with a JSON error):
 - ``GET /api/v3/coins/markets``: ``vs_currency`` (required), ``order``, ``per_page``
   (1-250, default 100), ``page`` (from 1; past the end gives ``[]``), ``ids``
   (comma-separated). Other CoinGecko parameters are accepted and ignored.
+- ``GET /api/v3/coins/{id}/market_chart/range``: ``vs_currency``, ``from`` and ``to``
+  (unix seconds, required): ``{"prices": [[ms, value], ...], "market_caps": [...],
+  "total_volumes": [...]}`` at CoinGecko's granularity (:meth:`Market.chart`), never
+  past the current frame's time; an unknown id is a 404 like CoinGecko's.
 - ``GET /api/v3/ping``: ``{"gecko_says": "(V3) To the Moon!"}``.
 - ``GET /healthz``: ``{"status": "ok", "frame": k}``; never faulted nor rate limited.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import socket
 import struct
 import threading
@@ -250,6 +255,9 @@ class ReplayServer(BackgroundServer):
             return Reply.json(200, {"gecko_says": "(V3) To the Moon!"})
         if path == f"{API_PREFIX}/coins/markets":
             return self._markets(params, frame)
+        chart = _CHART_PATH.fullmatch(path)
+        if chart:
+            return self._chart(chart["id"], params, frame)
         return _error(404, "Incorrect path. Please check https://www.coingecko.com/api/")
 
     def _markets(self, params: Mapping[str, str], frame: int) -> Reply:
@@ -275,6 +283,31 @@ class ReplayServer(BackgroundServer):
             records = [record for record in records if record["id"] in ids]
         start = (page - 1) * per_page
         return Reply.json(200, records[start : start + per_page])
+
+
+    def _chart(self, coin_id: str, params: Mapping[str, str], frame: int) -> Reply:
+        vs_currency = params.get("vs_currency", "").lower()
+        if not vs_currency:
+            return _error(400, "Missing parameter vs_currency")
+        if vs_currency not in RATES:
+            return _error(400, "invalid vs_currency")
+        bounds = []
+        for name in ("from", "to"):
+            try:
+                bounds.append(datetime.fromtimestamp(float(params[name]), timezone.utc))
+            except (KeyError, ValueError, OverflowError, OSError):
+                return _error(400, f"Missing or invalid parameter {name}: expected a UNIX timestamp in seconds")
+        frame_ms = round(self.frame_seconds * 1000)
+        now = self.market.as_of + self.shift + timedelta(milliseconds=(frame + 1) * frame_ms - 1)
+        chart = self.market.chart(
+            coin_id, vs_currency, bounds[0], bounds[1], now=now, frame_seconds=self.frame_seconds, shift=self.shift
+        )
+        if chart is None:
+            return _error(404, "coin not found")
+        return Reply.json(200, chart)
+
+
+_CHART_PATH: Final = re.compile(rf"{API_PREFIX}/coins/(?P<id>[^/]+)/market_chart/range")
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import duckdb
 
 from core.schema import duckdb_columns, market_tick
-from core.tables import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
+from core.tables import APPENDED_FIELDS, QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
 from core.uris import EXAMPLES, DuckDBFile, parse_warehouse
 from core.views import create_duckdb_views
 from jobs.errors import ConfigError, WarehouseError, WarehouseLockedError
@@ -69,6 +69,9 @@ class DuckDBWarehouse(Warehouse):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(connect(self.path, read_only=False, timeout=self.lock_timeout)) as con:
             con.execute(f"CREATE TABLE IF NOT EXISTS {TICKS_TABLE} ({', '.join(duckdb_columns(TICK_FIELDS))})")
+            # A warehouse made before a field was appended gets it now, null in its old rows.
+            for column in duckdb_columns(market_tick().field(name) for name in APPENDED_FIELDS):
+                con.execute(f"ALTER TABLE {TICKS_TABLE} ADD COLUMN IF NOT EXISTS {column}")
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} ({', '.join(duckdb_columns(QUARANTINE_FIELDS))})"
             )

@@ -20,9 +20,17 @@ def _table(stack, table_id):
 
 
 def test_ticks_schema_is_the_one_schema_plus_the_load_id(stack):
-    *record, load_id = json.loads(_table(stack, "market_ticks")["schema"])
-    assert record == bigquery_fields()
+    *record, load_id, origin = json.loads(_table(stack, "market_ticks")["schema"])
+    assert [*record, origin] == bigquery_fields()
     assert load_id["name"] == LOAD_ID
+
+
+def test_ticks_table_carries_the_origin_as_an_appended_nullable_column(stack):
+    """Appended and NULLABLE: Terraform updates an existing table's schema in place (no replacement),
+    and rows loaded before hold null, which the views read as live polls."""
+    columns = json.loads(_table(stack, "market_ticks")["schema"])
+    assert columns[-1]["name"] == "origin"
+    assert columns[-1]["mode"] == "NULLABLE" and columns[-1]["type"] == "STRING"
 
 
 def test_ticks_partitioned_by_day_of_event_time_and_clustered_by_coin(stack):

@@ -77,7 +77,7 @@ def test_record_model_rejects_null_in_required_field(spec):
     assert (spec.source or spec.name) in str(error.value)
 
 
-@pytest.mark.parametrize("spec", [f for f in FIELDS if f.nullable], ids=lambda f: f.name)
+@pytest.mark.parametrize("spec", [f for f in FIELDS if f.nullable and f.source], ids=lambda f: f.name)
 def test_record_model_accepts_null_in_nullable_field(spec):
     line = record_model().model_validate(coingecko(**{spec.source: None})).model_dump(mode="json")
     assert line[spec.name] is None
@@ -109,3 +109,25 @@ def test_record_model_normalises_offsets_to_utc_milliseconds():
         coingecko(last_updated="2025-06-01T14:00:03.123456+02:00")
     ).model_dump(mode="json")
     assert line["last_updated"] == "2025-06-01T12:00:03.123Z"
+
+
+def test_origin_takes_only_its_values_and_may_be_null():
+    model = record_model()
+    assert model.model_validate(coingecko(origin="backfill")).model_dump(mode="json")["origin"] == "backfill"
+    assert model.model_validate(coingecko(origin=None)).model_dump(mode="json")["origin"] is None
+    with pytest.raises(ValidationError, match="origin"):
+        model.model_validate(coingecko(origin="scraped"))
+
+
+def test_appended_origin_column_is_nullable_and_after_the_load_id_everywhere():
+    """An existing table takes a NULLABLE column at its end in place (docs/PRODUCER.md "Back-fill")."""
+    from core.tables import LOAD_ID, TICK_FIELDS
+
+    names = [f.name for f in TICK_FIELDS]
+    assert names[-2:] == [LOAD_ID, "origin"]
+    assert bigquery_fields(TICK_FIELDS)[-1] == {**bigquery_fields(TICK_FIELDS)[-1], "mode": "NULLABLE"}
+    con = duckdb.connect()
+    before = [f for f in TICK_FIELDS if f.name != "origin"]
+    con.execute(f"CREATE TABLE market_ticks ({', '.join(duckdb_columns(before))})")
+    con.execute(f"ALTER TABLE market_ticks ADD COLUMN {duckdb_columns([TICK_FIELDS[-1]])[0]}")
+    assert [row[0] for row in con.execute("DESCRIBE market_ticks").fetchall()] == names

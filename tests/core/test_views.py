@@ -45,9 +45,9 @@ def test_candles_1m_gives_open_high_low_close_and_samples_per_coin_minute(wareho
     rows = _rows(warehouse, "SELECT * FROM candles_1m ORDER BY coin_id, minute")
 
     assert rows == [
-        ("bitcoin", "usd", t0, 100.0, 130.0, 90.0, 110.0, 1e9, 4),
-        ("bitcoin", "usd", t0 + timedelta(minutes=1), 120.0, 120.0, 120.0, 120.0, 1e9, 1),
-        ("ethereum", "usd", t0, 10.5, 10.5, 10.5, 10.5, 1e9, 1),
+        ("bitcoin", "usd", t0, 100.0, 130.0, 90.0, 110.0, 1e9, 4, False),
+        ("bitcoin", "usd", t0 + timedelta(minutes=1), 120.0, 120.0, 120.0, 120.0, 1e9, 1, False),
+        ("ethereum", "usd", t0, 10.5, 10.5, 10.5, 10.5, 1e9, 1, False),
     ]
 
 
@@ -75,6 +75,38 @@ def test_candles_1m_keeps_quote_currencies_apart(warehouse):
     rows = _rows(warehouse, "SELECT vs_currency, open, samples FROM candles_1m ORDER BY vs_currency")
 
     assert rows == [("eur", 92.0, 1), ("usd", 100.0, 1)]
+
+
+def test_candles_1m_take_backfilled_points_and_mark_minutes_that_have_nothing_else(warehouse):
+    t0 = minute_ago(30)
+    load(warehouse, [
+        tick("bitcoin", 100.0, t0, origin="backfill"),  # a point of the market chart alone in its minute
+        tick("bitcoin", 101.0, t0 + timedelta(minutes=5, seconds=10), origin="poll"),
+        tick("bitcoin", 102.0, t0 + timedelta(minutes=5), origin="backfill"),  # a live tick in the same minute
+        tick("bitcoin", 103.0, t0 + timedelta(minutes=6), origin=None),  # a row from before the column: live
+    ])  # fmt: skip
+
+    rows = _rows(warehouse, "SELECT minute, open, close, samples, backfilled FROM candles_1m ORDER BY minute")
+
+    assert rows == [
+        (t0, 100.0, 100.0, 1, True),
+        (t0 + timedelta(minutes=5), 102.0, 101.0, 2, False),
+        (t0 + timedelta(minutes=6), 103.0, 103.0, 1, False),
+    ]
+
+
+def test_latest_prices_leave_backfilled_points_out(warehouse):
+    t0 = minute_ago(5)
+    load(warehouse, [
+        tick("bitcoin", 100.0, t0, origin="poll"),
+        tick("bitcoin", 90.0, t0 + timedelta(seconds=30), origin="backfill"),  # newer, but history
+        tick("ethereum", 10.0, t0, origin=None),  # before the column existed: a poll
+        tick("solana", 5.0, t0, origin="backfill"),  # only back-filled: no latest price
+    ])  # fmt: skip
+
+    assert _rows(warehouse, "SELECT coin_id, price FROM latest_prices ORDER BY coin_id") == [
+        ("bitcoin", 100.0), ("ethereum", 10.0)
+    ]  # fmt: skip
 
 
 def test_latest_prices_gives_newest_row_per_coin(warehouse):

@@ -69,9 +69,9 @@ def test_candles_without_coins_gives_top_coins_in_window(warehouse, serve):
     assert body["series"] == [
         {"coin_id": "bitcoin", "symbol": "btc", "name": "Bitcoin", "t": [ms, ms + 60_000], "open": [60000.0, 60500.0],
          "high": [61000.0, 60500.0], "low": [60000.0, 60500.0], "close": [61000.0, 60500.0],
-         "total_volume": [1e9, 1e9], "samples": [2, 1]},
+         "total_volume": [1e9, 1e9], "samples": [2, 1], "backfilled": [False, False]},
         {"coin_id": "ethereum", "symbol": "eth", "name": "Ethereum", "t": [ms], "open": [3000.0], "high": [3000.0],
-         "low": [3000.0], "close": [3000.0], "total_volume": [1e9], "samples": [1]},
+         "low": [3000.0], "close": [3000.0], "total_volume": [1e9], "samples": [1], "backfilled": [False]},
     ]  # fmt: skip
 
 

@@ -108,7 +108,7 @@ def test_coin_gives_its_latest_figures_age_and_candles_over_the_window(market, s
         "t": [ms - 120_000, ms - 60_000, ms + 60_000],
         "open": [59000.0, 59500.0, 60000.0], "high": [59000.0, 59500.0, 60000.0],
         "low": [59000.0, 59500.0, 60000.0], "close": [59000.0, 59500.0, 60000.0],
-        "total_volume": [2e9, 3e9, 1e9], "samples": [1, 1, 1],
+        "total_volume": [2e9, 3e9, 1e9], "samples": [1, 1, 1], "backfilled": [False, False, False],
     }  # fmt: skip
 
 
@@ -118,7 +118,8 @@ def test_coin_without_candles_in_the_window_has_empty_columns(warehouse, serve):
     body = get(serve(), "/api/coin?id=bitcoin&window=15m").json()
 
     assert body["coin"]["price"] == 1.0
-    assert body["candles"] == {name: [] for name in ("t", "open", "high", "low", "close", "total_volume", "samples")}
+    assert body["candles"] == {name: [] for name in ("t", "open", "high", "low", "close", "total_volume", "samples",
+                                                       "backfilled")}
 
 
 def test_coin_not_among_latest_prices_is_404_naming_it(market, serve):

@@ -55,7 +55,7 @@ def test_bigquery_backend_sends_candles_sql_on_the_dataset_with_typed_parameters
     assert rows == [{"coin_id": "bitcoin", "close": 1.5}]
     [(sql, config)] = client.queries
     assert sql == (
-        "SELECT\n  coin_id,\n  minute,\n  open,\n  high,\n  low,\n  close,\n  total_volume,\n  samples\n"
+        "SELECT\n  coin_id,\n  minute,\n  open,\n  high,\n  low,\n  close,\n  total_volume,\n  samples,\n  backfilled\n"
         "FROM `my-project`.`cryptopipe_dev`.candles_1m\n"
         "WHERE\n  vs_currency = @vs_currency AND coin_id IN UNNEST(@coins) AND minute >= @since\n"
         "ORDER BY\n  coin_id,\n  minute"

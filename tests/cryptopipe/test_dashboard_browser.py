@@ -338,3 +338,46 @@ def test_a_fresh_start_fits_the_window_to_the_data_and_says_so(warehouse, browse
     assert api_statuses and set(api_statuses) == {200, 404}
     # The browser logs the 404 itself; the page logs nothing.
     assert page_errors == ["Failed to load resource: the server responded with a status of 404 (Not Found)"]
+
+
+def test_backfilled_stretches_are_drawn_dashed_in_the_overview_and_faint_on_the_coin_page(warehouse, browser):
+    """An outage from 40 to 10 minutes ago filled with 5-minutely points of the market charts."""
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    from ..conftest import load, minute_ago, tick
+
+    live = [*range(55, 40, -1), *range(9, -1, -1)]  # minutes ago
+    backfilled = range(40, 9, -5)  # 40, 35, ..., 10
+    load(warehouse, [tick("bitcoin", 100.0 + m, minute_ago(m) + timedelta(seconds=20)) for m in live])
+    load(warehouse, [tick("bitcoin", 100.0 + m, minute_ago(m), origin="backfill") for m in backfilled])
+    server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=60).start()
+    page, api_statuses, page_errors = _open(browser, LAPTOP)
+    try:
+        page.goto(server.url)
+        dashed = page.locator('#chart path.backfill[data-coin="bitcoin"]')
+        expect(dashed).to_have_count(1)
+        expect(dashed).to_have_css("stroke-dasharray", "5px, 4px")
+        expect(page.locator('#chart path.series[data-coin="bitcoin"]')).to_have_css("stroke-dasharray", "none")
+        # The stretch joins the live line at both ends: the live point before it, 7 points, the one after.
+        assert dashed.get_attribute("d").count("L") == 8
+        # The live line itself breaks over the stretch: two runs.
+        assert page.get_attribute('#chart path.series[data-coin="bitcoin"]', "d").count("M") == 2
+
+        page.goto(server.url + "coin/bitcoin")
+        expect(page.locator("#coin-chart g.candle")).to_have_count(len(live) + len(backfilled))
+        faint = page.locator("#coin-chart g.candle.backfilled")
+        expect(faint).to_have_count(len(backfilled))
+        expect(faint.first).to_have_css("opacity", "0.5")
+        coarse = page.locator("#coin-chart path.close-line.backfill")
+        expect(coarse).to_have_css("stroke-dasharray", "5px, 4px")
+        assert coarse.get_attribute("d").count("L") == 8  # from the candle before to the candle after
+        expect(page.locator("#coin-chart g.candle:not(.backfilled)").first).to_have_css("opacity", "1")
+        _assert_chart_readable(page, "#coin-chart")
+    finally:
+        page.close()
+        server.stop()
+
+    assert api_statuses and set(api_statuses) == {200}
+    assert page_errors == []

@@ -412,3 +412,78 @@ def test_module_runs_a_standalone_server_until_interrupted():
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
+
+
+# -- market_chart/range ------------------------------------------------------
+
+
+def _chart(client: httpx.Client, coin_id: str, start: datetime, end: datetime, **params) -> httpx.Response:
+    bounds = {"from": str(int(start.timestamp())), "to": str(int(end.timestamp()))}
+    return client.get(f"/coins/{coin_id}/market_chart/range", params={**USD, **bounds, **params})
+
+
+@pytest.mark.parametrize(
+    ("span", "step", "points"),
+    [
+        (timedelta(hours=3), timedelta(minutes=5), 37),  # within a day: 5-minutely
+        (timedelta(days=30), timedelta(hours=1), 721),  # 2-90 days: hourly
+        (timedelta(days=120), timedelta(days=1), 120),  # beyond: daily, at 00:00 UTC
+    ],
+)
+def test_chart_granularity_follows_the_range_length(server, client, span, step, points):
+    end = server.market.as_of  # frame 0: nothing later exists yet
+    body = _chart(client, "bitcoin", end - span, end).json()
+    stamps = [ms for ms, _ in body["prices"]]
+    assert len(stamps) == points
+    assert {b - a for a, b in zip(stamps, stamps[1:])} == {step // timedelta(milliseconds=1)}
+    assert [ms for ms, _ in body["market_caps"]] == [ms for ms, _ in body["total_volumes"]] == stamps
+    step_ms = step // timedelta(milliseconds=1)
+    assert stamps[-1] == end.timestamp() * 1000 // step_ms * step_ms  # the last step boundary not after the end
+
+
+def test_chart_points_are_the_frames_current_at_their_time_and_never_in_the_future(server, client):
+    server.frame = 30  # 30 minutes after the snapshot at 60 s a frame
+    start = server.market.as_of
+    body = _chart(client, "bitcoin", start, start + timedelta(hours=2)).json()
+    assert [ms for ms, _ in body["prices"]] == [start.timestamp() * 1000 + i * 300_000 for i in range(7)]
+    for i, (_, price) in enumerate(body["prices"]):
+        (record,) = [r for r in server.market.frame(5 * i) if r["id"] == "bitcoin"]
+        assert price == record["current_price"]
+        assert body["market_caps"][i][1] == record["market_cap"]
+
+
+def test_chart_converts_the_currency_and_keeps_thin_coins_flat(server, client):
+    start = server.market.as_of - timedelta(hours=1)
+    usd = _chart(client, "bitcoin", start, server.market.as_of).json()["prices"]
+    eur = _chart(client, "bitcoin", start, server.market.as_of, vs_currency="eur").json()["prices"]
+    assert [p for _, p in eur] == [pytest.approx(p * 0.88, rel=1e-5) for _, p in usd]
+    thin = server.market.frozen_ids[0]
+    prices = {p for _, p in _chart(client, thin, start, server.market.as_of).json()["prices"]}
+    assert len(prices) <= 1
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "error"),
+    [
+        ("/coins/no-such-coin/market_chart/range", {**USD, "from": "0", "to": "1"}, 404, "coin not found"),
+        ("/coins/bitcoin/market_chart/range", {"from": "0", "to": "1"}, 400, "Missing parameter vs_currency"),
+        ("/coins/bitcoin/market_chart/range", {**USD, "to": "1"}, 400, "Missing or invalid parameter from"),
+        ("/coins/bitcoin/market_chart/range", {**USD, "from": "0", "to": "soon"}, 400, "invalid parameter to"),
+    ],
+)
+def test_chart_refuses_unknown_coins_and_bad_parameters(client, path, params, status, error):
+    response = client.get(path, params=params)
+    assert response.status_code == status
+    assert error in response.json()["error"]
+
+
+def test_chart_takes_injected_faults_like_every_api_path(server, client):
+    server.inject(Fault.status(429, retry_after="3"), Fault.html(502), Fault.truncated_json())
+    end = server.market.as_of
+    first, second, third = (_chart(client, "bitcoin", end - timedelta(hours=1), end) for _ in range(3))
+    assert (first.status_code, first.headers["retry-after"]) == (429, "3")
+    assert second.status_code == 502 and "html" in second.headers["content-type"]
+    assert third.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        third.json()
+    assert _chart(client, "bitcoin", end - timedelta(hours=1), end).json()["prices"]

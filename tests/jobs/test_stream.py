@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -13,7 +14,7 @@ from jobs import stream
 from jobs.stream import main, parse_args, start_stream
 from jobs.validate import NO_RECORDS
 
-from .conftest import Pipeline, line
+from .conftest import Pipeline, line, tick
 
 UTC = timezone.utc
 
@@ -263,3 +264,29 @@ def test_one_coin_and_time_in_two_quote_currencies_loads_twice_and_repeats_still
         ("bitcoin", "usd", 64000.5),
     ]
     assert (status.rows_loaded, status.duplicates_dropped) == (2, 2)
+
+
+@pytest.mark.spark
+def test_backfilled_points_pass_the_watermark_and_stay_apart_from_live_ticks(spark, pipeline: Pipeline):
+    # A live tick moves the watermark to 13:00; back-filled points hours older still load,
+    # one at the live tick's very key too (same coin, currency and time): the two kinds never meet.
+    pipeline.land([line("bitcoin", last_updated="2025-06-01T15:00:00.000Z", origin="poll")])
+    pipeline.land([line("solana", last_updated="2025-06-01T15:00:00.000Z", origin="poll")])
+    pipeline.land([
+        line("bitcoin", last_updated="2025-05-01T00:00:00.000Z", origin="backfill"),
+        line("bitcoin", last_updated="2025-06-01T15:00:00.000Z", origin="backfill"),
+        json.dumps({**tick("bitcoin", last_updated="2025-06-01T15:00:00.000Z"), "origin": "scraped"}),
+    ])  # fmt: skip
+
+    status = pipeline.run(spark, "--max-files-per-trigger", "1", "--watermark", "2 hours")
+
+    assert pipeline.query(
+        "SELECT coin_id, origin, last_updated FROM market_ticks ORDER BY coin_id, origin, last_updated"
+    ) == [
+        ("bitcoin", "backfill", datetime(2025, 5, 1, tzinfo=UTC)),
+        ("bitcoin", "backfill", datetime(2025, 6, 1, 15, tzinfo=UTC)),
+        ("bitcoin", "poll", datetime(2025, 6, 1, 15, tzinfo=UTC)),
+        ("solana", "poll", datetime(2025, 6, 1, 15, tzinfo=UTC)),
+    ]
+    assert pipeline.query("SELECT reason FROM quarantine") == [("origin: 'scraped' is not one of poll, backfill",)]
+    assert (status.late_rows_dropped, status.duplicates_dropped) == (0, 0)

@@ -183,8 +183,10 @@ def test_package_exports_exactly_its_public_names():
     public = {name for name in vars(producer) if not name.startswith("_")}
     modules = {
         "apikey",
+        "backfill",
         "budget",
         "coingecko",
+        "coverage",
         "config",
         "errors",
         "files",

@@ -47,11 +47,24 @@ export function render(svg, candles, range, scaleKind) {
   // candles are one tick, a dash, and the line is what shows the trend.
   const closes = candles.close.map((v, i) => (v > 0 ? `${centers[i].toFixed(1)},${yPos(v).toFixed(1)}` : null));
   node("path", { class: "close-line", d: closes.filter(Boolean).map((p, i) => (i ? "L" : "M") + p).join("") }, svg);
+  // Back-filled stretches (5-minutely to daily points) also get a dashed line over that one,
+  // from the candle before to the candle after, so the coarse stretch stands out.
+  const backfilled = candles.backfilled || [];
+  let dashed = "";
+  closes.forEach((p, i) => {
+    if (!p || !backfilled[i]) return;
+    const before = closes[i - 1];
+    dashed += backfilled[i - 1] && before ? `L${p}` : `${before ? `M${before}L` : "M"}${p}`;
+    if (!backfilled[i + 1] && closes[i + 1]) dashed += `L${closes[i + 1]}`;
+  });
+  if (dashed) node("path", { class: "close-line backfill", d: dashed }, svg);
   candles.t.forEach((t, i) => {
     const [open, high, low, close] = [candles.open[i], candles.high[i], candles.low[i], candles.close[i]];
     if (!(low > 0)) return;
     const x = centers[i];
-    const g = node("g", { class: `candle ${close >= open ? "up" : "down"}`, "data-t": t }, svg);
+    // A back-filled minute (one point of CoinGecko's 5-minutely to daily history) is drawn faint.
+    const kind = `candle ${close >= open ? "up" : "down"}${candles.backfilled && candles.backfilled[i] ? " backfilled" : ""}`;
+    const g = node("g", { class: kind, "data-t": t }, svg);
     node("line", { class: "wick", x1: x, x2: x, y1: yPos(high), y2: yPos(low) }, g);
     const top = yPos(Math.max(open, close));
     node("rect", { class: "body", x: x - body / 2, y: top, width: body, height: Math.max(1, yPos(Math.min(open, close)) - top) }, g);

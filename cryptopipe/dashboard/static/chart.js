@@ -6,7 +6,11 @@
 // point: coins from $0.00001 to $100,000 share one chart, and equal moves in
 // percent look equal.
 //
-//   render(svgElement, [{id, label, color, t: [ms...], v: [price...]}], {from, to})
+//   render(svgElement, [{id, label, color, t: [ms...], v: [price...], b: [backfilled...]}], {from, to})
+//
+// Back-filled minutes (b true: CoinGecko's market charts, 5-minutely to daily) are a
+// dashed path of their own, joined to the live line at both ends, so a person sees
+// that stretch is coarser than the polls around it.
 //
 // Also the SVG helpers the coin's candles (candles.js) share: the canvas, the two
 // axes, and the note that says when the time axis fits less data than the window.
@@ -18,6 +22,8 @@ const NS = "http://www.w3.org/2000/svg";
 const MARGIN = { top: 10, right: 14, bottom: 24, left: 52 };
 // A gap longer than this (the pipeline was stopped) breaks the line.
 const GAP_MS = 5 * 60 * 1000;
+// Back-filled points can be a day apart (daily beyond 90 days of history).
+const BACKFILL_GAP_MS = 25 * 60 * 60 * 1000;
 
 export function node(name, attrs, parent, text) {
   const el = document.createElementNS(NS, name);
@@ -78,20 +84,36 @@ export function render(svg, series, range) {
   drawTimeAxis(svg, range, xPos, box);
 
   for (const s of series) {
+    const backfilled = s.b || [];
     let d = "";
-    let previous = null;
+    let dashed = "";
+    let previous = null; // the last live point's time
+    let last = null; // the last point drawn, live or back-filled: {t, p, b}
     const alone = []; // points with no line to either side: drawn as dots, or they would not show
     s.t.forEach((t, i) => {
       const v = s.v[i];
       if (!(v > 0)) return;
-      const jump = previous === null || t - previous > GAP_MS;
-      const next = s.t[i + 1];
-      if (jump && (next === undefined || next - t > GAP_MS || !(s.v[i + 1] > 0))) alone.push([t, v]);
-      d += `${jump ? "M" : "L"}${xPos(t).toFixed(1)},${yPos(v).toFixed(1)}`;
-      previous = t;
+      const p = `${xPos(t).toFixed(1)},${yPos(v).toFixed(1)}`;
+      const near = last !== null && t - last.t <= BACKFILL_GAP_MS;
+      if (backfilled[i]) {
+        dashed += near ? (last.b ? `L${p}` : `M${last.p}L${p}`) : `M${p}`;
+      } else {
+        if (near && last.b) dashed += `L${p}`; // the stretch ends in this live point
+        const jump = previous === null || t - previous > GAP_MS;
+        const next = s.t[i + 1];
+        const lone = next === undefined || next - t > GAP_MS || !(s.v[i + 1] > 0) || backfilled[i + 1];
+        if (jump && lone && !(near && last.b)) alone.push([t, v]);
+        d += `${jump ? "M" : "L"}${p}`;
+        previous = t;
+      }
+      last = { t, p, b: Boolean(backfilled[i]) };
     });
     const path = node("path", { class: "series", "data-coin": s.id, d, stroke: s.color }, svg);
     node("title", {}, path, s.label);
+    if (dashed) {
+      const coarse = node("path", { class: "backfill", "data-coin": s.id, d: dashed, stroke: s.color }, svg);
+      node("title", {}, coarse, `${s.label} (back-filled from CoinGecko's market charts)`);
+    }
     for (const [t, v] of alone) node("circle", { class: "dot", cx: xPos(t), cy: yPos(v), r: 2.5, fill: s.color }, svg);
   }
 }

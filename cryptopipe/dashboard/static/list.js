@@ -87,7 +87,7 @@ export function drawChart() {
   const series = candles.series.map((s) => {
     const order = candles.coins.indexOf(s.coin_id);
     const label = s.symbol ? s.symbol.toUpperCase() : s.coin_id;
-    return { id: s.coin_id, label, order, color: COLORS[order % COLORS.length], t: s.t, v: s.close };
+    return { id: s.coin_id, label, order, color: COLORS[order % COLORS.length], t: s.t, v: s.close, b: s.backfilled };
   }).sort((a, b) => a.order - b.order);
   const range = timeRange(Date.parse(candles.since), Date.parse(candles.served_at), series.flatMap((s) => s.t));
   chart.render($("chart"), series, range);
