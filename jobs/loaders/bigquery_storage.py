@@ -2,10 +2,9 @@
 
 Load jobs cap the trigger at 115.2 s (1,500 load jobs per table per day,
 :mod:`jobs.loaders.bigquery`). The Storage Write API has no per-table job quota: a
-batch costs one ``CreateWriteStream`` per table that has rows, and that quota is
-:data:`CREATE_WRITE_STREAMS_PER_HOUR` per project and region, so the trigger floor is
-:data:`SECONDS_PER_HOUR` x :data:`STREAMS_PER_BATCH` / :data:`CREATE_WRITE_STREAMS_PER_HOUR`
-(docs/STREAM.md, "Storage Write API").
+batch costs one ``CreateWriteStream`` per table that has rows, against 10,000 a project
+and region an hour, so the trigger floor is 3,600 x 2 / 10,000 = 0.72 s
+(:mod:`core.bigquery_quotas`; docs/STREAM.md, "Storage Write API").
 
 One batch, per table with rows: the staged Parquet (the table's columns and modes,
 ``_load_id`` last, :mod:`jobs.staging`) is read on the driver as Arrow in the schema
@@ -47,6 +46,7 @@ from google.api_core.exceptions import NotFound
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
+from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
 from core.schema import arrow_schema
 from core.tables import LOAD_ID
 from jobs.errors import ConfigError, WarehouseError
@@ -54,14 +54,6 @@ from jobs.loaders.base import LoadId, LoadResult, StagedFiles
 from jobs.loaders.bigquery import _QUARANTINE, _TICKS, BigQueryWarehouse, _Table
 from jobs.locations import Location
 
-#: Storage Write API: CreateWriteStream calls per project and region per hour (docs/STREAM.md).
-CREATE_WRITE_STREAMS_PER_HOUR = 10_000
-#: Streams a batch creates: ticks and quarantine, both budgeted as if every batch had bad lines.
-STREAMS_PER_BATCH = 2
-SECONDS_PER_HOUR = 3_600
-#: The trigger on this path unless told otherwise: above the quota floor by far, and what the
-#: cost and Dataproc's per-batch work make sensible (docs/STREAM.md, "Storage Write API").
-DEFAULT_TRIGGER_SECONDS = 10.0
 #: Rows per AppendRows request: a request may carry 10 MB; a tick is a few hundred bytes.
 ROWS_PER_APPEND = 10_000
 #: Where the stream records live, under the staging location.
@@ -80,8 +72,8 @@ class StorageWriteWarehouse(BigQueryWarehouse):
     which :meth:`check_staging` (called by the job's config) or ``records`` gives.
     """
 
-    default_trigger_seconds = DEFAULT_TRIGGER_SECONDS
-    min_trigger_seconds = SECONDS_PER_HOUR * STREAMS_PER_BATCH / CREATE_WRITE_STREAMS_PER_HOUR
+    default_trigger_seconds = DEFAULT_TRIGGER_SECONDS["storage-write"]
+    min_trigger_seconds = MIN_TRIGGER_SECONDS["storage-write"]
 
     def __init__(
         self, project: str, dataset: str, *, records: Location | None = None, client: Any = None,
