@@ -42,8 +42,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
-from google.api_core.exceptions import NotFound
 import pyarrow.parquet as pq
+from google.api_core.exceptions import NotFound
 from pyarrow import fs as pafs
 
 from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
