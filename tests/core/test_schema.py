@@ -109,3 +109,18 @@ def test_record_model_normalises_offsets_to_utc_milliseconds():
         coingecko(last_updated="2025-06-01T14:00:03.123456+02:00")
     ).model_dump(mode="json")
     assert line["last_updated"] == "2025-06-01T12:00:03.123Z"
+
+
+def test_the_arrow_schema_is_the_records_columns_modes_and_types():
+    import pyarrow as pa
+
+    from core.schema import arrow_schema, market_tick
+
+    schema = arrow_schema()
+    assert schema.names == market_tick().names
+    for spec in market_tick().fields:
+        field = schema.field(spec.name)
+        assert field.nullable == spec.nullable
+        expected = {"string": pa.string(), "float64": pa.float64(), "int64": pa.int64(),
+                    "timestamp": pa.timestamp("us", tz="UTC")}[spec.type]
+        assert field.type == expected, spec.name
