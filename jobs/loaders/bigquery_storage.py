@@ -142,7 +142,13 @@ class StorageWriteWarehouse(BigQueryWarehouse):
         """Append the staged rows of ``table`` to a new PENDING stream and finalize it; its record entry."""
         from google.cloud.bigquery_storage_v1 import types
 
-        rows = _read_staged(uris, arrow_schema(table.fields))
+        try:
+            rows = _read_staged(uris, arrow_schema(table.fields))
+        except (ValueError, pa.ArrowException) as error:  # ArrowInvalid, ArrowTypeError are both
+            raise WarehouseError(
+                f"the staged rows of batch {load_id.batch_id} do not fit {self._table_id(table)} ({error}); "
+                f"nothing was written: {', '.join(uris)}"
+            ) from error
         stream = self._write.create_write_stream(
             parent=self._parent(table), write_stream=types.WriteStream(type_=types.WriteStream.Type.PENDING)
         )

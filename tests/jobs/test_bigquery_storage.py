@@ -221,3 +221,17 @@ def test_on_bigquery_a_committed_stream_is_recognised_from_its_answers_without_a
     if not shows_commit_time:
         expected.append(("BatchCommitWriteStreams", (stream.rsplit("/streams/", 1)[0], [stream])))
     assert fake.requests == expected
+
+
+def test_staged_rows_that_do_not_fit_the_table_fail_the_batch_clearly_and_nothing_is_written(bq_emulator, target):
+    folder = target[1].local_path / "batch_id=7" / TICKS_TABLE
+    good = staged_rows(TICK_FIELDS, LOAD, 2, folder)
+    table = pq.read_table(good[0].removeprefix("file:"))
+    nullable = pa.schema([f.with_nullable(True) for f in table.schema])
+    broken = table.cast(nullable).set_column(0, nullable.field(0), pa.array([None, "x"], pa.string()))
+    pq.write_table(broken, good[0].removeprefix("file:"))  # coin_id is REQUIRED: a null cannot go in
+    refused = r"staged rows of batch 7 do not fit test-project\.storage_write_\d+\.market_ticks \(.*coin_id.*non-null"
+    with warehouse(target) as wh, pytest.raises(WarehouseError, match=refused):
+        wh.load_batch(LOAD, StagedFiles(good, ()))
+    assert rows(bq_emulator, target, TICKS_TABLE) == []
+    assert records(target) == []  # the replay writes it again, from a fixed stage
