@@ -235,3 +235,38 @@ def test_staged_rows_that_do_not_fit_the_table_fail_the_batch_clearly_and_nothin
         wh.load_batch(LOAD, StagedFiles(good, ()))
     assert rows(bq_emulator, target, TICKS_TABLE) == []
     assert records(target) == []  # the replay writes it again, from a fixed stage
+
+
+class RefusingAppend(FailingCommit):
+    """The real write client, whose AppendRows answers with an error, as BigQuery does for rows it
+    refuses (an ``AppendRowsResponse`` carrying ``error`` and ``row_errors``) instead of raising."""
+
+    def __init__(self) -> None:
+        super().__init__(set())
+        self.appended: list[tuple[str, int]] = []
+
+    def append_rows(self, requests: Any) -> Any:
+        from google.rpc import status_pb2
+
+        for request in requests:
+            self.appended.append((request.write_stream, request.offset))
+            yield types.AppendRowsResponse(
+                error=status_pb2.Status(code=3, message="Errors found while processing rows"),
+                row_errors=[types.RowError(index=1, code=types.RowError.RowErrorCode.FIELDS_ERROR,
+                                           message="value out of range")],
+                write_stream=request.write_stream,
+            )
+
+
+def test_an_append_refused_fails_the_batch_naming_the_stream_and_the_replay_loads_it_once(bq_emulator, target):
+    refusing = RefusingAppend()
+    with warehouse(target, refusing) as wh, pytest.raises(
+        WarehouseError, match=r"market_ticks \(stream projects/.+/streams/\w+\) failed: 3 Errors found.*; row 1: value"
+    ):
+        wh.load_batch(LOAD, staged(target, LOAD))
+    assert [offset for _, offset in refusing.appended] == [0]  # one request: 3 rows from offset 0
+    assert records(target) == [] and rows(bq_emulator, target, TICKS_TABLE) == []
+    with warehouse(target) as wh:
+        replay = wh.load_batch(LOAD, staged(target, LOAD))
+    assert (replay.ticks, replay.quarantined, replay.already_loaded) == (3, 1, False)
+    assert rows(bq_emulator, target, TICKS_TABLE) == [str(LOAD)] * 3
