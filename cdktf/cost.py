@@ -161,13 +161,13 @@ def lines(cfg: EnvironmentConfig) -> list[Line]:
             f"{GCS_CLASS_A_PER_1000} / 1,000",
             operations * GCS_CLASS_A_PER_1000 / 1000,
         ),
-        *(
-            [Line(
-                "BigQuery Storage Write API ingestion (no free tier counted)",
-                f"{polls_per_day(cfg) * coins:,} rows × {tick_row_bytes()} B = "
-                f"{storage_write_per_day(coins * 60 // cfg.interval_seconds)[0]:.2f} GiB × {STORAGE_WRITE_PER_GIB}",
-                storage_write_per_day(coins * 60 // cfg.interval_seconds)[1],
-            )] if cfg.bigquery_write == "storage-write" else []
+        Line(
+            "BigQuery Storage Write API ingestion (no free tier counted)",
+            f"{polls_per_day(cfg) * coins:,} rows × {tick_row_bytes()} B = "
+            f"{storage_write_per_day(coins * 60 // cfg.interval_seconds)[0]:.2f} GiB × {STORAGE_WRITE_PER_GIB}",
+            storage_write_per_day(coins * 60 // cfg.interval_seconds)[1],
+        ) if cfg.bigquery_write == "storage-write" else Line(
+            "BigQuery Storage Write API ingestion (no free tier counted)", "load jobs instead: free", 0.0
         ),
         Line(
             "Cloud Storage data: the archive at its full size",
