@@ -1,4 +1,4 @@
-"""``python -m bench freshness|catchup|growth|footprint|all [--doc-only]``; see docs/BENCHMARKS.md."""
+"""``python -m bench freshness|freshness-bigquery|catchup|growth|footprint|all``; see docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.common import BenchFailure
 
-NAMES = ("catchup", "growth", "freshness", "footprint")
+NAMES = ("catchup", "growth", "freshness", "freshness-bigquery", "footprint")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
                 from bench import freshness
 
                 freshness.main(minutes=args.minutes)
+            elif name == "freshness-bigquery":
+                from bench import freshness_bigquery
+
+                freshness_bigquery.main(minutes=args.minutes)
             elif name == "footprint":
                 from bench import footprint
 

@@ -37,6 +37,8 @@ BACKFILL_MARKER = "landing/_backfilled/20261130T130000000Z-bf0123456789ab.done"
 ARCHIVED_OBJECT = "archive/dt=2026-11-30/hour=16/20261130T160501123Z-1f2e3d4c5b6a.ndjson"
 CHECKPOINT_OBJECT = "checkpoints/market_ticks/offsets/42"
 STAGED_OBJECT = "staging/batch_id=42/market_ticks/part-00000-a.parquet"
+#: A batch's stream record on the Storage Write path (jobs/loaders/bigquery_storage.py).
+STREAM_RECORD_OBJECT = "staging/_write_streams/0123456789abcdef0123/batch_42.json"
 PRODUCER_ARTIFACT = "artifacts/producer/cryptopipe-producer-0123456789abcdef.tar"
 JOB_ARTIFACT = "artifacts/job/cryptopipe-job-0123456789abcdef.zip"
 #: What Dataproc writes into its staging bucket (cluster metadata, driver output).
@@ -125,6 +127,19 @@ def workload_calls(targets: Targets) -> list[Call]:
                "bigquery.tables.updateData", resource) for name, resource in t.tables.items()),
         Call("processing", "jobs/loaders/bigquery.py load_batch", "the load job reads the staged Parquet",
              "storage.objects.get", t.data(STAGED_OBJECT)),
+        *(Call("processing", "jobs/loaders/bigquery_storage.py load_batch",
+               f"create, append to, finalize, get and commit a PENDING write stream of {name}",
+               "bigquery.tables.updateData", resource) for name, resource in t.tables.items()),
+        *(Call("processing", "jobs/loaders/bigquery_storage.py load_batch",
+               f"a replay whose commit was refused counts the batch's rows in {name}", "bigquery.tables.getData",
+               resource) for name, resource in t.tables.items()),
+        Call("processing", "jobs/loaders/bigquery_storage.py load_batch", "run that count as a query job",
+             "bigquery.jobs.create", t.project),
+        *(Call("processing", "jobs/loaders/bigquery_storage.py load_batch",
+               f"the batch's stream record (write, rename, read, forget): {verb}", f"storage.objects.{verb}",
+               t.data(STREAM_RECORD_OBJECT)) for verb in ("create", "get", "delete")),
+        Call("processing", "jobs/loaders/bigquery_storage.py load_batch", "list the earlier batches' records",
+             "storage.objects.list", t.data_bucket),
         Call("processing", "Dataproc job (pyspark_config)", "fetch the job's code and dependencies",
              "storage.objects.get", t.data(JOB_ARTIFACT)),
         *(Call("processing", "Dataproc agent on every node", "register, lease and report tasks; logs; metrics",

@@ -30,6 +30,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
 from core.gcp import PROJECT_ID
 from core.health import Thresholds
 from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, StrictSettings, matching, problems
@@ -145,10 +146,13 @@ class EnvironmentConfig(StrictSettings):
     api_plan: Literal["none", "demo", "pro"] = "demo"
     """CoinGecko plan: ``none`` (keyless), ``demo`` or ``pro``; demo and pro read the key
     from the Secret Manager secret this stack creates."""
-    trigger_seconds: int = Field(120, ge=116, le=3600)
-    """Streaming trigger interval of the Spark job. BigQuery allows 1,500 load jobs per
-    table a day and a batch may start two (ticks, quarantine): 2 x 86,400 / 1,500 = 115.2 s
-    is the floor, which the job itself enforces."""
+    trigger_seconds: int = Field(int(DEFAULT_TRIGGER_SECONDS["storage-write"]), ge=1, le=3600)
+    """Streaming trigger interval of the Spark job, at least the floor of ``bigquery_write``
+    (core/bigquery_quotas.py): 0.72 s for the Storage Write API's 10,000 streams an hour and
+    two a batch; 115.2 s for load jobs, 1,500 a table a day and two a batch. The default 10 s
+    is set by the cost of a batch, not the quota (docs/STREAM.md, "Storage Write API")."""
+    bigquery_write: Literal["storage-write", "load-jobs"] = "storage-write"
+    """How the job writes BigQuery: Storage Write API streams, or load jobs (large backfills)."""
     max_files_per_trigger: int = Field(200, ge=1, le=10000)
     """Landing files the Spark job takes per micro-batch at most."""
     watermark: Annotated[
@@ -218,6 +222,10 @@ class EnvironmentConfig(StrictSettings):
 
     @model_validator(mode="after")
     def _fits_together(self) -> EnvironmentConfig:
+        if self.trigger_seconds < MIN_TRIGGER_SECONDS[self.bigquery_write]:
+            raise Refused("trigger_seconds", self.trigger_seconds, f"shorter than the "
+                          f"{MIN_TRIGGER_SECONDS[self.bigquery_write]:g} s BigQuery's quota allows {self.bigquery_write} "
+                          "all day (core/bigquery_quotas.py)")
         if not self.zone.startswith(f"{self.region}-"):
             raise Refused("zone", self.zone, f"expected a zone of region {self.region!r}, like {self.region}-a")
         if self.kms_key and (location := _KMS_KEY.fullmatch(self.kms_key)["location"]) != self.region:

@@ -20,6 +20,7 @@ from pathlib import Path
 from config import EnvironmentConfig, load_environments
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+STREAM_DOC = README.parent / "docs" / "STREAM.md"
 HOURS_PER_DAY = 24
 DAYS_PER_MONTH = 30.4
 
@@ -36,6 +37,16 @@ NAT_IP_PER_HOUR = 0.005
 NAT_DATA_PER_GB = 0.045
 GCS_CLASS_A_PER_1000 = 0.005
 GCS_STANDARD_PER_GB_MONTH = 0.020
+#: BigQuery Storage Write API ingestion, $ per GiB (cloud.google.com/bigquery/pricing,
+#: "Data ingestion pricing"; the first 2 TiB a month are free, not counted here).
+STORAGE_WRITE_PER_GIB = 0.025
+#: Bytes BigQuery counts for a value (its data size calculation): 8 for a number or a
+#: timestamp, 2 + the UTF-8 length for a string, taken as this many characters on average.
+BIGQUERY_NUMBER_BYTES = 8
+BIGQUERY_STRING_OVERHEAD = 2
+AVERAGE_STRING_CHARS = 16
+#: The rates the Storage Write cost is stated at: the default top 250 a minute, and 15,000.
+COINS_PER_MINUTE_STATED = (250, 15_000)
 
 #: One poll of 250 coins: its /coins/markets response and the NDJSON object it lands as
 #: (both checked against the bundled replay by tests/cdktf/test_cost.py).
@@ -72,6 +83,24 @@ def batches_per_day(cfg: EnvironmentConfig) -> int:
 
 def polls_per_day(cfg: EnvironmentConfig) -> int:
     return 86_400 // cfg.interval_seconds
+
+
+def tick_row_bytes() -> int:
+    """What BigQuery counts for one market_ticks row, from the table's columns (core/tables.py)."""
+    from core.tables import LOAD_ID, TICK_FIELDS
+
+    load_id_chars = 36 + 1 + 6  # '<query uuid>/<batch id>'
+    return sum(
+        BIGQUERY_NUMBER_BYTES if spec.type != "string"
+        else BIGQUERY_STRING_OVERHEAD + (load_id_chars if spec.name == LOAD_ID else AVERAGE_STRING_CHARS)
+        for spec in TICK_FIELDS
+    )
+
+
+def storage_write_per_day(coins_per_minute: int) -> tuple[float, float]:
+    """(GiB, $) a day the Storage Write API ingests when every coin of every poll is a new tick."""
+    gib = coins_per_minute * 60 * HOURS_PER_DAY * tick_row_bytes() / 2**30
+    return gib, gib * STORAGE_WRITE_PER_GIB
 
 
 def lines(cfg: EnvironmentConfig) -> list[Line]:
@@ -133,6 +162,14 @@ def lines(cfg: EnvironmentConfig) -> list[Line]:
             operations * GCS_CLASS_A_PER_1000 / 1000,
         ),
         Line(
+            "BigQuery Storage Write API ingestion (no free tier counted)",
+            f"{polls_per_day(cfg) * coins:,} rows × {tick_row_bytes()} B = "
+            f"{storage_write_per_day(coins * 60 // cfg.interval_seconds)[0]:.2f} GiB × {STORAGE_WRITE_PER_GIB}",
+            storage_write_per_day(coins * 60 // cfg.interval_seconds)[1],
+        ) if cfg.bigquery_write == "storage-write" else Line(
+            "BigQuery Storage Write API ingestion (no free tier counted)", "load jobs instead: free", 0.0
+        ),
+        Line(
             "Cloud Storage data: the archive at its full size",
             f"{landed_gb_day:.2f} GB/day × {cfg.archive_retention_days} days × {GCS_STANDARD_PER_GB_MONTH} / 30.4",
             kept_gb * GCS_STANDARD_PER_GB_MONTH / DAYS_PER_MONTH,
@@ -164,17 +201,35 @@ def _dollars(amount: float) -> str:
     return "<$0.01" if amount < 0.005 else f"${amount:,.2f}"
 
 
+def storage_write_table() -> str:
+    """Storage Write ingestion a day at :data:`COINS_PER_MINUTE_STATED` (README and docs/STREAM.md)."""
+    rows = ["| coins a minute | rows a day | GiB a day | $ a day (list price) |", "|---|---|---|---|"]
+    for coins in COINS_PER_MINUTE_STATED:
+        gib, dollars = storage_write_per_day(coins)
+        rows.append(f"| {coins:,} | {coins * 60 * HOURS_PER_DAY:,} | {gib:.2f} | {_dollars(dollars)} |")
+    return "\n".join(rows)
+
+
 def render(text: str, configs: list[EnvironmentConfig]) -> str:
     """``text`` (the README) with the table between the cost markers regenerated."""
     pattern = re.compile(r"(<!-- cost -->\n).*?(<!-- /cost -->)", re.S)
     if not pattern.search(text):
         raise ValueError("no <!-- cost --> markers")
-    return pattern.sub(lambda match: match.group(1) + table(configs) + "\n" + match.group(2), text)
+    return render_storage_write(
+        pattern.sub(lambda match: match.group(1) + table(configs) + "\n" + match.group(2), text)
+    )
+
+
+def render_storage_write(text: str) -> str:
+    """``text`` with the Storage Write table between ``<!-- cost-storage-write -->`` markers, if it has them."""
+    pattern = re.compile(r"(<!-- cost-storage-write -->\n).*?(<!-- /cost-storage-write -->)", re.S)
+    return pattern.sub(lambda match: match.group(1) + storage_write_table() + "\n" + match.group(2), text)
 
 
 def main() -> int:
     README.write_text(render(README.read_text(), load_environments()))
-    print("cost.py: wrote the README's cost table", file=sys.stderr)
+    STREAM_DOC.write_text(render_storage_write(STREAM_DOC.read_text()))
+    print("cost.py: wrote the README's cost tables and docs/STREAM.md's Storage Write table", file=sys.stderr)
     return 0
 
 

@@ -87,6 +87,7 @@ class Processing(Construct):
             "staging": storage.uri(STAGING),
             "warehouse": warehouse.uri,
             "trigger_seconds": cfg.trigger_seconds,
+            "bigquery_write": cfg.bigquery_write,
             "max_files_per_trigger": cfg.max_files_per_trigger,
             "watermark": cfg.watermark,
         })

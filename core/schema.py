@@ -44,10 +44,10 @@ TIMESTAMP_FORMAT_SPARK = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
 # Each logical type and what it is called in every system; one row per type keeps
 # the mappings side by side so they cannot drift apart.
 _TYPES: dict[str, dict[str, str]] = {
-    "string": {"duckdb": "VARCHAR", "bigquery": "STRING", "spark": "StringType"},
-    "float64": {"duckdb": "DOUBLE", "bigquery": "FLOAT64", "spark": "DoubleType"},
-    "int64": {"duckdb": "BIGINT", "bigquery": "INT64", "spark": "LongType"},
-    "timestamp": {"duckdb": "TIMESTAMPTZ", "bigquery": "TIMESTAMP", "spark": "TimestampType"},
+    "string": {"duckdb": "VARCHAR", "bigquery": "STRING", "spark": "StringType", "arrow": "string"},
+    "float64": {"duckdb": "DOUBLE", "bigquery": "FLOAT64", "spark": "DoubleType", "arrow": "float64"},
+    "int64": {"duckdb": "BIGINT", "bigquery": "INT64", "spark": "LongType", "arrow": "int64"},
+    "timestamp": {"duckdb": "TIMESTAMPTZ", "bigquery": "TIMESTAMP", "spark": "TimestampType", "arrow": "timestamp"},
 }
 
 
@@ -208,3 +208,20 @@ def bigquery_fields(fields: Iterable[FieldSpec] | None = None) -> list[dict[str,
         }
         for spec in (market_tick().fields if fields is None else fields)
     ]
+
+
+def arrow_schema(fields: Iterable[FieldSpec] | None = None):
+    """The record (or ``fields``) as an Arrow schema, for the Storage Write API's Arrow rows.
+
+    Timestamps are UTC microseconds, BigQuery's own precision; pyarrow is imported only when asked for.
+    """
+    import pyarrow as pa
+
+    def arrow_type(spec: FieldSpec):
+        name = _TYPES[spec.type]["arrow"]
+        return pa.timestamp("us", tz="UTC") if name == "timestamp" else pa.type_for_alias(name)
+
+    return pa.schema(
+        [pa.field(spec.name, arrow_type(spec), spec.nullable)
+         for spec in (market_tick().fields if fields is None else fields)]
+    )

@@ -24,7 +24,7 @@ from datetime import timedelta
 from core.joboptions import option
 from core.schema import MAX_CLOCK_SKEW
 from jobs.errors import ConfigError
-from jobs.loaders import WAREHOUSE_SCHEMES, Warehouse, warehouse_from_uri
+from jobs.loaders import BIGQUERY_WRITE_PATHS, WAREHOUSE_SCHEMES, Warehouse, warehouse_from_uri
 from jobs.locations import Location
 
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
@@ -46,10 +46,14 @@ class StreamConfig:
     """Where batches are loaded: ``duckdb:///abs/path.duckdb`` or ``bigquery://project.dataset``."""
     trigger_seconds: float | None = None
     """Seconds between micro-batches; None takes the warehouse's default: 1 s for
-    DuckDB, 120 s for BigQuery, whose load-job quota refuses anything under 115.2 s
+    DuckDB; for BigQuery 10 s on the Storage Write path (``jobs/loaders/bigquery_storage.py``)
+    and 120 s with load jobs, whose quota refuses anything under 115.2 s
     (``jobs/loaders/bigquery.py``)."""
     available_now: bool = False
     """Process what has landed, in bounded batches, then stop (backfills and tests)."""
+    bigquery_write: str = BIGQUERY_WRITE_PATHS[0]
+    """How a ``bigquery://`` warehouse writes: ``storage-write`` (PENDING write streams, a
+    trigger of seconds) or ``load-jobs`` (a trigger of 115.2 s or more: large backfills)."""
     max_files_per_trigger: int = 200
     """Most landing files per micro-batch: bounds the work (and memory) of one batch. 200
     polls of 250 coins is 50,000 rows: seconds of work, and after an outage few, large
@@ -75,7 +79,7 @@ class StreamConfig:
                     f"{option(name)} {other.uri} overlaps {option('landing')} {self.landing.uri}: "
                     f"the file source would list (or archive into) its own input; put it beside the landing root"
                 )
-        warehouse = warehouse_from_uri(self.warehouse)
+        warehouse = warehouse_from_uri(self.warehouse, bigquery_write=self.bigquery_write)
         object.__setattr__(self, "target", warehouse)
         warehouse.check_staging(self.staging)
         if self.trigger_seconds is None:
@@ -86,7 +90,7 @@ class StreamConfig:
         if not self.available_now and self.trigger_seconds < warehouse.min_trigger_seconds:
             raise ConfigError(
                 f"{trigger}: {self.trigger_seconds!r} is shorter than {warehouse.min_trigger_seconds:g} s, "
-                f"the least {self.warehouse} sustains all day (see 'Load-job quota' in docs/STREAM.md); "
+                f"the least {self.warehouse} sustains all day (see 'Load-job quota' and 'Storage Write API' in docs/STREAM.md); "
                 f"use {warehouse.default_trigger_seconds:g} or more"
             )
         for name in ("max_files_per_trigger", "shuffle_partitions"):
@@ -148,9 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument(
         option("trigger_seconds"),
         type=float,
-        help="seconds between micro-batches (default: 1 for duckdb, 120 for bigquery: its load-job quota)",
+        help="seconds between micro-batches (default: 1 for duckdb; for bigquery 10 with storage-write, "
+        "120 with load-jobs: its load-job quota)",
     )
     when.add_argument(option("available_now"), action="store_true", help="process what has landed, then stop")
+    parser.add_argument(
+        option("bigquery_write"),
+        choices=BIGQUERY_WRITE_PATHS,
+        default=defaults["bigquery_write"].default,
+        help="how a bigquery warehouse writes: Storage Write API streams, or load jobs for backfills "
+        "(default: %(default)s)",
+    )
     parser.add_argument(
         option("max_files_per_trigger"),
         type=int,

@@ -50,6 +50,7 @@ from typing import Any
 from google.api_core.exceptions import Conflict, GoogleAPICallError, NotFound
 from google.cloud import bigquery
 
+from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
 from core.gcp import PROJECT_ID
 from core.schema import FieldSpec, bigquery_fields, market_tick
 from core.tables import QUARANTINE_FIELDS, QUARANTINE_PARTITION_FIELD, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
@@ -58,16 +59,11 @@ from jobs.errors import ConfigError, LoadJobFailedError, WarehouseError
 from jobs.loaders.base import LoadId, LoadResult, StagedFiles, Warehouse
 from jobs.locations import Location
 
-#: BigQuery's fixed limit of load jobs per table per day (failed jobs count too).
-LOAD_JOBS_PER_TABLE_PER_DAY = 1_500
-#: Load jobs a batch may start: ticks and quarantine, budgeted against one allowance.
-LOAD_JOBS_PER_BATCH = 2
 #: New load jobs one run starts for a table's batch before giving up (see module docstring).
 NEW_ATTEMPTS_PER_RUN = 2
 #: How long to wait for one load job; a timeout fails the batch, and the replay waits again.
 LOAD_TIMEOUT_SECONDS = 600.0
 
-_SECONDS_PER_DAY = 86_400
 # BigQuery's rules for the ids a --warehouse URI names.
 _PROJECT_ID = re.compile(rf"^{PROJECT_ID}$")
 _DATASET_ID = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
@@ -137,8 +133,8 @@ class BigQueryWarehouse(Warehouse):
     Dataproc: the cluster's service account).
     """
 
-    default_trigger_seconds = 120.0
-    min_trigger_seconds = _SECONDS_PER_DAY * LOAD_JOBS_PER_BATCH / LOAD_JOBS_PER_TABLE_PER_DAY
+    default_trigger_seconds = DEFAULT_TRIGGER_SECONDS["load-jobs"]
+    min_trigger_seconds = MIN_TRIGGER_SECONDS["load-jobs"]  # core/bigquery_quotas.py
 
     def __init__(
         self, project: str, dataset: str, *, client: Any = None, job_timeout: float = LOAD_TIMEOUT_SECONDS

@@ -43,4 +43,4 @@ def test_report_renders_missing_results_as_not_run(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     monkeypatch.setattr(report, "DOC", tmp_path / "BENCHMARKS.md")
     text = report.write().read_text()
-    assert text.count("Not run yet") == 4
+    assert text.count("Not run yet") == 5

@@ -145,3 +145,11 @@ def test_every_field_is_documented_in_the_deployment_guide():
     fields = [name for name in EnvironmentConfig.model_fields if name != "name"]
     missing = [name for name in fields if f"| `{name}` |" not in guide]
     assert not missing, f"the README's configuration table lacks {missing}"
+
+
+def test_the_trigger_is_held_to_the_floor_of_the_bigquery_write_path():
+    base = {"project": "my-project-1", "state_bucket": "my-tfstate-1"}
+    assert (environment("qa", base).trigger_seconds, environment("qa", base).bigquery_write) == (10, "storage-write")
+    assert environment("qa", {**base, "bigquery_write": "load-jobs", "trigger_seconds": 116}).trigger_seconds == 116
+    with pytest.raises(ConfigError, match=r"field 'trigger_seconds': 10 is invalid: shorter than the 115.2 s"):
+        environment("qa", {**base, "bigquery_write": "load-jobs"})

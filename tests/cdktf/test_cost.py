@@ -18,9 +18,27 @@ def test_the_readme_carries_the_computed_table():
     assert cost.render(text, list(CONFIGS.values())) == text, "regenerate with: .venv/bin/python cdktf/cost.py"
 
 
+def test_docs_stream_carries_the_computed_storage_write_table():
+    text = cost.STREAM_DOC.read_text()
+    assert "<!-- cost-storage-write -->" in text
+    assert cost.render_storage_write(text) == text, "regenerate with: .venv/bin/python cdktf/cost.py"
+
+
+def test_storage_write_ingestion_follows_the_schema_and_the_rate():
+    gib_250, dollars_250 = cost.storage_write_per_day(250)
+    gib_15k, dollars_15k = cost.storage_write_per_day(15_000)
+    assert gib_15k == pytest.approx(60 * gib_250) and dollars_15k == pytest.approx(gib_15k * 0.025)
+    assert gib_250 == pytest.approx(250 * 1440 * cost.tick_row_bytes() / 2**30)
+    load_jobs = environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
+                                   "bigquery_write": "load-jobs", "trigger_seconds": 120})
+    by_item = {line.item: line for line in cost.lines(load_jobs)}
+    assert by_item["BigQuery Storage Write API ingestion (no free tier counted)"].dollars == 0
+    assert len(by_item) == len(cost.lines(CONFIGS["dev"]))  # the table's rows line up across environments
+
+
 def test_batches_follow_the_trigger_and_disks_are_counted_per_disk():
     dev = CONFIGS["dev"]
-    assert cost.batches_per_day(dev) == 720  # the 120 s trigger; a 60 s one would make 1,440
+    assert cost.batches_per_day(dev) == 8_640  # the 10 s trigger; the load jobs' 120 s made 720
     disks = {line.item: line for line in cost.lines(dev)}["producer disks, pd-balanced: boot and spool"]
     assert disks.dollars == pytest.approx((dev.producer_disk_gb + dev.producer_spool_disk_gb) * 0.10 / 30.4)
 

@@ -120,6 +120,7 @@ def test_job_arguments_carry_the_bucket_and_table(stack):
         "--staging": f"{bucket}/staging",
         "--warehouse": f"bigquery://{cfg.project}.cryptopipe_{env}",
         "--trigger-seconds": str(cfg.trigger_seconds),
+        "--bigquery-write": "storage-write",
         "--max-files-per-trigger": str(cfg.max_files_per_trigger),
         "--watermark": cfg.watermark,
     }
@@ -153,4 +154,6 @@ def test_the_dataproc_jobs_arguments_are_what_the_jobs_own_parser_accepts(stack)
     cfg = CONFIGS[stack.directory.name]
     assert (config.trigger_seconds, config.max_files_per_trigger, config.watermark) == (
         cfg.trigger_seconds, cfg.max_files_per_trigger, cfg.watermark)
+    assert (config.bigquery_write, config.trigger_seconds) == ("storage-write", 10)
+    assert type(config.target).__name__ == "StorageWriteWarehouse"
     assert config.warehouse == f"bigquery://{cfg.project}.{cfg.dataset_id}"

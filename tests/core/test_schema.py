@@ -131,3 +131,18 @@ def test_appended_origin_column_is_nullable_and_after_the_load_id_everywhere():
     con.execute(f"CREATE TABLE market_ticks ({', '.join(duckdb_columns(before))})")
     con.execute(f"ALTER TABLE market_ticks ADD COLUMN {duckdb_columns([TICK_FIELDS[-1]])[0]}")
     assert [row[0] for row in con.execute("DESCRIBE market_ticks").fetchall()] == names
+
+
+def test_the_arrow_schema_is_the_records_columns_modes_and_types():
+    import pyarrow as pa
+
+    from core.schema import arrow_schema, market_tick
+
+    schema = arrow_schema()
+    assert schema.names == market_tick().names
+    for spec in market_tick().fields:
+        field = schema.field(spec.name)
+        assert field.nullable == spec.nullable
+        expected = {"string": pa.string(), "float64": pa.float64(), "int64": pa.int64(),
+                    "timestamp": pa.timestamp("us", tz="UTC")}[spec.type]
+        assert field.type == expected, spec.name

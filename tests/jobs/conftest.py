@@ -87,3 +87,16 @@ class Pipeline(LocalLayout):
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Pipeline:
     return Pipeline(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def bq_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """bqemulator on loopback for the session (scripts/bigquery_emulator.py: pinned, offline, its one shim)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("bqemulator_script", root / "scripts" / "bigquery_emulator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with module.Emulator(log=tmp_path_factory.mktemp("bqemulator") / "emulator.log") as emulator:
+        yield emulator

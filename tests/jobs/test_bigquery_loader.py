@@ -351,8 +351,8 @@ def test_bad_bigquery_uri_is_refused_by_value(uri):
     assert repr(uri) in str(error.value)
 
 
-def test_bigquery_warehouse_requires_gcs_staging():
-    warehouse = warehouse_from_uri("bigquery://my-project.cryptopipe_dev")
+def test_bigquery_load_jobs_require_gcs_staging():
+    warehouse = warehouse_from_uri("bigquery://my-project.cryptopipe_dev", bigquery_write="load-jobs")
     warehouse.check_staging(Location.parse("gs://bucket/staging", option="--staging"))
     with pytest.raises(ConfigError, match="from Cloud Storage only, got 'file:///data/staging'"):
         warehouse.check_staging(Location.parse("/data/staging", option="--staging"))

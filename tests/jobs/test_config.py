@@ -122,7 +122,29 @@ def test_parse_args_refuses_remote_staging_for_duckdb(capsys):
     assert "local disk" in _refused(_argv(staging="gs://bucket/staging"), capsys)
 
 
-BIGQUERY = {"warehouse": "bigquery://my-project.cryptopipe_dev", "staging": "gs://bucket/staging"}
+BIGQUERY = {"warehouse": "bigquery://my-project.cryptopipe_dev", "staging": "gs://bucket/staging",
+            "bigquery_write": "load-jobs"}
+STORAGE_WRITE = {**BIGQUERY, "bigquery_write": "storage-write"}
+
+
+def test_parse_args_bigquery_writes_with_the_storage_write_api_by_default_every_10_seconds():
+    config = parse_args(_argv(warehouse=BIGQUERY["warehouse"], staging=BIGQUERY["staging"]))
+    assert type(config.target).__name__ == "StorageWriteWarehouse"
+    assert config.trigger == {"processingTime": "10000 milliseconds"}
+    # Two CreateWriteStream calls a batch against 10,000 a project and region an hour.
+    assert 3600 / config.trigger_seconds * 2 <= 10_000
+    assert config.target.records.uri == "gs://bucket/staging/_write_streams"
+
+
+def test_parse_args_refuses_a_storage_write_trigger_under_its_stream_quota(capsys):
+    error = _refused(_argv(**STORAGE_WRITE, trigger_seconds="0.5"), capsys)
+    assert "--trigger-seconds: 0.5 is shorter than 0.72 s" in error
+    assert parse_args(_argv(**STORAGE_WRITE, trigger_seconds="0.72")).trigger_seconds == 0.72
+
+
+def test_parse_args_refuses_an_unknown_write_path(capsys):
+    assert "invalid choice: 'streaming-inserts'" in _refused(_argv(**{**STORAGE_WRITE,
+                                                                      "bigquery_write": "streaming-inserts"}), capsys)
 
 
 def test_parse_args_bigquery_defaults_to_a_trigger_within_the_load_job_quota():

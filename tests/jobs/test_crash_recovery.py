@@ -1,7 +1,8 @@
 """kill -9 the streaming job at random moments while a producer writes: the warehouse still ends exact.
 
 The job runs as it does in production, a process of its own (``python jobs/stream.py``,
-local Spark, the DuckDB warehouse), started on one checkpoint again and again. A
+local Spark), started on one checkpoint again and again, into each warehouse: DuckDB,
+and BigQuery's Storage Write path against bqemulator (scripts/bigquery_emulator.py). A
 producer thread lands files through the producer's own create-only
 :class:`~producer.landing.LocalLandingZone` the whole time: valid ticks whose keys
 repeat between consecutive polls (as CoinGecko's cache makes them), bad lines of
@@ -113,17 +114,61 @@ def _bad_line(poll: int, poll_id: str) -> str:
     return kinds[(poll // 5) % len(kinds)]
 
 
+class DuckDBTarget:
+    """The local warehouse file."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "warehouse.duckdb"
+        self.uri = f"duckdb://{self.path}"
+        self.trigger = "0.5"
+        self.environment: dict[str, str] = {}
+
+    def contents(self) -> tuple[Counter, Counter, int]:
+        """Tick keys and quarantined raw lines, each with its count, and the loads recorded."""
+        with open_reader(self.path) as con:
+            keys = Counter(con.execute("SELECT coin_id, vs_currency, last_updated FROM market_ticks").fetchall())
+            quarantined = Counter(raw for (raw,) in con.execute("SELECT raw_line FROM quarantine").fetchall())
+            loads = con.execute("SELECT count(*) FROM _loads").fetchone()[0]
+        return keys, quarantined, loads
+
+
+class BigQueryTarget:
+    """A fresh dataset on the emulator, written through the Storage Write path."""
+
+    PROJECT = "crash-test"
+
+    def __init__(self, emulator, root: Path) -> None:
+        self.emulator = emulator
+        self.dataset = f"crash_{root.name.replace('-', '_')}"
+        emulator.create_tables(self.PROJECT, self.dataset)
+        self.uri = f"bigquery://{self.PROJECT}.{self.dataset}"
+        self.trigger = "1"  # above the path's floor of 0.72 s (its stream quota)
+        self.environment = emulator.environment
+
+    def contents(self) -> tuple[Counter, Counter, int]:
+        client = self.emulator.client(self.PROJECT)
+        table = f"`{self.PROJECT}.{self.dataset}"
+        try:
+            keys = Counter((r[0], r[1], r[2]) for r in client.query(
+                f"SELECT coin_id, vs_currency, last_updated FROM {table}.market_ticks`").result())
+            quarantined = Counter(r[0] for r in client.query(f"SELECT raw_line FROM {table}.quarantine`").result())
+            loads = len({r[0] for r in client.query(f"SELECT _load_id FROM {table}.market_ticks`").result()})
+        finally:
+            client.close()
+        return keys, quarantined, loads
+
+
 class StreamProcess:
     """``python jobs/stream.py`` in a process group of its own, so one SIGKILL takes driver and JVM."""
 
-    def __init__(self, root: Path, run: int, *extra: str) -> None:
+    def __init__(self, root: Path, target, run: int, *extra: str) -> None:
         self.log = root / f"stream-{run}.log"
         self.started = time.time()
         scratch = root / "tmp"  # Spark's and the JVM's temp files: jobs.session puts them under TMPDIR
         scratch.mkdir(exist_ok=True)
         args = [
             "--landing", root / "landing", "--archive", root / "archive", "--checkpoint", root / "checkpoint",
-            "--staging", root / "staging", "--warehouse", f"duckdb://{root / 'warehouse.duckdb'}",
+            "--staging", root / "staging", "--warehouse", target.uri,
             "--max-files-per-trigger", str(MAX_FILES_PER_TRIGGER), *extra,
         ]  # fmt: skip
         with self.log.open("w") as log:
@@ -131,7 +176,7 @@ class StreamProcess:
                 [sys.executable, str(STREAM), *map(str, args)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "TMPDIR": str(scratch)},
+                env={**os.environ, **target.environment, "TMPDIR": str(scratch)},
                 start_new_session=True,
             )
 
@@ -205,7 +250,14 @@ def _await_kill_moment(how: str, root: Path, stream: StreamProcess, rng: random.
     return 0.0
 
 
-def test_sigkilled_stream_restarted_on_its_checkpoint_loads_every_row_exactly_once(tmp_path):
+@pytest.fixture(params=["duckdb", "bigquery-storage-write"])
+def target(request, tmp_path):
+    if request.param == "duckdb":
+        return DuckDBTarget(tmp_path)
+    return BigQueryTarget(request.getfixturevalue("bq_emulator"), tmp_path)
+
+
+def test_sigkilled_stream_restarted_on_its_checkpoint_loads_every_row_exactly_once(tmp_path, target):
     seed = int(os.environ.get("CRYPTOPIPE_CRASH_SEED", random.randrange(2**32)))
     rng = random.Random(seed)
     plan = list(KILL_PLAN)
@@ -220,7 +272,7 @@ def test_sigkilled_stream_restarted_on_its_checkpoint_loads_every_row_exactly_on
     try:
         for run, how in enumerate(plan):
             before = _committed(tmp_path)
-            stream = StreamProcess(tmp_path, run, "--trigger-seconds", "0.5")
+            stream = StreamProcess(tmp_path, target, run, "--trigger-seconds", target.trigger)
             streams.append(stream)
             delay = _await_kill_moment(how, tmp_path, stream, rng)
             time.sleep(delay)
@@ -231,7 +283,7 @@ def test_sigkilled_stream_restarted_on_its_checkpoint_loads_every_row_exactly_on
             )
             print(events[-1])
         producer.stop()
-        final = StreamProcess(tmp_path, len(plan), "--available-now")
+        final = StreamProcess(tmp_path, target, len(plan), "--available-now")
         streams.append(final)
         assert final.process.wait(timeout=WAIT_SECONDS) == 0, final.tail()
     finally:
@@ -240,10 +292,7 @@ def test_sigkilled_stream_restarted_on_its_checkpoint_loads_every_row_exactly_on
             if stream.process.poll() is None:
                 stream.kill()
 
-    with open_reader(tmp_path / "warehouse.duckdb") as con:
-        keys = Counter(con.execute("SELECT coin_id, vs_currency, last_updated FROM market_ticks").fetchall())
-        quarantined = Counter(raw for (raw,) in con.execute("SELECT raw_line FROM quarantine").fetchall())
-        loads = con.execute("SELECT count(*) FROM _loads").fetchone()[0]
+    keys, quarantined, loads = target.contents()
     report = "\n".join([*events, *(f"--- {s.log.name}\n{s.tail(15)}" for s in streams)])
     duplicates = {key: count for key, count in keys.items() if count > 1}
     lost = producer.valid_keys - keys.keys()
