@@ -55,10 +55,7 @@ class Report:
             "`artifacts/job/`": lambda m: self._verbs(m, t.data(JOB_ARTIFACT)),
             "Terraform state": lambda m: self._verbs(m, t.state()),
             "API key value": lambda m: self._yes(m, "secretmanager.versions.access", t.api_key),
-            "rows of the tables": lambda m: ", ".join(
-                verb for permission, verb in (("bigquery.tables.getData", "read"), ("bigquery.tables.updateData",
-                                                                                  "append"))
-                if all(self.model.allows(m, permission, table) for table in t.tables.values())) or "no",
+            "rows of the tables": lambda m: self._rows(m),
             "acts as": lambda m: ", ".join(
                 who for who, account in self._accounts().items()
                 if self.model.allows(m, "iam.serviceAccounts.actAs", account)) or "no one",
@@ -75,6 +72,16 @@ class Report:
         held = [verb for permission, verb in _VERBS
                 if all(self.model.allows(member, permission, resource) for resource in resources)]
         return ", ".join(held) or "no"
+
+    def _rows(self, member: str) -> str:
+        """What ``member`` may do to the rows of both tables, or of the one it may (``read market_ticks``)."""
+        verbs = []
+        for permission, verb in (("bigquery.tables.getData", "read"), ("bigquery.tables.updateData", "append")):
+            tables = [name for name, table in self.targets.tables.items()
+                      if self.model.allows(member, permission, table)]
+            if tables:
+                verbs.append(verb if len(tables) == len(self.targets.tables) else f"{verb} `{'`, `'.join(tables)}`")
+        return ", ".join(verbs) or "no"
 
     def _yes(self, member: str, permission: str, resource) -> str:
         return "yes" if self.model.allows(member, permission, resource) else "no"
@@ -116,6 +123,7 @@ class Report:
                  f"projects/_/buckets/{cfg.temp_bucket_name}": "temp bucket",
                  f"projects/_/buckets/{cfg.state_bucket}": "state bucket",
                  f"projects/{cfg.project}/datasets/{cfg.dataset_id}": "dataset",
+                 **{table.name: f"table `{name}`" for name, table in self.targets.tables.items()},
                  f"projects/{cfg.project}/secrets/{cfg.name_of('producer', 'api-key')}": "API key secret",
                  cfg.kms_key: "`kms_key`"}
         on = names.get(policy) or (f"account `{policy.rsplit('/', 1)[1].split('@')[0]}`"

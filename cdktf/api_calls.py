@@ -273,6 +273,10 @@ TERRAFORM_CALLS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
         "deployer": (("bigquery.datasets.setIamPolicy", "dataset"),),
         "planner": (("bigquery.datasets.getIamPolicy", "dataset"),),
     },
+    "google_bigquery_table_iam_member": {  # the planner's read of market_ticks (warehouse.py)
+        "deployer": (("bigquery.tables.getIamPolicy", "ticks_table"), ("bigquery.tables.setIamPolicy", "ticks_table")),
+        "planner": (("bigquery.tables.getIamPolicy", "ticks_table"),),
+    },
     "google_bigquery_table": {
         "deployer": (("bigquery.tables.create", "dataset"), ("bigquery.tables.update", "ticks_table"),
                      ("bigquery.tables.delete", "ticks_table")),
@@ -357,13 +361,17 @@ def terraform_calls(targets: Targets, project_roles: tuple[str, ...]) -> list[Ca
     # The smoke check runs as the read-only planner (.github/workflows/deploy.yml).
     calls.append(Call("planner", "scripts/check-stream.sh", "after apply: is the stream RUNNING?",
                       "dataproc.jobs.get", t.project))
-    calls.append(Call("planner", "scripts/check-stream.sh", "after apply: has market_ticks been loaded since? "
-                      "(table metadata, no rows)", "bigquery.tables.get", t.tables["market_ticks"]))
+    # ... and asks market_ticks for its newest live row: one query job, which reads the table's data.
+    calls.append(Call("planner", "scripts/check-stream.sh", "after apply: query the newest live tick's age",
+                      "bigquery.jobs.create", t.project))
+    calls.append(Call("planner", "scripts/check-stream.sh", "the query reads market_ticks (2 columns of at most 2 partitions)",
+                      "bigquery.tables.getData", t.tables["market_ticks"]))
     return calls
 
 
 def allowance(targets: Targets) -> list[Allowance]:
-    """What the workloads hold beyond their calls, with the reason it is acceptable."""
+    """What the workloads, and the planner beyond its project roles, hold beyond their calls, with the
+    reason it is acceptable."""
     data, temp = targets.data_bucket.name, targets.temp_bucket.name
     dataset_ = targets.dataset.name
     return [
@@ -396,6 +404,15 @@ def allowance(targets: Targets) -> list[Allowance]:
                   "comes with bigquery.dataEditor: the stream already writes every row of these tables, so "
                   "altering or deleting them is damage it could do anyway; the dataset grant reaches no "
                   "other dataset"),
+        Allowance("planner", ("bigquery.tables.createSnapshot", "bigquery.tables.export",
+                              "bigquery.tables.replicateData"), targets.tables["market_ticks"].name,
+                  "comes with bigquery.dataViewer on market_ticks, the predefined role Google documents for "
+                  "querying a table: a snapshot or a replica needs a dataset to create tables in, an export a "
+                  "bucket to write to, and the planner has neither"),
+        Allowance("planner", ("storage.objects.get",), f"{data}/objects/artifacts/*",
+                  "a plan refreshes every artifact object (the calls name the producer's): code, no data"),
+        Allowance("planner", ("storage.folders.get", "storage.managedFolders.get"), targets.state_bucket.name,
+                  "comes with objectViewer on the state bucket, which has no folders"),
     ]
 
 
@@ -431,6 +448,9 @@ PROJECT_ROLE_ALLOWANCE: dict[str, dict[str, str]] = {
         "roles/compute.viewer": "read-only",
         "roles/storage.bucketViewer": "bucket settings, no object",
         "roles/bigquery.metadataViewer": "dataset and table settings, no rows",
+        "roles/bigquery.jobUser": "runs the smoke check's query; the only rows it may read are market_ticks' "
+                                  "(a grant on that table, warehouse.py); it could also make an empty Dataform "
+                                  "repository, from which nothing runs without grants it lacks",
         "roles/dataproc.viewer": "read-only",
         "roles/secretmanager.viewer": "the secret's settings, never its value",
         "roles/logging.viewer": "log-based metrics, and logs that are not private (no data access audit logs)",

@@ -139,6 +139,7 @@ PLANNER_ROLES = {
     "roles/compute.viewer": "network, firewall, VM, disk",
     "roles/storage.bucketViewer": "bucket settings",
     "roles/bigquery.metadataViewer": "dataset, tables, views",
+    "roles/bigquery.jobUser": "the smoke check's query (scripts/check-stream.sh); rows: market_ticks only",
     "roles/dataproc.viewer": "cluster and job",
     "roles/secretmanager.viewer": "the secret's settings, never its value",
     "roles/logging.viewer": "log-based metrics",

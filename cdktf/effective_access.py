@@ -127,6 +127,8 @@ _POLICY_OF = {
     "google_project_iam_member": lambda body: f"projects/{body['project']}",
     "google_storage_bucket_iam_member": lambda body: f"projects/_/buckets/{body['bucket']}",
     "google_bigquery_dataset_iam_member": lambda body: f"projects/{body['project']}/datasets/{body['dataset_id']}",
+    "google_bigquery_table_iam_member":
+        lambda body: f"projects/{body['project']}/datasets/{body['dataset_id']}/tables/{body['table_id']}",
     "google_secret_manager_secret_iam_member": lambda body: f"projects/{body['project']}/secrets/{body['secret_id']}",
     "google_service_account_iam_member": lambda body: body["service_account_id"],
     "google_kms_crypto_key_iam_member": lambda body: body["crypto_key_id"],

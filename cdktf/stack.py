@@ -40,7 +40,7 @@ class PipelineStack(TerraformStack):
         network = Network(self, "network", cfg, after=apis)
         storage = Storage(self, "storage", cfg, {**access.members, **access.ci_members}, after=apis)
         uploads = ArtifactUploads(self, "artifacts", storage, artifacts)
-        warehouse = Warehouse(self, "warehouse", cfg, access.members, after=apis)
+        warehouse = Warehouse(self, "warehouse", cfg, {**access.members, **access.ci_members}, after=apis)
         processing = Processing(
             self, "processing", cfg, network=network, storage=storage, uploads=uploads, warehouse=warehouse,
             service_account=access.emails["processing"],

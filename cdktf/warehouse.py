@@ -26,7 +26,8 @@ _DAY_MS = 24 * 60 * 60 * 1000
 
 
 class Warehouse(Construct):
-    """Dataset + tables; the processing account may edit the dataset's tables, nothing else."""
+    """Dataset + tables; the processing account may edit the dataset's tables, nothing else; CI's planner
+    (when the environment has CI) may read the ticks table, nothing else."""
 
     def __init__(
         self, scope: Construct, id_: str, cfg: EnvironmentConfig, members: dict[str, str], after: list[Any]
@@ -86,6 +87,13 @@ class Warehouse(Construct):
         }
         self.grants = grant(self, google.bigquery_dataset_iam_member.BigqueryDatasetIamMember, dataset_roles,
                             dataset_id=self.dataset.dataset_id, project=cfg.project)
+        if "planner" in members:
+            # The post-deploy smoke check (scripts/check-stream.sh), as CI's read-only planner,
+            # asks the ticks table for its newest live row: data of this one table, no other.
+            ticks_roles = {"roles/bigquery.dataViewer": {"planner": members["planner"]}}
+            self.grants += grant(self, google.bigquery_table_iam_member.BigqueryTableIamMember, ticks_roles,
+                                 dataset_id=self.dataset.dataset_id, table_id=self.ticks.table_id,
+                                 project=cfg.project)
 
     def _kms_grants(self, cfg: EnvironmentConfig, after: list[Any]) -> list[Any]:
         agent = google.data_google_bigquery_default_service_account.DataGoogleBigqueryDefaultServiceAccount(

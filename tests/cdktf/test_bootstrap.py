@@ -9,6 +9,7 @@ import re
 import pytest
 
 from config import environment, load_environments
+from effective_access import predefined_roles
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 REPOSITORY = "my-org/cryptopipe"  # cdktf/environments.toml
@@ -32,6 +33,7 @@ PLANNER_ROLES = {
     "roles/compute.viewer",
     "roles/storage.bucketViewer",
     "roles/bigquery.metadataViewer",
+    "roles/bigquery.jobUser",  # the smoke check's query (scripts/check-stream.sh)
     "roles/dataproc.viewer",
     "roles/secretmanager.viewer",
     "roles/logging.viewer",
@@ -164,7 +166,12 @@ def test_deployer_manages_secrets_but_never_reads_their_value(bootstrap_stacks, 
 def test_planner_only_reads(bootstrap_stacks, env):
     roles = _project_roles(bootstrap_stacks[env], "planner")
     assert roles == dict.fromkeys(PLANNER_ROLES)
-    assert not [role for role in roles if re.search(r"(?i)admin|editor|owner|user|creator|writer", role)]
+    writers = [role for role in roles if re.search(r"(?i)admin|editor|owner|user|creator|writer", role)]
+    assert writers == ["roles/bigquery.jobUser"]
+    # whose only writes are query jobs (and Dataform repositories, empty: nothing runs from one without grants)
+    writes = {p for p in predefined_roles()["roles/bigquery.jobUser"]
+              if not re.search(r"\.(get|list)$", p)}
+    assert writes == {"bigquery.jobs.create", "dataform.folders.create", "dataform.repositories.create"}
 
 
 def test_ci_accounts_have_no_other_grant(bootstrap_stacks, env):

@@ -3,20 +3,30 @@
 The stand-ins are executables on PATH that record their arguments and answer as the
 real CLIs do for these calls (``terraform output -raw NAME`` prints the value;
 ``gcloud dataproc jobs describe --format 'value(a,b)'`` prints the values
-tab-separated; ``bq show --format=json TABLE`` prints the table resource, whose
-``lastModifiedTime`` is milliseconds since the epoch as a string), with job states and
-the table's last change (seconds relative to the call) scripted per test.
+tab-separated; ``bq query --format=json`` prints the result rows as a JSON array of
+objects whose INT64 values are strings and NULLs null, and on an error exits 1 with
+BigQuery's message), with job states and query answers scripted per test.
+
+Not faithful: the stand-in ``bq`` does not run the SQL it receives; it answers as the
+test scripts it. What the query selects (the partition filter, live rows only, the
+table) is asserted on the exact query text the script sent, and its column names
+against the one schema.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from core.schema import market_tick
+from core.tables import TICK_FIELDS, TICKS_TABLE
+from jobs.dedup import BACKFILL
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = {"job_id": "stream-4f1c", "project": "my-cryptopipe-dev", "region": "us-central1",
@@ -30,14 +40,13 @@ with open(here / "calls.jsonl", "a") as log:
 if Path(sys.argv[0]).name == "terraform":
     print(json.loads((here / "outputs.json").read_text())[sys.argv[-1]], end="")
 elif Path(sys.argv[0]).name == "bq":
-    loads = json.loads((here / "loads.json").read_text())
-    offset = loads.pop(0) if len(loads) > 1 else loads[0]
-    (here / "loads.json").write_text(json.dumps(loads))
-    if offset is None:
-        print("BigQuery error in show operation: Access Denied: Table my-cryptopipe-dev:cryptopipe_dev.market_ticks: "
-              "Permission bigquery.tables.get denied", file=sys.stderr)
+    answers = json.loads((here / "answers.json").read_text())
+    answer = answers.pop(0) if len(answers) > 1 else answers[0]
+    (here / "answers.json").write_text(json.dumps(answers))
+    if "error" in answer:
+        print(f"BigQuery error in query operation: {{answer['error']}}", file=sys.stderr)
         sys.exit(1)
-    print(json.dumps({{"id": sys.argv[-1], "lastModifiedTime": str(int((time.time() + offset) * 1000))}}))
+    print(json.dumps(answer["rows"]) if "rows" in answer else answer["text"])
 else:
     states = json.loads((here / "states.json").read_text())
     fmt = sys.argv[sys.argv.index("--format") + 1]
@@ -50,6 +59,26 @@ else:
 """
 
 
+#: The one query the check may send: the newest live row's age, two day partitions of one table.
+NEWEST_LIVE_QUERY = """SELECT TIMESTAMP_DIFF(CURRENT_TIMESTAMP(), MAX(last_updated), SECOND) AS age_seconds
+FROM `my-cryptopipe-dev.cryptopipe_dev.market_ticks`
+WHERE last_updated >= TIMESTAMP(DATE_SUB(CURRENT_DATE(), INTERVAL 1 DAY))
+  AND (origin IS NULL OR origin = 'poll')"""
+BQ_QUERY = ["--quiet", "--project_id=my-cryptopipe-dev", "query", "--nouse_legacy_sql", "--format=json",
+            "--maximum_bytes_billed=1000000000", NEWEST_LIVE_QUERY]
+#: What BigQuery answers when the caller lacks bigquery.jobs.create, or may not read the table.
+NO_JOBS = ("Access Denied: Project my-cryptopipe-dev: User does not have bigquery.jobs.create permission "
+           "in project my-cryptopipe-dev.")
+NO_TABLE_DATA = ("Access Denied: Table my-cryptopipe-dev:cryptopipe_dev.market_ticks: User does not have "
+                 "permission to query table my-cryptopipe-dev:cryptopipe_dev.market_ticks, or perhaps it does "
+                 "not exist.")
+
+
+def _age(seconds: int | None) -> dict:
+    """bq's answer to the query: one row, the age as a string (INT64), or null without a live row."""
+    return {"rows": [{"age_seconds": None if seconds is None else str(seconds)}]}
+
+
 @pytest.fixture
 def run_check(tmp_path):
     bin_dir = tmp_path / "bin"
@@ -60,10 +89,10 @@ def run_check(tmp_path):
         path.chmod(0o755)
     (bin_dir / "outputs.json").write_text(json.dumps(OUTPUTS))
 
-    def run(states: list[tuple[str, str]], loads: tuple[float | None, ...] = (60,), freshness: str = "420",
+    def run(states: list[tuple[str, str]], answers: tuple[dict, ...] = (_age(60),), freshness: str = "420",
             ) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
         (bin_dir / "states.json").write_text(json.dumps(states))
-        (bin_dir / "loads.json").write_text(json.dumps(list(loads)))
+        (bin_dir / "answers.json").write_text(json.dumps(list(answers)))
         (bin_dir / "calls.jsonl").unlink(missing_ok=True)
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "POLL_SECONDS": "0", "SETTLE_SECONDS": "0",
                "TIMEOUT_SECONDS": "5", "FRESHNESS_SECONDS": freshness}
@@ -84,10 +113,8 @@ def test_a_job_that_reaches_running_and_stays_passes(run_check):
     describe = ["dataproc", "jobs", "describe", "stream-4f1c", "--project", "my-cryptopipe-dev",
                 "--region", "us-central1", "--format", "value(status.state,status.stateStartTime)"]
     assert calls[4:8] == [describe] * 4  # three polls, then the check after settling
-    # then the table's metadata, as bq names a table
-    assert calls[8:] == [["--project_id=my-cryptopipe-dev", "show", "--format=json",
-                          "my-cryptopipe-dev:cryptopipe_dev.market_ticks"]]
-    assert "market_ticks loaded" in result.stdout
+    assert calls[8:] == [BQ_QUERY]  # then the newest live row, once
+    assert "the newest live row of my-cryptopipe-dev.cryptopipe_dev.market_ticks is 60 s old" in result.stdout
 
 
 @pytest.mark.parametrize("state", ["ERROR", "DONE", "CANCELLED", "ATTEMPT_FAILURE"])
@@ -117,21 +144,69 @@ def test_the_freshness_threshold_comes_from_the_stack(run_check, monkeypatch):
     assert ["-chdir=cdktf.out/stacks/dev", "output", "-raw", "freshness_threshold_seconds"] in calls
 
 
-def test_a_load_after_the_check_began_passes_after_waiting_for_it(run_check):
-    result, calls = run_check([("RUNNING", "t1")], loads=(-3600, -3600, 5))
+def test_a_row_that_becomes_fresh_passes_after_waiting_for_it(run_check):
+    result, calls = run_check([("RUNNING", "t1")], answers=(_age(None), _age(3600), _age(30)))
     assert result.returncode == 0, result.stderr
-    assert sum(call[1:2] == ["show"] for call in calls) == 3
+    assert [call for call in calls if "query" in call] == [BQ_QUERY] * 3
+    assert "is 30 s old (threshold 420 s)" in result.stdout
 
 
-def test_a_stream_that_loads_nothing_fails_within_the_freshness_threshold(run_check):
-    result, _ = run_check([("RUNNING", "t1")], loads=(-3600,), freshness="1")
+def test_a_table_without_a_live_row_fails_within_the_freshness_threshold(run_check):
+    result, _ = run_check([("RUNNING", "t1")], answers=(_age(None),), freshness="1")
     assert result.returncode == 1
-    assert "no load into my-cryptopipe-dev.cryptopipe_dev.market_ticks since the check began" in result.stderr
-    assert "threshold 1 s" in result.stderr and "docs/OPERATIONS.md" in result.stderr
+    assert "no live row in my-cryptopipe-dev.cryptopipe_dev.market_ticks since yesterday (UTC)" in result.stderr
+    assert "docs/OPERATIONS.md" in result.stderr
 
 
-def test_a_table_it_cannot_read_fails_with_the_permission_to_check(run_check):
-    result, _ = run_check([("RUNNING", "t1")], loads=(None,))
+def test_a_stream_that_loads_nothing_fails_with_the_rows_age_and_the_threshold(run_check):
+    result, _ = run_check([("RUNNING", "t1")], answers=(_age(3600),), freshness="1")
     assert result.returncode == 1
-    assert "cannot read the metadata of my-cryptopipe-dev.cryptopipe_dev.market_ticks" in result.stderr
-    assert "bigquery.tables.get" in result.stderr
+    assert ("the newest live row of my-cryptopipe-dev.cryptopipe_dev.market_ticks is 3600 s old, older than "
+            "the threshold of 1 s") in result.stderr
+    assert "docs/OPERATIONS.md" in result.stderr
+
+
+@pytest.mark.parametrize(("error", "missing"), [
+    (NO_JOBS, "lacks bigquery.jobs.create on project my-cryptopipe-dev"),
+    (NO_TABLE_DATA, "lacks bigquery.tables.getData on my-cryptopipe-dev.cryptopipe_dev.market_ticks"),
+])
+def test_a_refused_query_fails_naming_the_missing_permission(run_check, error, missing):
+    result, calls = run_check([("RUNNING", "t1")], answers=({"error": error},))
+    assert result.returncode == 1
+    assert "the query of my-cryptopipe-dev.cryptopipe_dev.market_ticks was refused: the planner " + missing \
+        in result.stderr
+    assert error in result.stderr  # and BigQuery's own words
+    assert [call for call in calls if "query" in call] == [BQ_QUERY]  # no retry of a refusal
+
+
+def test_any_other_bq_error_fails_with_its_message(run_check):
+    error = "Not found: Table my-cryptopipe-dev:cryptopipe_dev.market_ticks was not found in location us-central1"
+    result, _ = run_check([("RUNNING", "t1")], answers=({"error": error},))
+    assert result.returncode == 1
+    assert f"bq query of my-cryptopipe-dev.cryptopipe_dev.market_ticks failed: BigQuery error in query " \
+           f"operation: {error}" in result.stderr
+
+
+def test_an_answer_that_is_not_an_age_fails_clearly(run_check):
+    result, _ = run_check([("RUNNING", "t1")], answers=({"text": "Waiting on bqjob_r1 ... DONE"},))
+    assert result.returncode == 1
+    assert "bq query answered what is not one row of age_seconds: Waiting on bqjob_r1 ... DONE" in result.stderr
+
+
+def _script_variable(name: str) -> str:
+    """The value the script assigns to ``name`` (``name=value``, a comment may follow)."""
+    text = (ROOT / "scripts" / "check-stream.sh").read_text()
+    (value,) = re.findall(rf"^{name}=(\S+)", text, re.M)
+    return value
+
+
+def test_the_columns_the_query_names_are_the_schemas():
+    columns = {spec.name: spec for spec in TICK_FIELDS}
+    time_column, origin_column = _script_variable("time_column"), _script_variable("origin_column")
+    # the partitioning column (the filter prunes partitions), a timestamp
+    assert time_column == market_tick().partition_field
+    assert columns[time_column].type == "timestamp"
+    # the origin: nullable (NULL in rows from before it existed: polls), and 'poll' is the one live value
+    assert columns[origin_column].nullable
+    assert set(columns[origin_column].values) == {_script_variable("live_origin"), BACKFILL}
+    assert TICKS_TABLE in NEWEST_LIVE_QUERY

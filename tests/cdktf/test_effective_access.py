@@ -30,7 +30,8 @@ from api_calls import (
     workload_calls,
 )
 from config import load_environments
-from effective_access import ROLE_DATA, AccessModel, predefined_roles, service_account
+from core.views import VIEWS
+from effective_access import ROLE_DATA, AccessModel, predefined_roles, service_account, table
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 WRITES = ("storage.objects.create", "storage.objects.delete", "storage.objects.update", "storage.objects.move",
@@ -145,13 +146,51 @@ def test_workloads_hold_nothing_beyond_their_calls_and_the_allowance(env):
 def test_every_allowance_is_used(env):
     """An allowance nothing needs any more is a hole waiting for a grant: it goes."""
     held = [(identity, permission, resource.name)
-            for identity in ("producer", "processing") for resource in env.probes()
+            for identity in ("producer", "processing", "planner") for resource in env.probes()
             for permission in env.model.permissions(env.members[identity], resource)]
     unused = [rule for rule in allowance(env.targets)
               if not any(identity == rule.identity and fnmatch.fnmatchcase(name, rule.where)
                          and any(fnmatch.fnmatchcase(permission, p) for p in rule.permissions)
                          for identity, permission, name in held)]
     assert unused == []
+
+
+def test_the_planner_holds_nothing_beyond_its_calls_and_its_project_roles(env):
+    """The planner's project roles are read-only views (checked by the next test); its grants on
+    buckets, the dataset and tables reach no further than its calls and the allowance."""
+    planner, project = env.members["planner"], env.targets.project
+    needed = {(c.permission, c.resource.name) for c in terraform_calls(env.targets, _project_roles(env))
+              if c.identity == "planner"}
+    rules = [rule for rule in allowance(env.targets) if rule.identity == "planner"]
+    from_project = env.model.permissions(planner, project)
+    beyond = [f"{permission} on {resource}" for resource in env.probes()
+              for permission in sorted(env.model.permissions(planner, resource) - from_project)
+              if checked_on(permission, resource) and (permission, resource.name) not in needed
+              and not any(fnmatch.fnmatchcase(resource.name, rule.where)
+                          and any(fnmatch.fnmatchcase(permission, p) for p in rule.permissions) for rule in rules)]
+    assert beyond == [], beyond
+
+
+def test_the_planner_reads_the_rows_of_market_ticks_and_no_other_table(env):
+    """The smoke check's query: data of the ticks table, never of the quarantine (raw landing lines),
+    a view, another table of the dataset or of another dataset."""
+    t, planner = env.targets, env.members["planner"]
+    assert env.model.allows(planner, "bigquery.jobs.create", t.project)
+    assert env.model.allows(planner, "bigquery.tables.getData", t.tables["market_ticks"])
+    others = [t.tables["quarantine"], table(env.cfg.project, env.cfg.dataset_id, VIEWS[0]),
+              table(env.cfg.project, env.cfg.dataset_id, "another_table"),
+              table(env.cfg.project, "another_dataset", "market_ticks")]
+    assert [str(other) for other in others if env.model.allows(planner, "bigquery.tables.getData", other)] == []
+    # nor write to any table
+    for resource in (t.tables["market_ticks"], *others):
+        assert not env.model.permissions(planner, resource) & {
+            "bigquery.tables.updateData", "bigquery.tables.update", "bigquery.tables.delete",
+            "bigquery.tables.setIamPolicy"}, resource
+    # and has nowhere to put a snapshot, replica or export of it (the allowance's reason)
+    assert not env.model.allows(planner, "bigquery.tables.create", t.dataset)
+    assert not env.model.allows(planner, "bigquery.datasets.create", t.project)
+    for bucket in (t.data(LANDING_OBJECT), t.temp("x"), t.state()):
+        assert not env.model.allows(planner, "storage.objects.create", bucket), bucket
 
 
 def test_project_level_roles_are_all_in_the_allowance(env):
@@ -209,14 +248,13 @@ def test_the_deployer_grants_only_the_pipelines_project_roles(env):
     assert not env.model.allows(deployer, "iam.roles.create", project)
 
 
-def test_the_planner_reads_state_and_artifacts_but_no_data_and_no_key(env):
+def test_the_planner_reads_state_and_artifacts_but_no_data_object_and_no_key(env):
     t, planner = env.targets, env.members["planner"]
     assert env.model.allows(planner, "storage.objects.get", t.state())
     assert env.model.allows(planner, "storage.objects.get", t.data(PRODUCER_ARTIFACT))
     for name in (LANDING_OBJECT, "archive/x", "checkpoints/market_ticks/offsets/1", "staging/batch_id=1/x.parquet"):
         assert not env.model.allows(planner, "storage.objects.get", t.data(name)), name
     assert not env.model.allows(planner, "storage.objects.get", t.temp("x"))
-    assert not env.model.allows(planner, "bigquery.tables.getData", t.tables["market_ticks"])
     assert not env.model.allows(planner, "secretmanager.versions.access", t.api_key)
 
 

@@ -24,6 +24,7 @@ EXPECTED_COUNTS = {
     "google_storage_bucket_object": 5,  # producer; job zip, entry and dependencies; the cluster's init action
     "google_bigquery_dataset": 1,
     "google_bigquery_dataset_iam_member": 1,
+    "google_bigquery_table_iam_member": 1,  # the planner reads market_ticks (scripts/check-stream.sh)
     "google_bigquery_table": 4,  # market_ticks, quarantine, and the two views
     "google_dataproc_cluster": 1,
     "google_dataproc_job": 1,

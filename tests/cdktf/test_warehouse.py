@@ -8,7 +8,7 @@ from core.schema import bigquery_fields, market_tick
 from core.tables import LOAD_ID, QUARANTINE_FIELDS
 from core.views import VIEWS, bigquery_view_sql
 
-from config import load_environments
+from config import environment, load_environments
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 DAY_MS = 86_400_000
@@ -84,3 +84,35 @@ def test_dev_tables_and_dataset_can_be_destroyed(stacks):
     assert stacks["dev"].one("google_bigquery_dataset")["delete_contents_on_destroy"] is True
     for table in stacks["dev"].resources("google_bigquery_table").values():
         assert table["deletion_protection"] is False
+
+
+def test_the_planner_may_read_the_ticks_table_only(stack):
+    """The smoke check's query (scripts/check-stream.sh) reads market_ticks as CI's planner: a grant
+    on that table, not on the dataset (the quarantine's raw lines and the views stay unreadable)."""
+    cfg = CONFIGS[stack.directory.name]
+    (grant,) = stack.resources("google_bigquery_table_iam_member").values()
+    planner = f"serviceAccount:{cfg.service_account_email(cfg.ci_service_account_ids['planner'])}"
+    assert (grant["role"], grant["member"]) == ("roles/bigquery.dataViewer", planner)
+    ticks = _table(stack, "market_ticks")
+    assert grant["table_id"] == stack.ref("google_bigquery_table", ticks, "table_id")
+    assert grant["dataset_id"] == stack.ref_one("google_bigquery_dataset", "dataset_id")
+    dataset_grants = stack.resources("google_bigquery_dataset_iam_member").values()
+    assert planner not in {g["member"] for g in dataset_grants}
+
+
+def test_without_ci_no_table_is_granted(tmp_path):
+    from cdk import App, TerraformStack, google
+    from warehouse import Warehouse
+
+    cfg = environment("dev", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
+                              "project_number": 123456789012})
+    assert cfg.github_repository is None
+    app = App(outdir=str(tmp_path))
+    scope = TerraformStack(app, "warehouse")
+    google.provider.GoogleProvider(scope, "google", project=cfg.project)
+    Warehouse(scope, "warehouse", cfg, {"processing": "serviceAccount:p@my-project-1.iam.gserviceaccount.com"},
+              after=[])
+    app.synth()
+    resources = json.loads((tmp_path / "stacks" / "warehouse" / "cdk.tf.json").read_text())["resource"]
+    assert "google_bigquery_table_iam_member" not in resources
+    assert len(resources["google_bigquery_dataset_iam_member"]) == 1
