@@ -27,6 +27,13 @@ _LOAD_ID_FIELD = FieldSpec(LOAD_ID, "string", False, "The load that added the ro
 #: a new column at the end, so this order is the one an existing table takes in place.
 APPENDED_FIELDS: tuple[str, ...] = ("origin",)
 
+#: The field saying where a row came from, and its value for back-filled rows. Any other
+#: value, or none (rows loaded before the field existed), is a live poll: data age, the
+#: latest prices and the alerts look at live rows only.
+ORIGIN = "origin"
+BACKFILL = "backfill"
+assert BACKFILL in (market_tick().field(ORIGIN).values or ()), "core/schemas/market_tick.json lost the back-fill origin"
+
 #: Columns of the ticks table: the record's, then the load id, then the appended fields.
 TICK_FIELDS: tuple[FieldSpec, ...] = (
     *(spec for spec in market_tick().fields if spec.name not in APPENDED_FIELDS),

@@ -28,6 +28,7 @@ from pathlib import Path
 from rich.table import Table
 
 from core.health import QUARANTINE_WINDOW_SECONDS, Observation, Thresholds, Verdict, judge
+from core.tables import BACKFILL, ORIGIN, TICKS_TABLE
 from cryptopipe.local import LIVE_INTERVAL_SECONDS
 
 #: How often ``cryptopipe up`` writes its stream's state; a file older than a few of
@@ -151,11 +152,14 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _data_age(warehouse: Path, now: float) -> float | None:
-    """Seconds since the newest tick's ``last_updated``; None without a warehouse or a tick."""
+    """Seconds since the newest live tick's ``last_updated``; None without a warehouse or a tick.
+    Back-filled rows fill the past and never make the data fresh (as the job's batch line)."""
     from jobs.loaders.duckdb import open_reader
 
     if not warehouse.exists():
         return None
     with open_reader(warehouse) as con:
-        (newest,) = con.execute("SELECT epoch(max(last_updated)) FROM market_ticks").fetchone()
+        (newest,) = con.execute(
+            f"SELECT epoch(max(last_updated)) FROM {TICKS_TABLE} WHERE {ORIGIN} IS DISTINCT FROM ?", [BACKFILL]
+        ).fetchone()
     return None if newest is None else max(now - newest, 0.0)

@@ -32,13 +32,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from core.schema import market_tick
+from core.tables import BACKFILL, ORIGIN
 from jobs.validate import QUARANTINE_COLUMNS, REASON
 
 #: Random id of a quarantined row (null for valid ticks), its key in the quarantine.
 QUARANTINE_ID = QUARANTINE_COLUMNS["quarantine_id"]
 
-#: The ``origin`` of back-filled rows, which the operator lets through (module docstring).
-BACKFILL = "backfill"
 _HELD_EVENT_TIME = "_backfill_event_time"
 
 
@@ -47,7 +46,7 @@ def drop_duplicate_ticks(rows: DataFrame, watermark: timedelta) -> DataFrame:
     schema = market_tick()
     event_time = schema.partition_field  # the table is partitioned by event time
     valid = F.col(REASON).isNull()
-    backfill = valid & F.coalesce(F.col("origin") == BACKFILL, F.lit(False))  # null: a row from before the field
+    backfill = valid & F.coalesce(F.col(ORIGIN) == BACKFILL, F.lit(False))  # null: a row from before the field
     keyed = (
         rows.withColumn(_HELD_EVENT_TIME, F.when(backfill, F.col(event_time)))
         .withColumn(QUARANTINE_ID, F.when(~valid, F.expr("uuid()")).when(backfill, F.expr("uuid()")))

@@ -28,7 +28,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from core.schema import FieldSpec, market_tick, spark_schema
-from core.tables import LOAD_ID, QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
+from core.tables import BACKFILL, LOAD_ID, ORIGIN, QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
 from jobs.batch_files import BatchFiles
 from jobs.dedup import QUARANTINE_ID
 from jobs.loaders.base import LoadId, StagedFiles
@@ -143,14 +143,19 @@ class BatchStager:
 
     @staticmethod
     def _summary(batch: DataFrame) -> tuple[dict[str, int], datetime | None, set[tuple[str, str, str]]]:
-        """Rows per table, the newest event time among the ticks, and the files with rows, in one pass."""
+        """Rows per table, the newest event time among the live ticks, and the files with rows, in one pass.
+
+        Back-filled points are left out of the newest event time: they fill the past, and
+        counting them would let a back-fill make stale data look fresh (the data age the
+        per-batch line reports, core/health.py)."""
         valid = F.col(REASON).isNull()
+        live = valid & F.coalesce(F.col(ORIGIN) != BACKFILL, F.lit(True))
         event_time = F.col(market_tick().partition_field)
         (summary,) = batch.select(
             F.count_if(valid).alias(TICKS_TABLE),
             F.count_if(~valid).alias(QUARANTINE_TABLE),
             # Epoch microseconds: collect() would hand a timestamp over in this process's zone.
-            F.max(F.when(valid, F.unix_micros(event_time))).alias("newest"),
+            F.max(F.when(live, F.unix_micros(event_time))).alias("newest"),
             F.collect_set(SOURCE_FILE).alias("sources"),
         ).collect()
         newest = None if summary["newest"] is None else _EPOCH + timedelta(microseconds=summary["newest"])

@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core.tables import BACKFILL
 from core.timefmt import utc_millis
 from producer.budget import RequestBudget
 from producer.coingecko import CoinGeckoClient
@@ -54,9 +55,6 @@ from producer.spool import Spool
 from producer.validate import ChartPoint, Validation, to_ndjson, validate_records
 
 log = logging.getLogger(__name__)
-
-#: The ``origin`` of back-filled rows (a value of the schema's ``origin`` field).
-ORIGIN = "backfill"
 
 #: Where markers of landed back-fill objects live in the landing zone.
 MARKER_FOLDER = "_backfilled"
@@ -285,7 +283,7 @@ class Backfiller:
             vs_currency=self.config.vs_currency,
             ingested_at=chart.received_at,
             poll_id=poll_id,
-            origin=ORIGIN,
+            origin=BACKFILL,
         )
         report.rejected_points += len(validation.rejected)
         for rejection in validation.rejected[:5]:

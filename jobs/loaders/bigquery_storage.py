@@ -54,7 +54,7 @@ from jobs.loaders.base import LoadId, LoadResult, StagedFiles
 from jobs.loaders.bigquery import _QUARANTINE, _TICKS, BigQueryWarehouse, _Table
 from jobs.locations import Location
 
-#: Rows per AppendRows request: a request may carry 10 MB; a tick is a few hundred bytes.
+#: Rows per AppendRows request: a request may carry 20 MB; a tick is a few hundred bytes.
 ROWS_PER_APPEND = 10_000
 #: Where the stream records live, under the staging location.
 RECORDS_FOLDER = "_write_streams"

@@ -108,10 +108,7 @@ class DuckDBWarehouse(Warehouse):
         quarantined = _insert(
             con, QUARANTINE_TABLE, [f.name for f in QUARANTINE_FIELDS], [_local_file(uri) for uri in staged.quarantine]
         )
-        event_time = market_tick().partition_field
-        newest = (
-            con.execute(f"SELECT max({event_time}) FROM read_parquet(?)", [tick_files]).fetchone()[0] if ticks else None
-        )
+        newest = staged.newest_event_time if ticks else None  # live ticks only (jobs/staging.py)
         con.execute(
             f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, now())",
             [str(load_id), load_id.query_id, load_id.batch_id, ticks, quarantined, newest],

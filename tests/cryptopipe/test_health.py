@@ -111,3 +111,26 @@ def test_status_of_a_data_dir_that_never_ran_is_red_and_says_never(tmp_path):
     shown = CliRunner().invoke(cli, ["status", "--data-dir", str(tmp_path)])
     assert shown.exit_code == 1
     assert shown.output.count("RED") == 3 and "never" in shown.output and "stopped" in shown.output
+
+
+def test_data_age_counts_live_ticks_only_so_a_backfill_never_makes_stale_data_fresh(tmp_path):
+    """A back-filled point fills the past: the data age is the newest live tick's (a null origin
+    is a row from before the field: a live poll)."""
+    import duckdb
+
+    from core.schema import duckdb_columns
+    from core.tables import TICK_FIELDS, TICKS_TABLE
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"CREATE TABLE {TICKS_TABLE} ({', '.join(duckdb_columns(TICK_FIELDS))})")
+        for epoch, origin in ((1000, "poll"), (1100, None), (1900, "backfill")):
+            con.execute(
+                f"INSERT INTO {TICKS_TABLE} (coin_id, vs_currency, symbol, name, price, last_updated, ingested_at, poll_id,"
+                " _load_id, origin) VALUES ('bitcoin', 'usd', 'btc', 'Bitcoin', 1.0, to_timestamp(?), to_timestamp(?),"
+                " 'p', 'q/0', ?)",
+                [epoch, epoch, origin],
+            )
+
+    seen, _ = observe(tmp_path, warehouse, now=2000.0)
+    assert seen.data_age_seconds == 900.0

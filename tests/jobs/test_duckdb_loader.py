@@ -68,6 +68,8 @@ def _staged(tmp_path: Path, load_id: LoadId, coins: list[str], bad_lines: int = 
     return StagedFiles(
         ticks=(_parquet(tmp_path / f"ticks-{load_id.batch_id}.parquet", TICK_FIELDS, ticks),),
         quarantine=(_parquet(tmp_path / f"quarantine-{load_id.batch_id}.parquet", QUARANTINE_FIELDS, quarantine),),
+        # as the stager reports it: the newest live tick (jobs/staging.py)
+        newest_event_time=max((row["last_updated"] for row in ticks), default=None),
     )
 
 

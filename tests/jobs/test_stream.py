@@ -290,3 +290,18 @@ def test_backfilled_points_pass_the_watermark_and_stay_apart_from_live_ticks(spa
     ]
     assert pipeline.query("SELECT reason FROM quarantine") == [("origin: 'scraped' is not one of poll, backfill",)]
     assert (status.late_rows_dropped, status.duplicates_dropped) == (0, 0)
+
+
+def test_the_newest_event_time_and_the_batch_lines_data_age_count_live_ticks_only(spark, pipeline: Pipeline):
+    """A back-filled point newer than every live tick (as after a back-fill of the hour the
+    producer just missed) must not make the batch look fresh: freshness is about live polls."""
+    pipeline.land([
+        line("bitcoin", last_updated="2025-06-01T15:00:00.000Z", origin="poll"),
+        line("bitcoin", last_updated="2025-06-01T16:00:00.000Z", origin="backfill"),
+    ])  # fmt: skip
+    pipeline.land([line("solana", last_updated="2025-06-01T17:00:00.000Z", origin="backfill")])
+
+    status = pipeline.run(spark, "--max-files-per-trigger", "1")
+
+    assert pipeline.query("SELECT count(*) FROM market_ticks") == [(3,)]
+    assert status.newest_event_time == datetime(2025, 6, 1, 15, tzinfo=UTC)
