@@ -45,8 +45,8 @@ class StagedFiles:
     ticks: tuple[str, ...]
     quarantine: tuple[str, ...]
     newest_event_time: datetime | None = None
-    """The latest ``last_updated`` among the staged ticks, as Spark computed it while
-    staging: a warehouse that cannot cheaply read its rows back (BigQuery) reports this."""
+    """The latest ``last_updated`` among the staged live ticks (back-filled points left out),
+    as Spark computed it while staging: every warehouse reports this."""
 
 
 @dataclass(frozen=True)
