@@ -27,6 +27,8 @@ from log_metrics import VALUE_FIELDS, log_filters, value_extractor
 
 #: Budget e-mails at these shares of the monthly amount.
 BUDGET_THRESHOLDS = (0.5, 0.9, 1.0)
+#: Dataproc's gauge of the jobs running on a cluster (GA, per cluster, label job_type).
+RUNNING_JOBS_METRIC = "dataproc.googleapis.com/cluster/job/running_count"
 #: An open incident closes by itself this long after its condition stops holding.
 AUTO_CLOSE = "1800s"
 RUNBOOK = "docs/OPERATIONS.md"
@@ -42,6 +44,7 @@ class Alerts(Construct):
     def __init__(self, scope: Construct, id_: str, cfg: EnvironmentConfig, after: list[Any]) -> None:
         super().__init__(scope, id_)
         self.thresholds = cfg.alert_thresholds
+        self.cluster_name = cfg.name_of("processing", "cluster")  # as processing.py names it
         self.metrics = {key: self._metric(cfg, key, filter_, after) for key, filter_ in log_filters().items()}
         self.channels = [
             google.monitoring_notification_channel.MonitoringNotificationChannel(
@@ -100,6 +103,15 @@ class Alerts(Construct):
                     "aggregations": [{"alignment_period": "60s", **count}]}},
             ],
             "stream-not-running": [
+                # Dataproc's own gauge of the cluster's running jobs (sampled every 60 s, visible
+                # up to 120 s later): the one signal that does not need the driver to write.
+                {"display_name": "job not RUNNING", "condition_threshold": {
+                    "filter": f'metric.type="{RUNNING_JOBS_METRIC}" AND resource.type="cloud_dataproc_cluster" '
+                              f'AND resource.label.cluster_name="{self.cluster_name}"',
+                    "comparison": "COMPARISON_LT", "threshold_value": 1,
+                    "duration": _seconds(whole_minutes(t.stream_silence_seconds, 120)),
+                    "aggregations": [{"alignment_period": "60s", "per_series_aligner": "ALIGN_MAX",
+                                      "cross_series_reducer": "REDUCE_SUM"}]}},
                 {"display_name": "no batch or idle line", "condition_absent": {
                     "filter": self._filter("stream-reports", job),
                     "duration": _seconds(whole_minutes(t.stream_silence_seconds, 120)),

@@ -141,7 +141,8 @@ ALERTS: tuple[Alert, ...] = (
           "no poll event for the threshold"),
     Alert("stream-not-running", "Stream not running", "stream_silence_seconds",
           "The Spark job is not running, or its driver keeps restarting.",
-          "no batch or idle line for the threshold, or more driver starts in an hour than allowed"),
+          "the cluster runs no job, or no batch or idle line comes, for the threshold, or more driver starts "
+          "in an hour than allowed"),
     Alert("quarantine-rate", "Quarantine rate", "quarantine_percent",
           "Many lines fail validation: CoinGecko's format or our schema changed.",
           "the quarantined share of the last 15 minutes' lines is above the threshold"),

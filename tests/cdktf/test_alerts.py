@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from alerts import BUDGET_THRESHOLDS, Alerts
+from alerts import BUDGET_THRESHOLDS, RUNNING_JOBS_METRIC, Alerts
 from api_calls import BILLING_ACCOUNT_GRANTS
 from config import ConfigError, environment, load_environments
 from core.health import ALERTS, DATA_AGE_FIELD, QUARANTINED_FIELD, RECORDS_FIELD
@@ -52,10 +52,15 @@ def test_one_policy_per_alert_with_its_runbook(stack):
 
 
 def test_every_condition_reads_a_log_metric_built_from_the_shared_words(stack):
+    """...but the one on Dataproc's own running-jobs gauge (stream not running)."""
     filters = log_filters()
     for policy in _policies(stack).values():
         for condition in policy["conditions"]:
             body = condition.get("condition_threshold") or condition["condition_absent"]
+            if RUNNING_JOBS_METRIC in body["filter"]:
+                assert condition["display_name"] == "job not RUNNING"
+                assert body["aggregations"][0]["cross_series_reducer"] == "REDUCE_SUM"
+                continue
             metric = _metric_of(stack, body["filter"])
             key = metric["name"].rsplit("-health-", 1)[1]
             assert metric["filter"] == filters[key]
@@ -92,6 +97,12 @@ def test_producer_down_and_stream_not_running_fire_on_absence_and_restarts(stack
     assert "gce_instance" in producer["condition_absent"]["filter"]
     stream = _conditions(policies["Stream not running"])
     assert stream["no batch or idle line"]["condition_absent"]["duration"] == f"{t.stream_silence_seconds}s"
+    not_running = stream["job not RUNNING"]["condition_threshold"]
+    assert f'metric.type="{RUNNING_JOBS_METRIC}"' in not_running["filter"]
+    cluster = next(iter(stack.resources("google_dataproc_cluster").values()))["name"]
+    assert f'resource.label.cluster_name="{cluster}"' in not_running["filter"]
+    assert (not_running["comparison"], not_running["threshold_value"]) == ("COMPARISON_LT", 1)
+    assert not_running["duration"] == f"{t.stream_silence_seconds}s"
     restarts = stream["driver restarts"]["condition_threshold"]
     assert restarts["threshold_value"] == t.max_driver_restarts_per_hour
     assert restarts["aggregations"][0]["alignment_period"] == "3600s"
