@@ -135,6 +135,10 @@ def workload_calls(targets: Targets) -> list[Call]:
                resource) for name, resource in t.tables.items()),
         Call("processing", "jobs/loaders/bigquery_storage.py load_batch", "run that count as a query job",
              "bigquery.jobs.create", t.project),
+        Call("processing", "jobs/loaders/bigquery_storage.py load_batch",
+             "a run's first batch looks up the load jobs the load-jobs path may have run for it (jobs.get: "
+             "BigQuery grants a job's creator bigquery.jobs.get on that job, so creating them is what it needs)",
+             "bigquery.jobs.create", t.project),
         *(Call("processing", "jobs/loaders/bigquery_storage.py load_batch",
                f"the batch's stream record (write, rename, read, forget): {verb}", f"storage.objects.{verb}",
                t.data(STREAM_RECORD_OBJECT)) for verb in ("create", "get", "delete")),

@@ -27,6 +27,14 @@ A replayed batch (Spark runs it again after a crash) is recognised by its record
   A table that holds none of them (the pending stream was garbage-collected before
   the replay came) is written again; any other count fails the batch.
 
+A batch the load-jobs path loaded (:mod:`jobs.loaders.bigquery`) has no record but may
+have load jobs: switching ``bigquery_write`` replaces the Dataproc job, and the old driver
+may have been cancelled after its load jobs and before Spark's checkpoint commit. So the
+first batch of a run that finds no record (only the first can be a replay: Spark replays
+its last uncommitted batch when a query starts) asks BigQuery for that batch's load jobs
+(:meth:`StorageWriteWarehouse._loaded_by_load_jobs`). A table whose job succeeded is
+loaded and not written again; it enters the record as ``{"load_job": id, "rows": n}``.
+
 Every failure of the write path (an append error, a row count that does not match, a
 refused commit) raises :class:`~jobs.errors.WarehouseError` naming the table and the
 stream: the batch fails, the stream stops, and the replay starts from the record.
@@ -51,7 +59,7 @@ from core.schema import arrow_schema
 from core.tables import LOAD_ID
 from jobs.errors import ConfigError, WarehouseError
 from jobs.loaders.base import LoadId, LoadResult, StagedFiles
-from jobs.loaders.bigquery import _QUARANTINE, _TICKS, BigQueryWarehouse, _Table
+from jobs.loaders.bigquery import _QUARANTINE, _TICKS, BigQueryWarehouse, _check_is_our_load, _Table, load_job_id
 from jobs.locations import Location
 
 #: Rows per AppendRows request: a request may carry 20 MB; a tick is a few hundred bytes.
@@ -83,6 +91,7 @@ class StorageWriteWarehouse(BigQueryWarehouse):
         self.records = records
         self._write = write_client
         self._owns_write = write_client is None
+        self._first_batch = True
 
     def check_staging(self, staging: Location) -> None:
         """Any staging the driver can read (local for local Spark, ``gs://`` on Dataproc);
@@ -98,6 +107,7 @@ class StorageWriteWarehouse(BigQueryWarehouse):
 
             self._client = bigquery.Client(project=self.project, credentials=AnonymousCredentials())
         super().setup()
+        self._first_batch = True  # a (re)started query: its first batch may be a replay
         if self._write is None:
             self._write = _write_client()
 
@@ -113,28 +123,57 @@ class StorageWriteWarehouse(BigQueryWarehouse):
         files = {_TICKS.name: staged.ticks, _QUARANTINE.name: staged.quarantine}
         record = self._read_record(load_id)
         earlier = record is not None
+        first, self._first_batch = self._first_batch, False
         if record is None:
-            record = {t.name: self._write_table(t, load_id, files[t.name]) for t in (_TICKS, _QUARANTINE)
-                      if files[t.name]}
-            if not record:
-                return LoadResult(load_id, 0, 0, staged.newest_event_time)
+            record = self._loaded_by_load_jobs(load_id, files) if first else {}
+            earlier = bool(record) and record.keys() == {name for name, uris in files.items() if uris}
+            written = {t.name: self._write_table(t, load_id, files[t.name]) for t in (_TICKS, _QUARANTINE)
+                       if files[t.name] and t.name not in record}
+            if not written:
+                return _result(load_id, record, staged, already_loaded=earlier)
+            record.update(written)
             self._write_record(load_id, record)
         found_committed = []
         for table in (_TICKS, _QUARANTINE):
-            if table.name in record:
+            if "load_job" in record.get(table.name, {}):
+                found_committed.append(True)  # the load-jobs path loaded this table
+            elif table.name in record:
                 committed, entry = self._commit(table, load_id, record[table.name], files[table.name])
                 found_committed.append(committed)
                 if entry != record[table.name]:
                     record[table.name] = entry
                     self._write_record(load_id, record)
         self._forget_before(load_id)
-        return LoadResult(
-            load_id,
-            record.get(_TICKS.name, {}).get("rows", 0),
-            record.get(_QUARANTINE.name, {}).get("rows", 0),
-            staged.newest_event_time,
-            already_loaded=earlier and all(found_committed),
-        )
+        return _result(load_id, record, staged, already_loaded=earlier and all(found_committed))
+
+    # -- batches the load-jobs path loaded ---------------------------------------------
+
+    def _loaded_by_load_jobs(self, load_id: LoadId, files: dict[str, Sequence[str]]) -> dict[str, dict[str, Any]]:
+        """The tables with rows whose load job for ``load_id`` succeeded: their record entries.
+
+        The load-jobs path's ids are deterministic (:func:`~jobs.loaders.bigquery.load_job_id`)
+        and its attempts start in order, each only after every earlier one failed, so the
+        attempts are walked until one is not found (none loaded) or one succeeded (the
+        table holds the batch: its ``output_rows``). A failed attempt loaded nothing.
+        """
+        found = {}
+        for table in (_TICKS, _QUARANTINE):
+            if not files[table.name]:
+                continue
+            destination = self._table_id(table)
+            attempt = 0
+            while True:
+                job_id = load_job_id(destination, load_id, attempt)
+                try:
+                    job = self._client.get_job(job_id, project=self.project, location=self._location)
+                except NotFound:
+                    break
+                _check_is_our_load(job, destination)
+                if self._wait(job) is None:
+                    found[table.name] = {"load_job": job_id, "rows": job.output_rows or 0}
+                    break
+                attempt += 1
+        return found
 
     # -- writing one table's stream ------------------------------------------------
 
@@ -251,6 +290,17 @@ class StorageWriteWarehouse(BigQueryWarehouse):
             name = info.base_name
             if name.startswith("batch_") and name.endswith(".json") and int(name[6:-5]) < load_id.batch_id:
                 filesystem.delete_file(info.path)
+
+
+def _result(load_id: LoadId, record: dict[str, Any], staged: StagedFiles, *, already_loaded: bool) -> LoadResult:
+    """The batch's outcome: each table's rows as its record entry counts them."""
+    return LoadResult(
+        load_id,
+        record.get(_TICKS.name, {}).get("rows", 0),
+        record.get(_QUARANTINE.name, {}).get("rows", 0),
+        staged.newest_event_time,
+        already_loaded=already_loaded,
+    )
 
 
 def _append_requests(stream: str, rows: pa.Table) -> Iterator[Any]:

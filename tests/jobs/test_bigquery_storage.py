@@ -7,6 +7,9 @@ so: a committed stream shows no ``commit_time`` and a second commit answers
 INVALID_STREAM_STATE, so "committed" is recognised by the rows under the load id there;
 BigQuery's own answers (``commit_time``, STREAM_ALREADY_COMMITTED) are taken by
 :class:`CommittedOnBigQuery`, which answers as BigQuery documents and records the requests.
+The emulator keeps no load jobs by the id a load asks for, so the load-jobs path's jobs a
+switched stream finds are kept by :class:`LoadJobsOnBigQuery` (``jobs.get`` as BigQuery
+documents it: the job of that id, or 404).
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from google.api_core.exceptions import ServiceUnavailable
+from google.api_core.exceptions import BadRequest, NotFound, ServiceUnavailable
+from google.cloud import bigquery
 from google.cloud.bigquery_storage_v1 import types
 
 from core.schema import arrow_schema
 from core.tables import LOAD_ID, QUARANTINE_FIELDS, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE
 from jobs.errors import WarehouseError
 from jobs.loaders import LoadId, StagedFiles
+from jobs.loaders.bigquery import load_job_id
 from jobs.loaders.bigquery_storage import RECORDS_FOLDER, StorageWriteWarehouse, _write_client
 from jobs.locations import Location
 
@@ -57,9 +62,9 @@ def target(bq_emulator, monkeypatch, tmp_path):
     return dataset, Location.parse(tmp_path / "staging", option="--staging")
 
 
-def warehouse(target, write_client: Any = None) -> StorageWriteWarehouse:
+def warehouse(target, write_client: Any = None, client: Any = None) -> StorageWriteWarehouse:
     dataset, staging = target
-    built = StorageWriteWarehouse(PROJECT, dataset, write_client=write_client)
+    built = StorageWriteWarehouse(PROJECT, dataset, write_client=write_client, client=client)
     built.check_staging(staging)
     built.setup()
     return built
@@ -270,3 +275,90 @@ def test_an_append_refused_fails_the_batch_naming_the_stream_and_the_replay_load
         replay = wh.load_batch(LOAD, staged(target, LOAD))
     assert (replay.ticks, replay.quarantined, replay.already_loaded) == (3, 1, False)
     assert rows(bq_emulator, target, TICKS_TABLE) == [str(LOAD)] * 3
+
+
+class LoadJob:
+    """A load job of the load-jobs path as ``get_job`` hands it back: id, destination, outcome."""
+
+    job_type = "load"
+
+    def __init__(self, job_id: str, destination: str, rows: int, error: dict[str, str] | None = None) -> None:
+        self.job_id, self.output_rows, self.error_result = job_id, rows, error
+        self.destination = bigquery.TableReference.from_string(destination)
+
+    def result(self, timeout: float | None = None) -> LoadJob:
+        if self.error_result is not None:
+            raise BadRequest(self.error_result["message"])
+        return self
+
+
+class LoadJobsOnBigQuery:
+    """The emulator's real client, with the load jobs an earlier load-jobs run left: ``get_job``
+    answers the job of that id or 404, as BigQuery does, and records each request."""
+
+    def __init__(self, bq_emulator, target, jobs: list[LoadJob]) -> None:
+        self.real = bq_emulator.client(PROJECT)
+        self.jobs = {job.job_id: job for job in jobs}
+        self.gets: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def get_job(self, job_id: str, *, project: str, location: str | None) -> LoadJob:
+        self.gets.append((job_id, project))
+        if job_id not in self.jobs:
+            raise NotFound(f"Not found: Job {project}:{location}.{job_id}")
+        return self.jobs[job_id]
+
+
+def load_jobs(target, table: str) -> tuple[str, ...]:
+    """The ids of the load-jobs path's attempts 0 and 1 for LOAD into ``table``."""
+    return tuple(load_job_id(f"{PROJECT}.{target[0]}.{table}", LOAD, attempt) for attempt in (0, 1))
+
+
+FAILED = {"reason": "backendError", "message": "injected: the load job failed"}
+
+
+def test_a_batch_the_load_jobs_path_loaded_is_not_written_again_after_switching(bq_emulator, target):
+    ticks, quarantine = load_jobs(target, TICKS_TABLE)[0], load_jobs(target, QUARANTINE_TABLE)
+    client = LoadJobsOnBigQuery(bq_emulator, target, [
+        LoadJob(ticks, f"{PROJECT}.{target[0]}.{TICKS_TABLE}", rows=3),
+        LoadJob(quarantine[0], f"{PROJECT}.{target[0]}.{QUARANTINE_TABLE}", rows=0, error=FAILED),
+        LoadJob(quarantine[1], f"{PROJECT}.{target[0]}.{QUARANTINE_TABLE}", rows=1),  # its second attempt loaded
+    ])
+    with warehouse(target, client=client) as wh:
+        replay = wh.load_batch(LOAD, staged(target, LOAD))
+    assert (replay.ticks, replay.quarantined, replay.already_loaded) == (3, 1, True)
+    assert client.gets == [(ticks, PROJECT), (quarantine[0], PROJECT), (quarantine[1], PROJECT)]
+    assert rows(bq_emulator, target, TICKS_TABLE) == [] and rows(bq_emulator, target, QUARANTINE_TABLE) == []
+    assert records(target) == []
+
+
+def test_a_batch_whose_ticks_the_load_jobs_path_loaded_writes_only_its_quarantine(bq_emulator, target):
+    ticks = load_jobs(target, TICKS_TABLE)[0]
+    client = LoadJobsOnBigQuery(bq_emulator, target, [LoadJob(ticks, f"{PROJECT}.{target[0]}.{TICKS_TABLE}", rows=3)])
+    with warehouse(target, client=client) as wh:
+        replay = wh.load_batch(LOAD, staged(target, LOAD))
+    assert (replay.ticks, replay.quarantined, replay.already_loaded) == (3, 1, False)
+    assert client.gets == [(ticks, PROJECT), (load_jobs(target, QUARANTINE_TABLE)[0], PROJECT)]
+    assert rows(bq_emulator, target, TICKS_TABLE) == []  # the load job's rows; the stream wrote none
+    assert rows(bq_emulator, target, QUARANTINE_TABLE) == [str(LOAD)]
+    (record,) = records(target)
+    assert record[TICKS_TABLE] == {"load_job": ticks, "rows": 3}
+    with warehouse(target, client=client) as wh:  # and a crash now: the record knows both tables
+        again = wh.load_batch(LOAD, staged(target, LOAD))
+    assert (again.ticks, again.quarantined, again.already_loaded) == (3, 1, True)
+    assert rows(bq_emulator, target, QUARANTINE_TABLE) == [str(LOAD)]
+
+
+def test_a_failed_load_job_is_not_loaded_and_only_a_runs_first_batch_asks(bq_emulator, target):
+    ticks = load_jobs(target, TICKS_TABLE)
+    client = LoadJobsOnBigQuery(bq_emulator, target, [
+        LoadJob(ticks[0], f"{PROJECT}.{target[0]}.{TICKS_TABLE}", rows=0, error=FAILED)])
+    with warehouse(target, client=client) as wh:
+        replay = wh.load_batch(LOAD, staged(target, LOAD, quarantined=0))
+        following = LoadId(LOAD.query_id, LOAD.batch_id + 1)
+        wh.load_batch(following, staged(target, following, quarantined=0))
+    assert (replay.ticks, replay.already_loaded) == (3, False)
+    assert client.gets == [(ticks[0], PROJECT), (ticks[1], PROJECT)]  # the next batch cannot be a replay
+    assert rows(bq_emulator, target, TICKS_TABLE) == sorted([str(LOAD)] * 3 + [str(following)] * 3)
