@@ -392,7 +392,10 @@ def live_coins(client: CoinGeckoClient, *, deadline: float, stop: threading.Even
     for request in client.page_requests():
         page = client.fetch_page(request, deadline=deadline, stop=stop)
         if page.records is None:
-            raise CoinSetUnavailable(f"cannot read the coin set from /coins/markets ({request.label}): {page.error}")
+            message = f"cannot read the coin set from /coins/markets ({request.label}): {page.error}"
+            if "ids" in request.params:  # CoinGecko answers [] for ids it does not know: a bad page to a poll
+                message += "; are these CoinGecko coin ids (--coin-ids)? It answers an empty list for ids it does not know"
+            raise CoinSetUnavailable(message)
         records.extend(r for r in page.records if isinstance(r, dict) and isinstance(r.get("id"), str))
     return records
 

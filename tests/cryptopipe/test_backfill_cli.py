@@ -188,6 +188,12 @@ def test_unreadable_time_and_unknown_coin_are_usage_errors(replay, tmp_path):
     assert [r for r in replay.requests if "market_chart" in r.path] == []
     assert _landed(tmp_path / "data") == {}
 
+    # No id known at all: CoinGecko answers an empty list, retried as a bad page, then named.
+    result = _backfill(tmp_path / "data", start, start + timedelta(minutes=30), "--coin-ids", "no-such-coin")
+    assert result.exit_code == 1, result.output
+    assert "are these CoinGecko coin ids (--coin-ids)?" in _said(result)
+    assert [r for r in replay.requests if "market_chart" in r.path] == []
+
 
 def test_a_429_from_the_history_endpoint_is_retried_after_its_retry_after(replay, tmp_path):
     start = _base(replay) + timedelta(minutes=10)
