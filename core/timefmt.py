@@ -24,3 +24,8 @@ def utc_millis(value: datetime, *, basic: bool = False) -> str:
     value = value.astimezone(timezone.utc)
     layout = BASIC_SECONDS if basic else _EXTENDED_SECONDS
     return f"{value.strftime(layout)}{value.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> datetime:
+    """The current time in UTC: the default clock of what takes one, so a test can pass a frozen one."""
+    return datetime.now(timezone.utc)

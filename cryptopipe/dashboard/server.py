@@ -29,12 +29,14 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from core.timefmt import utc_now
 from cryptopipe.dashboard.backends import DuckDBBackend, QueryBackend, backend_from_uri
 from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest, DashboardError, NotFound
 from cryptopipe.dashboard.service import REFRESH_SECONDS, STALE_AFTER_SECONDS, DashboardService
@@ -91,6 +93,7 @@ class DashboardServer(BackgroundServer):
         stale_after_seconds: float = STALE_AFTER_SECONDS,
         refresh_seconds: float = REFRESH_SECONDS,
         alerts: Callable[[], list[dict[str, Any]]] | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         super().__init__(host=host, port=port)
         self.service = DashboardService(
@@ -99,6 +102,7 @@ class DashboardServer(BackgroundServer):
             stale_after_seconds=stale_after_seconds,
             refresh_seconds=refresh_seconds,
             alerts=alerts,
+            clock=clock,
         )
 
     def _bind(self, address: tuple[str, int]) -> _HTTPServer:

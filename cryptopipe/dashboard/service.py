@@ -18,10 +18,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
-from core.timefmt import utc_millis
+from core.timefmt import utc_millis, utc_now
 from cryptopipe.dashboard.backends import QueryBackend, Rows
 from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest, NotFound
 from cryptopipe.dashboard.listing import Ordering, matching
@@ -77,9 +77,13 @@ class DashboardService:
         stale_after_seconds: float = STALE_AFTER_SECONDS,
         refresh_seconds: float = REFRESH_SECONDS,
         alerts: Callable[[], list[dict[str, Any]]] | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.backend = backend
         self.alerts = alerts
+        self.clock = clock
+        """The current time (UTC): the data's age, the windows' start and ``served_at`` are
+        measured from it; a test freezes it so the page's geometry does not depend on the wall clock."""
         """The pipeline's alert verdicts (cryptopipe/health.py), when the dashboard watches a local run."""
         self.vs_currency = vs_currency
         self.stale_after_seconds = stale_after_seconds
@@ -113,7 +117,7 @@ class DashboardService:
         """
         window = _window(window)
         chosen = self._coins(coins, top)
-        since = _since(window)
+        since = _since(window, self.clock())
         answer = self._answer(CANDLES, {"vs_currency": self.vs_currency, "coins": chosen, "since": since})
         names = {row["coin_id"]: row for row in self._latest().rows}
         series = [
@@ -140,10 +144,10 @@ class DashboardService:
         row = next((row for row in latest.rows if row["coin_id"] == coin_id), None)
         if row is None:
             raise NotFound(f"no coin {coin_id!r} among the latest {self.vs_currency} prices")
-        since = _since(window)
+        since = _since(window, self.clock())
         answer = self._answer(CANDLES, {"vs_currency": self.vs_currency, "coins": [coin_id], "since": since})
         empty = {name: [] for name in ("t", *_CANDLE_FIELDS)}
-        age = max(0.0, (_now() - row["last_updated"]).total_seconds())
+        age = max(0.0, (self.clock() - row["last_updated"]).total_seconds())
         return {
             **self._meta(answer, latest),
             "window": window,
@@ -178,7 +182,7 @@ class DashboardService:
                 **self._status("empty", f"no {self.vs_currency} ticks in the last day yet"),
             }
         newest = max(row["last_updated"] for row in answer.rows)
-        age = max(0.0, (_now() - newest).total_seconds())  # a tick stamped a moment ahead is fresh
+        age = max(0.0, (self.clock() - newest).total_seconds())  # a tick stamped a moment ahead is fresh
         status = "fresh" if age <= self.stale_after_seconds else "stale"
         message = f"newest tick {_duration(age)} old"
         if status == "stale":
@@ -228,7 +232,7 @@ class DashboardService:
         if kept is not None and time.monotonic() - kept[0] < self.backend.reuse_seconds:
             return kept[1]
         try:
-            answer = Answer(self.backend.fetch(query, params), _now())
+            answer = Answer(self.backend.fetch(query, params), self.clock())
         except BackendUnavailable as error:
             if kept is None:
                 raise
@@ -244,7 +248,7 @@ class DashboardService:
         """When the answers were read (the oldest of them), and the first one's problem if any is old."""
         problem = next((answer.problem for answer in answers if answer.problem), None)
         return {
-            "served_at": utc_millis(_now()),
+            "served_at": utc_millis(self.clock()),
             "vs_currency": self.vs_currency,
             "queried_at": utc_millis(min(answer.queried_at for answer in answers)),
             "cached": problem is not None,
@@ -252,11 +256,7 @@ class DashboardService:
         }
 
     def _status(self, status: str, message: str) -> dict[str, Any]:
-        return {"served_at": utc_millis(_now()), "status": status, "message": message}
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+        return {"served_at": utc_millis(self.clock()), "status": status, "message": message}
 
 
 def _window(window: str | None) -> str:
@@ -266,10 +266,10 @@ def _window(window: str | None) -> str:
     return window
 
 
-def _since(window: str) -> datetime:
+def _since(window: str, now: datetime) -> datetime:
     # Whole minutes: the oldest candle shown is complete, and the key stays
     # stable within a minute so the last good answer can stand in.
-    return (_now() - WINDOWS[window]).replace(second=0, microsecond=0)
+    return (now - WINDOWS[window]).replace(second=0, microsecond=0)
 
 
 def _coin_id(value: str | None, parameter: str) -> str:

@@ -55,6 +55,14 @@ def market_ticks(frame: int, at: datetime, *, top: int) -> list[dict[str, Any]]:
     return rows
 
 
+def frozen_now(*, second: int) -> datetime:
+    """A fixed instant ``second`` seconds into the minute before this one (UTC), for a
+    dashboard's injected clock: a page drawn from data at fixed offsets to it looks the
+    same on every run. Recent, because the views read the warehouse's own clock for their
+    last-day filter."""
+    return datetime.now(timezone.utc).replace(second=second, microsecond=0) - timedelta(minutes=1)
+
+
 class MarketWriter(threading.Thread):
     """Loads ``history`` minutes of market history (an hour; a fresh start has a minute or
     two), then a new frame every ``every`` seconds until stopped.

@@ -18,14 +18,15 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from cryptopipe.dashboard import DashboardServer, DuckDBBackend
 
-from ..conftest import make_warehouse
-from .conftest import MarketWriter
+from ..conftest import load, make_warehouse
+from .conftest import MarketWriter, frozen_now, market_ticks
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -168,6 +169,15 @@ CHART_LABELS = """(svg) => {
 }"""
 
 
+# The plot's left and right edges (where the price grid lines run) and the leftmost point
+# of data: a line's first vertex or a candle's wick.
+PLOT_AND_FIRST_POINT = """(svg) => {
+  const grid = svg.querySelector("g.tick.y line");
+  const xs = [...svg.querySelectorAll("path.series, g.candle line")].map((p) => p.getBBox().x);
+  return {left: Number(grid.getAttribute("x1")), right: Number(grid.getAttribute("x2")), first: Math.min(...xs)};
+}"""
+
+
 def _assert_chart_readable(page, selector: str) -> None:
     """Tick labels neither overlap nor leave the chart, and the chart fits the screen."""
     labels = page.eval_on_selector(selector, CHART_LABELS)
@@ -304,25 +314,35 @@ def test_250_coins_fit_and_can_be_searched_sorted_and_drilled_into(browser, tmp_
 
 
 def test_a_fresh_start_fits_the_window_to_the_data_and_says_so(warehouse, browser):
+    """Two minutes and twenty seconds of data, as after a start, on a frozen clock.
+
+    The geometry depends on where "now" falls within its minute (candles sit mid-minute,
+    the axis ends at now or at the last candle's end), so the dashboard's clock is frozen
+    20 s into a minute and the data placed at fixed offsets from it: the same picture on
+    every run, whatever the wall clock says.
+    """
     from playwright.sync_api import expect
 
-    writer = MarketWriter(warehouse, top=12, every=1.0, history=2)  # two minutes of data, as after a start
-    writer.start()
-    server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=1).start()
+    now = frozen_now(second=20)
+    for frame, minutes_ago in enumerate((2, 1, 0)):
+        load(warehouse, market_ticks(frame, now - timedelta(minutes=minutes_ago), top=12))
+    server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=1, clock=lambda: now).start()
     page, api_statuses, page_errors = _open(browser, LAPTOP)
     try:
-        for path, chart, note in (("", "#chart", "#chart-note"), ("coin/bitcoin", "#coin-chart", "#coin-note")):
+        # The overview's axis runs from the first minute to now (2 min 20 s); the coin's
+        # to the end of the last candle's minute (3 min), its first candle mid-way through
+        # the first minute: a sixth of the plot.
+        for path, chart, note, minutes, first_at in (
+            ("", "#chart", "#chart-note", 2, 0.0),
+            ("coin/bitcoin", "#coin-chart", "#coin-note", 3, 1 / 6),
+        ):
             page.goto(server.url + path)
             expect(page.locator(note)).to_have_text(
-                re.compile(r"^Only [23] min of data so far: the axis shows all of it rather than the 1h window\.$")
+                f"Only {minutes} min of data so far: the axis shows all of it rather than the 1h window."
             )
-            # The data spans the plot: its first minute near the left edge (a candle sits mid-minute),
-            # not in the last twentieth of an hour's axis.
-            first = page.eval_on_selector(
-                chart, "svg => Math.min(...[...svg.querySelectorAll('path.series, g.candle line')].map((p) => "
-                       "p.getBBox().x)) / svg.clientWidth",
-            )  # fmt: skip
-            assert first < 0.25, first
+            plot = page.eval_on_selector(chart, PLOT_AND_FIRST_POINT)
+            left, right, first = plot["left"], plot["right"], plot["first"]
+            assert (first - left) / (right - left) == pytest.approx(first_at, abs=0.01), plot
             _assert_chart_readable(page, chart)
 
         # A coin the warehouse does not know: said in the view; the data is still live.
@@ -333,7 +353,6 @@ def test_a_fresh_start_fits_the_window_to_the_data_and_says_so(warehouse, browse
     finally:
         page.close()
         server.stop()
-        writer.stop()
 
     assert api_statuses and set(api_statuses) == {200, 404}
     # The browser logs the 404 itself; the page logs nothing.
@@ -341,18 +360,19 @@ def test_a_fresh_start_fits_the_window_to_the_data_and_says_so(warehouse, browse
 
 
 def test_backfilled_stretches_are_drawn_dashed_in_the_overview_and_faint_on_the_coin_page(warehouse, browser):
-    """An outage from 40 to 10 minutes ago filled with 5-minutely points of the market charts."""
-    from datetime import timedelta
-
+    """An outage from 40 to 10 minutes ago filled with 5-minutely points of the market charts,
+    on a frozen clock (all 55 minutes inside the 1 h window, the last live tick not ahead of now)."""
     from playwright.sync_api import expect
 
-    from ..conftest import load, minute_ago, tick
+    from ..conftest import tick
 
+    now = frozen_now(second=30)
+    minute = now.replace(second=0)
     live = [*range(55, 40, -1), *range(9, -1, -1)]  # minutes ago
     backfilled = range(40, 9, -5)  # 40, 35, ..., 10
-    load(warehouse, [tick("bitcoin", 100.0 + m, minute_ago(m) + timedelta(seconds=20)) for m in live])
-    load(warehouse, [tick("bitcoin", 100.0 + m, minute_ago(m), origin="backfill") for m in backfilled])
-    server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=60).start()
+    load(warehouse, [tick("bitcoin", 100.0 + m, minute - timedelta(minutes=m, seconds=-20)) for m in live])
+    load(warehouse, [tick("bitcoin", 100.0 + m, minute - timedelta(minutes=m), origin="backfill") for m in backfilled])
+    server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=60, clock=lambda: now).start()
     page, api_statuses, page_errors = _open(browser, LAPTOP)
     try:
         page.goto(server.url)
