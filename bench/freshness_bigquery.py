@@ -1,6 +1,6 @@
 """Freshness on the BigQuery Storage Write path: poll response to rows queryable in BigQuery.
 
-The local pipeline (:class:`cryptopipe.local.LocalPipeline`: the bundled replay, the
+The local pipeline (:class:`cryptopipe.pipeline.LocalPipeline`: the bundled replay, the
 producer thread, the Spark stream) with its warehouse swapped for BigQuery's Storage Write
 path (``--bigquery-write storage-write``) against bqemulator on loopback
 (scripts/bigquery_emulator.py), at a 1 s trigger (the path's floor is 0.72 s). A watcher
@@ -39,7 +39,9 @@ def _emulator_module() -> Any:
 
 def main(minutes: float = 3.0) -> dict[str, Any]:
     from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
-    from cryptopipe.local import LocalLayout, LocalPipeline, producer_config
+    from core.layout import LocalLayout
+    from cryptopipe.pipeline import LocalPipeline
+    from cryptopipe.settings import producer_config
     from jobs import StreamConfig
 
     started_mono = time.monotonic()

@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cryptopipe.local import LocalLayout, producer_config
+from core.layout import LocalLayout
+from cryptopipe.settings import producer_config
 
 if TYPE_CHECKING:
     from producer import BackfillReport
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 def backfill(layout: LocalLayout, source: str, start: datetime, end: datetime, **settings: Any) -> BackfillReport:
     """Back-fill ``start``-``end`` into ``layout``'s landing zone; ``settings`` as for
-    :func:`cryptopipe.local.producer_config` (``coin_ids=…``).
+    :func:`cryptopipe.settings.producer_config` (``coin_ids=…``).
 
     Raises :class:`producer.BackfillError` (a bad range, an unknown coin, no spare
     budget), :class:`producer.config.InvalidSetting`, or

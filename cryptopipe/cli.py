@@ -1,9 +1,13 @@
 """The ``cryptopipe`` command: run the local pipeline, query its warehouse.
 
 Thin by design: each command parses options, calls tested code
-(:mod:`cryptopipe.local`, :mod:`jobs.loaders.duckdb`) and turns the errors it can
+(:mod:`cryptopipe.pipeline`, :mod:`jobs.loaders.duckdb`) and turns the errors it can
 explain into one red line and exit status 1; an option value the producer's or the
 stream's settings refuse is a usage error (exit status 2) naming the option.
+
+Each option shared by several commands is declared once below, and an option that
+sets a producer or stream setting shows that setting's own default (from its
+settings class) rather than a copy: left out, the setting's variable or default holds.
 
     cryptopipe up --source replay --duration 120
     cryptopipe query "SELECT count(*) FROM market_ticks"
@@ -29,7 +33,14 @@ from rich.table import Table
 from cryptopipe.dashboard import DEFAULT_HOST, DEFAULT_PORT, DashboardError, DashboardServer
 from cryptopipe.dashboard.service import STALE_AFTER_SECONDS
 from cryptopipe.errors import PipelineError
-from cryptopipe.local import SOURCES, LocalLayout, LocalPipeline, Status, producer_config, stream_config
+from cryptopipe.health.judge import pipeline_health
+from cryptopipe.health.render import dashboard_alerts, status_table
+from core.layout import LocalLayout
+from cryptopipe.pipeline import LocalPipeline, Status
+from cryptopipe.settings import (
+    SOURCES, default_interval_seconds, producer_config, producer_default, stream_config,
+    default_trigger_seconds,
+)
 
 if TYPE_CHECKING:
     from jobs import StreamConfig
@@ -46,7 +57,21 @@ PRODUCER_OPTIONS = {
     "interval_seconds": "interval", "top_n": "top_n", "coin_ids": "coin_ids", "vs_currency": "vs_currency",
 }
 
-_VERBOSE_HELP = "Log the producer's, the stream's and Spark's lines too."
+# Options more than one command takes, each declared once.
+VERBOSE = click.option("-v", "--verbose", is_flag=True, help="Log the producer's, the stream's and Spark's lines too.")
+DATA_DIR = click.option(
+    "--data-dir", "layout", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
+    callback=lambda _ctx, _param, path: LocalLayout(path),
+    help="The local pipeline's data directory: landing zone, checkpoint, warehouse and health files.",
+)
+SOURCE = click.option("--source", type=click.Choice(SOURCES), default="live", show_default=True,
+                      help="The live CoinGecko API, or the bundled replay (no internet needed).")
+TOP_N = click.option("--top-n", type=click.IntRange(min=1), default=None,
+                     help=f"The top N coins by market cap [default: {producer_default('top_n')}].")
+COIN_IDS = click.option("--coin-ids", default=None,
+                        help="These coins instead of the top N (comma-separated CoinGecko ids).")
+VS_CURRENCY = click.option("--vs-currency", default=None,
+                           help=f"Quote currency [default: {producer_default('vs_currency')}].")
 
 
 def _fail(message: str) -> None:
@@ -65,7 +90,7 @@ def _status_line(status: Status, elapsed: float) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help=_VERBOSE_HELP)
+@VERBOSE
 def cli(verbose: bool) -> None:
     """cryptopipe: CoinGecko market data -> landing zone -> Spark -> warehouse."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -111,33 +136,30 @@ def _live_status(console: Console) -> Iterator[Live]:
 
 
 @cli.command()
-@click.option("--source", type=click.Choice(SOURCES), default="live", show_default=True,
-              help="The live CoinGecko API, or the bundled replay (no internet needed).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
-              show_default=True, help="Landing zone, archive, checkpoint and warehouse live here.")
+@SOURCE
+@DATA_DIR
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds (default: run until Ctrl-C).")
 @click.option("--max-polls", type=click.IntRange(min=1), default=None,
               help="Stop after this many polls, once the stream has loaded them.")
 @click.option("--interval", type=click.FloatRange(min=1), default=None,
-              help="Seconds between polls [default: 60 live, 10 replay].")
-@click.option("--top-n", type=click.IntRange(min=1), default=250, show_default=True,
-              help="Poll the top N coins by market cap.")
-@click.option("--coin-ids", default="", help="Poll these coins instead (comma-separated CoinGecko ids).")
-@click.option("--vs-currency", default="usd", show_default=True, help="Quote currency.")
-@click.option("--trigger-seconds", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Seconds between the stream's micro-batches.")
+              help=f"Seconds between polls [default: {default_interval_seconds('live'):g} live, "
+                   f"{default_interval_seconds('replay'):g} replay].")
+@TOP_N
+@COIN_IDS
+@VS_CURRENCY
+@click.option("--trigger-seconds", type=click.FloatRange(min=0.1), default=None,
+              help=f"Seconds between the stream's micro-batches [default: {default_trigger_seconds():g}].")
 @click.option("--replay-port", type=click.IntRange(min=0, max=65535), default=0,
               help="Port of the replay server (default: any free port).")
 @click.option("--dashboard-port", type=click.IntRange(min=0, max=65535), default=DEFAULT_PORT, show_default=True,
               help="Port of the dashboard on 127.0.0.1 (0: any free port).")
 @click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard.")
-@click.option("-v", "--verbose", is_flag=True, help=_VERBOSE_HELP)
+@VERBOSE
 @click.pass_context
-def up(ctx, source, data_dir, duration, max_polls, interval, top_n, coin_ids, vs_currency, trigger_seconds,
+def up(ctx, source, layout, duration, max_polls, interval, top_n, coin_ids, vs_currency, trigger_seconds,
        replay_port, dashboard_port, no_dashboard, verbose):
     """Run the replay server (with --source replay), the producer and the stream until Ctrl-C."""
-    layout = LocalLayout(data_dir)
     producer, stream = _settings(ctx, layout)
     verbose = verbose or ctx.find_root().params["verbose"]
     _log_verbosely(verbose)
@@ -179,11 +201,10 @@ def up(ctx, source, data_dir, duration, max_polls, interval, top_n, coin_ids, vs
 
 @cli.command()
 @click.argument("sql")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
-              show_default=True, help="The data directory of `cryptopipe up`.")
+@DATA_DIR
 @click.option("--max-rows", type=click.IntRange(min=1), default=100, show_default=True,
               help="Print at most this many rows.")
-def query(sql: str, data_dir: Path, max_rows: int) -> None:
+def query(sql: str, layout: LocalLayout, max_rows: int) -> None:
     """Run SQL against the local warehouse (also while `cryptopipe up` writes to it)."""
     import duckdb
 
@@ -191,7 +212,7 @@ def query(sql: str, data_dir: Path, max_rows: int) -> None:
     from jobs.loaders.duckdb import open_reader
 
     try:
-        with open_reader(LocalLayout(data_dir).warehouse) as con:
+        with open_reader(layout.warehouse) as con:
             cursor = con.execute(sql)
             columns = [d[0] for d in cursor.description or ()]
             rows = cursor.fetchmany(max_rows + 1)
@@ -208,26 +229,26 @@ def query(sql: str, data_dir: Path, max_rows: int) -> None:
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
-              show_default=True, help="The data directory of `cryptopipe up`, whose warehouse is shown.")
+@DATA_DIR
 @click.option("--warehouse", metavar="URI", default=None,
-              help="Show this warehouse instead: duckdb:///abs/path.duckdb or bigquery://project.dataset.")
+              help="Show this warehouse instead of the data directory's: duckdb:///abs/path.duckdb or "
+                   "bigquery://project.dataset.")
 @click.option("--host", default=DEFAULT_HOST, show_default=True,
               help="Address to serve on. The dashboard has no login: keep it on loopback.")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=DEFAULT_PORT, show_default=True,
               help="Port to serve on (0: any free port).")
-@click.option("--vs-currency", default="usd", show_default=True, help="Quote currency to show.")
+@VS_CURRENCY
 @click.option("--stale-after", type=click.FloatRange(min=1), default=STALE_AFTER_SECONDS, show_default=True,
               help="Seconds after which the freshness indicator turns red.")
-def dashboard(data_dir, warehouse, host, port, vs_currency, stale_after):
+def dashboard(layout, warehouse, host, port, vs_currency, stale_after):
     """Serve the live dashboard (log-scale prices, latest prices, freshness) until Ctrl-C."""
     try:
         server = DashboardServer(
-            warehouse or LocalLayout(data_dir).warehouse, host=host, port=port,
-            vs_currency=vs_currency, stale_after_seconds=stale_after,
-            alerts=None if warehouse else functools.partial(_alert_verdicts, LocalLayout(data_dir)),
+            warehouse or layout.warehouse, host=host, port=port,
+            vs_currency=vs_currency or producer_default("vs_currency"), stale_after_seconds=stale_after,
+            alerts=None if warehouse else functools.partial(dashboard_alerts, layout),
         ).start()  # fmt: skip
-    except (DashboardError, ValueError, OSError) as error:
+    except DashboardError as error:
         _fail(str(error))
     err.print(f"dashboard: {server.url} · warehouse {server.service.backend.uri} · Ctrl-C to stop")
     try:
@@ -239,25 +260,15 @@ def dashboard(data_dir, warehouse, host, port, vs_currency, stale_after):
         server.stop()
 
 
-def _alert_verdicts(layout: LocalLayout) -> list[dict]:
-    from cryptopipe.health import as_json, pipeline_health
-
-    return as_json(pipeline_health(layout.root, layout.warehouse))
-
-
 @cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
-              show_default=True, help="The data directory of `cryptopipe up`.")
-def status(data_dir: Path) -> None:
+@DATA_DIR
+def status(layout: LocalLayout) -> None:
     """Data age, producer heartbeat, stream state and quarantine rate against the cloud alerts'
     thresholds (docs/OPERATIONS.md); exit status 1 when any is red."""
-    from cryptopipe.health import pipeline_health, status_table
-
     from jobs.errors import WarehouseError
 
-    layout = LocalLayout(data_dir)
     try:
-        verdicts = pipeline_health(layout.root, layout.warehouse)
+        verdicts = pipeline_health(layout)
     except WarehouseError as error:
         _fail(str(error))
     out.print(status_table(verdicts))
@@ -269,25 +280,21 @@ def status(data_dir: Path) -> None:
 @click.option("--from", "start", required=True, metavar="TIME",
               help="Start of the range: ISO 8601 (UTC unless a zone is given, e.g. 2026-11-01T00:00Z) or unix s.")
 @click.option("--to", "end", required=True, metavar="TIME", help="End of the range, at most now.")
-@click.option("--coin-ids", default="", help="Back-fill these coins (comma-separated ids) [default: the top N].")
-@click.option("--top-n", type=click.IntRange(min=1), default=250, show_default=True,
-              help="Without --coin-ids: the top N coins by market cap.")
-@click.option("--source", type=click.Choice(SOURCES), default="live", show_default=True,
-              help="The live CoinGecko API, or the bundled replay (no internet needed).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
-              show_default=True, help="The data directory of `cryptopipe up`, whose landing zone gets the rows.")
+@COIN_IDS
+@TOP_N
+@SOURCE
+@DATA_DIR
 @click.pass_context
-def backfill_command(ctx, start, end, coin_ids, top_n, source, data_dir):
+def backfill_command(ctx, start, end, coin_ids, top_n, source, layout):
     """Fill a range from CoinGecko's market charts (5-minutely within a day, hourly to 90 days, daily beyond)."""
     from cryptopipe.backfill import backfill
     from producer import BackfillError
     from producer.backfill import CoinSetUnavailable, parse_moment
     from producer.config import InvalidSetting
 
-    settings = {"coin_ids": coin_ids} if coin_ids else {"top_n": top_n}
+    settings = {name: value for name, value in (("coin_ids", coin_ids), ("top_n", top_n)) if value is not None}
     try:
-        report = backfill(LocalLayout(data_dir), source, parse_moment(start, "--from"), parse_moment(end, "--to"),
-                          **settings)  # fmt: skip
+        report = backfill(layout, source, parse_moment(start, "--from"), parse_moment(end, "--to"), **settings)
     except (BackfillError, InvalidSetting) as error:
         raise click.UsageError(str(error), ctx) from None
     except (CoinSetUnavailable, PipelineError) as error:

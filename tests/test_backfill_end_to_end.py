@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.timefmt import utc_millis
-from cryptopipe.local import LocalLayout
+from core.layout import LocalLayout
 from cryptopipe.replay.server import ReplayServer
 from jobs.loaders.duckdb import open_reader
 from jobs.stream import parse_args, run

@@ -41,3 +41,31 @@ def test_nothing_cites_a_file_outside_the_repository():
 
 def test_the_readme_links_the_architecture():
     assert "(docs/ARCHITECTURE.md)" in (ROOT / "README.md").read_text()
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def broken_links(document: Path, root: Path = ROOT) -> list[str]:
+    """The relative links of a Markdown ``document`` whose file does not exist under ``root``
+    (web addresses and in-page anchors are not followed)."""
+    broken = []
+    for target in LINK.findall(document.read_text()):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            continue
+        path = (document.parent / target.split("#", 1)[0]).resolve()
+        if not path.is_relative_to(root) or not path.exists():
+            broken.append(target)
+    return broken
+
+
+def test_every_link_in_the_readme_and_the_docs_resolves():
+    documents = [ROOT / "README.md", ROOT / "SECURITY.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert {doc.name: found for doc in documents if (found := broken_links(doc))} == {}
+
+
+def test_a_link_to_a_missing_file_or_outside_the_repository_is_found(tmp_path):
+    (tmp_path / "here.md").write_text("x")
+    page = tmp_path / "page.md"
+    page.write_text("[ok](here.md) [anchor](here.md#a) [web](https://example.org) [gone](docs/gone.md) [up](../x.md)")
+    assert broken_links(page, root=tmp_path) == ["docs/gone.md", "../x.md"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptopipe.local import LocalLayout
+from core.layout import LocalLayout
 from cryptopipe.replay.faults import DEFAULT_CORRUPTIONS, Fault
 from cryptopipe.replay.market import Market
 from cryptopipe.replay.server import ReplayServer

@@ -1,17 +1,24 @@
 """One direction of dependencies: core below the workloads, the local app and the benchmarks on top.
 
-The packages are held to the import-linter contract in pyproject.toml; ``cdktf/`` is
-a folder of modules (a package named ``cdktf`` would shadow the library), so an AST
-walk holds it to the same rule: it may import the core, never a workload or the app.
+The packages are held to the import-linter contracts in pyproject.toml (the layers
+between packages, and inside the local app); ``cdktf/`` is a folder of modules (a
+package named ``cdktf`` would shadow the library), so an AST walk holds it to the same
+rule: it may import the core, never a workload or the app. No module of either may
+import itself back through others: an import cycle hidden by a function-level import
+breaks as soon as someone moves that import to the top.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "producer", "jobs", "cryptopipe", "bench")
@@ -26,24 +33,126 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-def test_the_packages_keep_the_layer_contract():
+def _contracts() -> int:
+    return len(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"])
+
+
+def test_the_packages_keep_the_layer_contracts():
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert f"{_contracts()} kept, 0 broken" in result.stdout
 
 
-def test_an_upward_import_breaks_the_contract(tmp_path):
+def _copy_packages(to: Path) -> Path:
     for name in (*PACKAGES, "pyproject.toml"):
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "data"))
+            shutil.copytree(source, to / name, ignore=shutil.ignore_patterns("__pycache__", "data"))
         else:
-            shutil.copy2(source, tmp_path / name)
-    totals = tmp_path / "core" / "totals.py"
-    totals.write_text(totals.read_text() + "\n\ndef _upward():\n    from jobs.metrics import StreamMetrics  # noqa\n")
+            shutil.copy2(source, to / name)
+    return to
+
+
+def _append(path: Path, code: str) -> None:
+    path.write_text(path.read_text() + "\n\n" + code)
+
+
+@pytest.mark.parametrize(
+    ("module", "upward", "broken"),
+    [
+        ("core/totals.py", "from jobs.metrics import StreamMetrics", "core.totals -> jobs.metrics"),
+        # inside the local app: its settings reach up for the run they configure
+        ("cryptopipe/settings.py", "from cryptopipe.pipeline import LocalPipeline",
+         "cryptopipe.settings -> cryptopipe.pipeline"),
+        # inside its health: the state file reaches up for the judge
+        ("cryptopipe/health/state.py", "from cryptopipe.health.judge import observe",
+         "cryptopipe.health.state -> cryptopipe.health.judge"),
+    ],
+)
+def test_an_upward_import_breaks_a_contract(tmp_path, module, upward, broken):
+    _append(_copy_packages(tmp_path) / module, f"def _upward():\n    {upward}  # noqa\n")
     result = _lint_imports(tmp_path)
     assert result.returncode == 1
-    assert "core.totals -> jobs.metrics" in result.stdout
+    assert broken in result.stdout
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph`` (module -> modules it imports): its strongly connected
+    components of more than one module, each sorted, found by Tarjan's algorithm."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for imported in graph.get(module, ()):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+# grimp (import-linter's graph) in a process of its own: one with the packages already
+# imported would graph those, not the tree under ``root``.
+_PACKAGE_GRAPH = """
+import json, sys, grimp
+graph = grimp.build_graph(*sys.argv[1:], include_external_packages=False, cache_dir=None)
+print(json.dumps({m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}))
+"""
+
+
+def repository_imports(root: Path) -> dict[str, set[str]]:
+    """Every module of the packages (grimp, imports inside functions too) and of cdktf/'s flat
+    modules (the AST), with the modules of the repository it imports."""
+    result = subprocess.run([sys.executable, "-c", _PACKAGE_GRAPH, *PACKAGES], cwd=root, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    graph = {module: set(imported) for module, imported in json.loads(result.stdout).items()}
+    flat = {path.stem: path for path in (root / "cdktf").glob("*.py")}
+    for name, path in flat.items():
+        graph[f"cdktf:{name}"] = {f"cdktf:{found}" for found in _imported_names(path.read_text()) if found in flat}
+    return graph
+
+
+def _imported_names(source: str) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return names
+
+
+def test_no_module_imports_itself_back(tmp_path):
+    assert import_cycles(repository_imports(ROOT)) == []
+
+
+def test_a_cycle_hidden_in_a_function_is_found(tmp_path):
+    copy = _copy_packages(tmp_path)
+    shutil.copytree(ROOT / "cdktf", copy / "cdktf", ignore=shutil.ignore_patterns("__pycache__"))
+    _append(copy / "cryptopipe" / "checks.py", "def _back():\n    from cryptopipe.pipeline import LocalPipeline  # noqa\n")
+    _append(copy / "cdktf" / "iam.py", "def _back():\n    import stack  # noqa\n")
+    cycles = import_cycles(repository_imports(copy))
+    assert ["cryptopipe.checks", "cryptopipe.pipeline"] in cycles
+    assert any("cdktf:iam" in cycle and "cdktf:stack" in cycle for cycle in cycles), cycles
 
 
 def upward_imports(source: str) -> list[str]:

@@ -13,7 +13,7 @@ by option. Start it with ``cryptopipe dashboard``, or in-process::
 """
 
 from cryptopipe.dashboard.backends import BigQueryBackend, DuckDBBackend, QueryBackend, backend_from_uri
-from cryptopipe.dashboard.errors import BackendBusy, BackendUnavailable, BadRequest, DashboardError
+from cryptopipe.dashboard.errors import BackendBusy, BackendUnavailable, BadRequest, BadWarehouse, DashboardError
 from cryptopipe.dashboard.server import DEFAULT_HOST, DEFAULT_PORT, DashboardServer
 from cryptopipe.dashboard.service import DashboardService
 
@@ -23,6 +23,7 @@ __all__ = [
     "BackendBusy",
     "BackendUnavailable",
     "BadRequest",
+    "BadWarehouse",
     "BigQueryBackend",
     "DashboardError",
     "DashboardServer",

@@ -22,7 +22,7 @@ from typing import Any
 
 from core.uris import DuckDBFile, parse_warehouse
 from core.views.translate import check_dataset_ref
-from cryptopipe.dashboard.errors import BackendBusy, BackendUnavailable
+from cryptopipe.dashboard.errors import BackendBusy, BackendUnavailable, BadWarehouse
 from cryptopipe.dashboard.queries import Query
 
 Rows = list[dict[str, Any]]
@@ -113,7 +113,10 @@ class BigQueryBackend(QueryBackend):
     def __init__(
         self, project: str, dataset: str, *, client: Any = None, timeout: float = 30.0, reuse_seconds: float = 30.0
     ) -> None:
-        check_dataset_ref(project, dataset)
+        try:
+            check_dataset_ref(project, dataset)
+        except ValueError as error:
+            raise BadWarehouse(str(error)) from None
         self.project = project
         self.dataset = dataset
         self.timeout = timeout
@@ -169,9 +172,9 @@ def _parameter(bigquery: Any, name: str, type_: str, value: Any) -> Any:
 def backend_from_uri(uri: str) -> QueryBackend:
     """The backend for ``duckdb:///abs/path.duckdb`` or ``bigquery://project.dataset``.
 
-    Raises ValueError naming the URI and the accepted forms.
+    Raises :class:`BadWarehouse` naming the URI and the accepted forms.
     """
-    target = parse_warehouse(uri)
+    target = parse_warehouse(uri, error=BadWarehouse)
     if isinstance(target, DuckDBFile):
         return DuckDBBackend(Path(target.path))
     return BigQueryBackend(target.project, target.dataset)

@@ -3,6 +3,8 @@
 ::
 
     DashboardError            base of everything below
+    ├── BadWarehouse          the warehouse's address is malformed; the message names
+    │                         it and the accepted forms
     ├── BackendUnavailable    the warehouse cannot answer: no file yet, no views, no
     │                         credentials, a failed query; the message says how to fix it
     │   └── BackendBusy       the stream held the DuckDB file for the whole wait:
@@ -18,6 +20,10 @@ from __future__ import annotations
 
 class DashboardError(Exception):
     """Base class of the dashboard's own errors."""
+
+
+class BadWarehouse(DashboardError):
+    """Raised for a warehouse address that names no DuckDB file or BigQuery dataset."""
 
 
 class BackendUnavailable(DashboardError):

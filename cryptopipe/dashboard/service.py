@@ -84,7 +84,7 @@ class DashboardService:
         self.clock = clock
         """The current time (UTC): the data's age, the windows' start and ``served_at`` are
         measured from it; a test freezes it so the page's geometry does not depend on the wall clock."""
-        """The pipeline's alert verdicts (cryptopipe/health.py), when the dashboard watches a local run."""
+        """The pipeline's alert verdicts (cryptopipe/health/), when the dashboard watches a local run."""
         self.vs_currency = vs_currency
         self.stale_after_seconds = stale_after_seconds
         self.refresh_seconds = refresh_seconds

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from core.timefmt import utc_millis
 from cryptopipe.cli import cli
-from cryptopipe.local import LocalLayout
+from core.layout import LocalLayout
 from cryptopipe.replay import Fault, ReplayServer
 from producer.config import ENV_PREFIX
 

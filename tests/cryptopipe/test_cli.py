@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from cryptopipe.cli import cli
-from cryptopipe.local import LocalLayout
+from core.layout import LocalLayout
 
 
 def _invoke(*args: str):
@@ -165,8 +165,9 @@ def test_up_fails_clearly_when_another_run_holds_the_data_dir(tmp_path):
     with _held_by_another_process(f"""
         import time
         from pathlib import Path
-        from cryptopipe.local import claim_data_dir
-        claim_data_dir(Path({str(tmp_path)!r}))
+        from core.layout import LocalLayout
+        from cryptopipe.checks import claim_data_dir
+        claim_data_dir(LocalLayout(Path({str(tmp_path)!r})))
     """):  # fmt: skip
         result = _invoke("up", "--source", "replay", "--data-dir", str(tmp_path))
     assert result.exit_code == 1

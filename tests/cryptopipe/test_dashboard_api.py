@@ -267,19 +267,20 @@ def test_start_on_a_busy_port_says_pick_another(warehouse, serve):
 
 
 def test_health_answers_the_local_runs_alert_verdicts(warehouse, serve, tmp_path):
-    """The dashboard of a local run shows `cryptopipe status`'s verdicts (cryptopipe/health.py)."""
+    """The dashboard of a local run shows `cryptopipe status`'s verdicts (cryptopipe/health/)."""
     from core.health import ALERTS, Thresholds
-    from cryptopipe.health import StreamWatch, as_json, pipeline_health
+    from core.layout import LocalLayout
+    from cryptopipe.health.render import dashboard_alerts
+    from cryptopipe.health.state import StreamWatch
 
+    layout = LocalLayout(tmp_path)
+    assert layout.warehouse == warehouse.path
     _two_coins(warehouse)  # ticks about three minutes old
-    watch = StreamWatch(tmp_path / "stream-health.json", Thresholds(60, 60, 60))
+    watch = StreamWatch(layout.stream_state, Thresholds(60, 60, 60))
     watch.started()
     watch.record(True, 100, 10)
 
-    def verdicts():
-        return as_json(pipeline_health(tmp_path, warehouse.path))
-
-    body = get(serve(alerts=verdicts), "/api/health").json()
+    body = get(serve(alerts=lambda: dashboard_alerts(layout)), "/api/health").json()
     by_key = {verdict["alert"]: verdict for verdict in body["alerts"]}
     assert list(by_key) == [alert.key for alert in ALERTS]
     assert not by_key["data-freshness"]["ok"]  # older than 60 s

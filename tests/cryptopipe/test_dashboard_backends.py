@@ -11,7 +11,7 @@ import pytest
 from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
-from cryptopipe.dashboard import BackendUnavailable, BigQueryBackend, DashboardService, DuckDBBackend, backend_from_uri
+from cryptopipe.dashboard import BackendUnavailable, BadWarehouse, BigQueryBackend, DashboardService, DuckDBBackend, backend_from_uri
 from cryptopipe.dashboard.queries import CANDLES, LATEST
 
 SINCE = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -133,5 +133,5 @@ def test_backend_from_duckdb_uri_reads_the_file(tmp_path: Path):
     ],
 )
 def test_backend_from_bad_uri_says_what_is_expected(uri, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(BadWarehouse, match=re.escape(message)):
         backend_from_uri(uri)

@@ -12,15 +12,18 @@ from click.testing import CliRunner
 
 from core.health import ALERTS, Observation, Thresholds, judge
 from cryptopipe.cli import cli
-from cryptopipe.health import StreamWatch, observe, pipeline_health
-from cryptopipe.local import LocalLayout, LocalPipeline, producer_config, stream_config
+from core.layout import LocalLayout
+from cryptopipe.health.judge import observe, pipeline_health
+from cryptopipe.health.state import StreamWatch
+from cryptopipe.pipeline import LocalPipeline
+from cryptopipe.settings import producer_config, stream_config
 
 #: Small enough for a test, large enough that a healthy 2 s poll / 1 s trigger stays green.
 THRESHOLDS = Thresholds(freshness_seconds=12, producer_silence_seconds=8, stream_silence_seconds=300)
 
 
 def _verdicts(layout: LocalLayout) -> dict:
-    return {v.alert.key: v for v in pipeline_health(layout.root, layout.warehouse)}
+    return {v.alert.key: v for v in pipeline_health(layout)}
 
 
 def _wait_for(layout: LocalLayout, condition: Callable[[dict], bool], what: str, within: float) -> dict:
@@ -90,19 +93,20 @@ def test_judge_reads_each_signal_against_its_threshold():
 
 
 def test_the_watch_counts_the_windows_lines_across_a_stream_restart(tmp_path):
-    watch = StreamWatch(tmp_path / "stream-health.json", THRESHOLDS)
+    layout = LocalLayout(tmp_path)  # no warehouse
+    watch = StreamWatch(layout.stream_state, THRESHOLDS)
     watch.started(now=1000.0)
     watch.record(True, 100, 0, now=1000.0)
     watch.record(True, 300, 10, now=1100.0)
     watch.started(now=1150.0)  # a new stream counts from zero again
     watch.record(True, 50, 40, now=1200.0)
-    seen, thresholds = observe(tmp_path, tmp_path / "no-warehouse.duckdb", now=1201.0)
+    seen, thresholds = observe(layout, now=1201.0)
     assert (seen.lines_last_window, seen.quarantined_last_window) == (350, 50)  # 100 + 200, then 50 anew
     assert seen.driver_starts_last_hour == 2 and seen.stream_running and thresholds == THRESHOLDS
-    later, _ = observe(tmp_path, tmp_path / "no-warehouse.duckdb", now=1300.0)
+    later, _ = observe(layout, now=1300.0)
     assert not later.stream_running  # nobody wrote for 100 s: the run is gone
     watch.record(True, 60, 40, now=2200.0)  # 15 minutes on: only the last 10 lines are in the window
-    seen, _ = observe(tmp_path, tmp_path / "no-warehouse.duckdb", now=2201.0)
+    seen, _ = observe(layout, now=2201.0)
     assert (seen.lines_last_window, seen.quarantined_last_window) == (10, 0)
     assert seen.driver_starts_last_hour == 2
 
@@ -121,8 +125,8 @@ def test_data_age_counts_live_ticks_only_so_a_backfill_never_makes_stale_data_fr
     from core.schema import duckdb_columns
     from core.tables import TICK_FIELDS, TICKS_TABLE
 
-    warehouse = tmp_path / "warehouse.duckdb"
-    with duckdb.connect(str(warehouse)) as con:
+    layout = LocalLayout(tmp_path)
+    with duckdb.connect(str(layout.warehouse)) as con:
         con.execute(f"CREATE TABLE {TICKS_TABLE} ({', '.join(duckdb_columns(TICK_FIELDS))})")
         for epoch, origin in ((1000, "poll"), (1100, None), (1900, "backfill")):
             con.execute(
@@ -132,5 +136,5 @@ def test_data_age_counts_live_ticks_only_so_a_backfill_never_makes_stale_data_fr
                 [epoch, epoch, origin],
             )
 
-    seen, _ = observe(tmp_path, warehouse, now=2000.0)
+    seen, _ = observe(layout, now=2000.0)
     assert seen.data_age_seconds == 900.0

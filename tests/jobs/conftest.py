@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from core.joboptions import job_argv
-from cryptopipe.local import LocalLayout
+from core.layout import LocalLayout
 
 from ..conftest import coingecko, landed
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from core.layout import LocalLayout
 from cryptopipe.errors import PipelineError
-from cryptopipe.local import (
-    LIVE_INTERVAL_SECONDS,
+from cryptopipe.settings import (
     REPLAY_INTERVAL_SECONDS,
     REPLAY_REQUESTS_PER_MINUTE,
-    LocalLayout,
+    default_trigger_seconds,
     producer_config,
     stream_config,
 )
+from producer import ProducerConfig
 from jobs.loaders.duckdb import DuckDBWarehouse
 from producer.config import InvalidSetting
 
@@ -22,7 +23,10 @@ def test_producer_config_points_at_the_layout_with_the_sources_pace(tmp_path):
     replay, live = producer_config(layout, "replay"), producer_config(layout, "live")
     assert (replay.landing_uri, replay.spool_dir) == (str(layout.landing), str(layout.spool))
     assert (replay.interval_seconds, replay.requests_per_minute) == (REPLAY_INTERVAL_SECONDS, REPLAY_REQUESTS_PER_MINUTE)
-    assert (live.interval_seconds, live.requests_per_minute) == (LIVE_INTERVAL_SECONDS, 10)
+    # The live API keeps the producer's own pace: its defaults, not a copy of them.
+    assert (live.interval_seconds, live.requests_per_minute) == (
+        ProducerConfig.model_fields["interval_seconds"].default, ProducerConfig.model_fields["requests_per_minute"].default)
+    assert live.interval_seconds != REPLAY_INTERVAL_SECONDS
 
 
 def test_producer_config_takes_options_over_variables_over_defaults(tmp_path, monkeypatch):
@@ -46,3 +50,5 @@ def test_stream_config_points_at_the_layout_and_builds_its_warehouse(tmp_path):
     ]
     assert isinstance(config.target, DuckDBWarehouse) and config.target.path == layout.warehouse.resolve()
     assert config.trigger == {"processingTime": "2000 milliseconds"}
+    # Without a trigger, the local warehouse's own default holds.
+    assert stream_config(layout, trigger_seconds=None).trigger_seconds == default_trigger_seconds() == 1.0

@@ -3,8 +3,8 @@
 ``cryptopipe up`` is this module. Each part is the production code with local
 addresses (docs/ARCHITECTURE.md §1): the producer polls the bundled replay server (or the
 live API) and lands polls in a local directory; the Spark job streams that directory
-into a DuckDB file. Each part takes its own typed settings, made here for the layout
-(:func:`producer_config`, :func:`stream_config`). The producer runs on a thread, the
+into a DuckDB file. Each part takes its own typed settings, made for the layout
+(:mod:`cryptopipe.settings`). The producer runs on a thread, the
 stream on Spark's threads, and the caller watches both through :meth:`LocalPipeline.status`::
 
     layout = LocalLayout(Path("data"))
@@ -17,94 +17,27 @@ stream on Spark's threads, and the caller watches both through :meth:`LocalPipel
 
 from __future__ import annotations
 
-import fcntl
+import functools
 import logging
 import os
-import shutil
-import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from core.health import Thresholds
+from cryptopipe.checks import claim_data_dir, require_free_port, require_java, require_unlocked_warehouse
 from cryptopipe.errors import PipelineError
+from cryptopipe.health.render import dashboard_alerts
+from cryptopipe.health.state import WRITE_SECONDS, StreamWatch
+from core.layout import LocalLayout
 
 if TYPE_CHECKING:
-    from core.health import Thresholds
     from jobs import StreamConfig
     from producer import ProducerConfig
 
 log = logging.getLogger(__name__)
-
-SOURCES = ("live", "replay")
-
-#: Seconds between polls of the bundled replay: its frames move this often, so a
-#: local run shows prices moving without waiting a minute per step.
-REPLAY_INTERVAL_SECONDS = 10.0
-
-#: Seconds between polls of the live API: CoinGecko caches /coins/markets for
-#: 45-60 s, so polling faster only fetches the same rows again.
-LIVE_INTERVAL_SECONDS = 60.0
-
-#: The replay's request budget: the server is ours, with no public rate limit to
-#: respect, so only enough for every page of a poll each interval.
-REPLAY_REQUESTS_PER_MINUTE = 600
-
-
-@dataclass(frozen=True)
-class LocalLayout:
-    """Where a local run keeps its state: everything under one data directory."""
-
-    root: Path
-
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def archive(self) -> Path:
-        """Processed landing files, moved outside the stream's input path."""
-        return self.root / "archive"
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / "checkpoints" / "market_ticks"
-
-    @property
-    def staging(self) -> Path:
-        return self.root / "staging"
-
-    @property
-    def spool(self) -> Path:
-        return self.root / "producer-spool"
-
-    @property
-    def spark_scratch(self) -> Path:
-        return self.root / "tmp"
-
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
-
-    @property
-    def warehouse_uri(self) -> str:
-        return f"duckdb://{self.warehouse.resolve()}"
-
-    @property
-    def producer_heartbeat(self) -> Path:
-        """The producer's heartbeat, written after every poll (``cryptopipe status`` reads it)."""
-        from cryptopipe.health import PRODUCER_HEARTBEAT_FILE
-
-        return self.root / PRODUCER_HEARTBEAT_FILE
-
-    @property
-    def stream_health(self) -> Path:
-        """The stream's state as the running pipeline sees it (cryptopipe/health.py StreamWatch)."""
-        from cryptopipe.health import STREAM_FILE
-
-        return self.root / STREAM_FILE
 
 
 @dataclass(frozen=True)
@@ -128,92 +61,11 @@ class Status:
         return (datetime.now(timezone.utc) - self.newest_loaded).total_seconds()
 
 
-def require_java() -> None:
-    """Fail early, saying how to fix it, when Spark would not find a JVM."""
-    if shutil.which("java") is None:
-        raise PipelineError(
-            "Java was not found on PATH, and Spark needs it: install Java 17 "
-            "(apt-get install openjdk-17-jre-headless), or run scripts/run-local, which does"
-        )
-
-
-def require_free_port(port: int, what: str) -> None:
-    """Fail naming the port and its use, rather than with a bind traceback."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as error:
-            raise PipelineError(
-                f"port {port} for the {what} is busy ({error.strerror}): stop what uses it or pick another port"
-            ) from None
-
-
-def require_unlocked_warehouse(path: Path) -> None:
-    """Fail when another process (a DuckDB shell, say) keeps the warehouse file open."""
-    from jobs.errors import WarehouseLockedError
-    from jobs.loaders.duckdb import open_reader
-
-    if not path.exists():
-        return
-    try:
-        with open_reader(path, timeout=2.0):
-            pass
-    except WarehouseLockedError as error:
-        raise PipelineError(f"{error}; close the other program and start again") from None
-
-
-def claim_data_dir(root: Path) -> int:
-    """Hold an exclusive lock on ``root`` for this run; returns the lock's descriptor.
-
-    Two runs on one data directory would share a checkpoint and a landing zone;
-    the stream's short-lived warehouse connections would not notice, so the run
-    itself takes a lock, released by the OS however the process ends.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / ".cryptopipe-up.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise PipelineError(
-            f"another `cryptopipe up` is running on {root}: stop it first, or use another --data-dir"
-        ) from None
-    return fd
-
-
-def producer_config(layout: LocalLayout, source: str, **settings: Any) -> ProducerConfig:
-    """The producer's settings for a run of ``source`` on ``layout``: ``CRYPTOPIPE__PRODUCER__*``
-    over the defaults, then the source's interval (and the replay's budget) and the layout's
-    folders, then ``settings``. A refused value raises :class:`producer.config.InvalidSetting`."""
-    from producer import ProducerConfig
-
-    if source not in SOURCES:
-        raise PipelineError(f"source {source!r} is not one of {', '.join(SOURCES)}")
-    if source == "replay":
-        by_source = {"interval_seconds": REPLAY_INTERVAL_SECONDS, "requests_per_minute": REPLAY_REQUESTS_PER_MINUTE}
-    else:
-        by_source = {"interval_seconds": LIVE_INTERVAL_SECONDS}
-    folders = {"landing_uri": str(layout.landing), "spool_dir": str(layout.spool),
-               "health_file": str(layout.producer_heartbeat)}
-    return ProducerConfig.from_env(**{**by_source, **folders, **settings})
-
-
-def stream_config(layout: LocalLayout, **settings: Any) -> StreamConfig:
-    """The stream's settings for ``layout``: its folders and DuckDB file, then ``settings``
-    (``trigger_seconds=…``). A refused value raises :class:`jobs.ConfigError`, naming the option."""
-    from jobs import StreamConfig
-
-    places = StreamConfig.locations(
-        landing=layout.landing, archive=layout.archive, checkpoint=layout.checkpoint, staging=layout.staging
-    )
-    return StreamConfig(**places, warehouse=layout.warehouse_uri, **settings)
-
-
 class LocalPipeline:
     """Replay server (optional), producer thread and Spark stream, started and stopped together.
 
-    - ``producer``, ``stream``: the two parts' settings (:func:`producer_config`,
-      :func:`stream_config`);
+    - ``producer``, ``stream``: the two parts' settings (:func:`cryptopipe.settings.producer_config`,
+      :func:`cryptopipe.settings.stream_config`);
     - ``replay_port``: serve the bundled replay on this port (0: any free one) and poll
       it instead of ``producer.base_url``; None polls the configured API;
     - ``max_polls``: the producer stops after this many polls;
@@ -270,7 +122,7 @@ class LocalPipeline:
     def start(self) -> LocalPipeline:
         """Check the machine, then start replay, producer and stream, in that order."""
         require_java()
-        self._lock_fd = claim_data_dir(self.layout.root)
+        self._lock_fd = claim_data_dir(self.layout)
         try:
             if self.replay_port:
                 require_free_port(self.replay_port, "replay server")
@@ -294,7 +146,7 @@ class LocalPipeline:
         try:
             self._dashboard = DashboardServer(
                 self.layout.warehouse, port=self.dashboard_port, vs_currency=self.producer.vs_currency,
-                alerts=self.alert_verdicts,
+                alerts=functools.partial(dashboard_alerts, self.layout),
             ).start()
         except (DashboardError, OSError) as error:
             raise PipelineError(f"the dashboard cannot start on port {self.dashboard_port}: {error}") from None
@@ -341,12 +193,10 @@ class LocalPipeline:
             self._watch.started()
 
     def _start_watch(self) -> None:
-        """Write the stream's state every second for ``cryptopipe status`` (cryptopipe/health.py)."""
-        from cryptopipe.health import WRITE_SECONDS, StreamWatch, default_thresholds
-
-        thresholds = self.thresholds or default_thresholds(self.producer.interval_seconds,
-                                                           self.stream.trigger_seconds or 1.0)
-        self._watch = StreamWatch(self.layout.stream_health, thresholds)
+        """Write the stream's state every second for ``cryptopipe status`` (:mod:`cryptopipe.health`)."""
+        thresholds = self.thresholds or Thresholds.from_intervals(self.producer.interval_seconds,
+                                                                   self.stream.trigger_seconds)
+        self._watch = StreamWatch(self.layout.stream_state, thresholds)
         self._watch.started()
 
         def watch() -> None:
@@ -363,12 +213,6 @@ class LocalPipeline:
         totals = stream.status() if stream is not None else None
         self._watch.record(stream is not None and stream.is_active,
                            totals.rows_in if totals else 0, totals.rows_quarantined if totals else 0)
-
-    def alert_verdicts(self) -> list[dict[str, Any]]:
-        """The alerts' verdicts now, as the dashboard's health endpoint answers them (cryptopipe/health.py)."""
-        from cryptopipe.health import as_json, pipeline_health
-
-        return as_json(pipeline_health(self.layout.root, self.layout.warehouse))
 
     def stop_producer(self) -> None:
         """Stop polling (the poll in flight finishes); :meth:`start_producer` starts again."""
