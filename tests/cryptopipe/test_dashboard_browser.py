@@ -109,9 +109,12 @@ def test_dashboard_while_stream_writes_draws_log_chart_fills_table_refreshes_and
         row = page.locator('#latest tr[data-coin="bitcoin"]')
         line = page.locator('#chart path[data-coin="bitcoin"]')
         before, line_before = row.get_attribute("data-last-updated"), line.get_attribute("d")
+        row.evaluate("tr => { tr.keptAcrossRefreshes = true; }")
         expect(row).not_to_have_attribute("data-last-updated", before, timeout=10_000)
         expect(line).not_to_have_attribute("d", line_before, timeout=10_000)
         assert row.get_attribute("data-last-updated") > before
+        # The same element, updated in place: a refresh never pulls a row from under the pointer.
+        assert row.evaluate("tr => tr.keptAcrossRefreshes === true")
 
         # Stale: once the writes stop, the indicator turns red within the threshold and a refresh.
         writer.stop()
@@ -364,14 +367,14 @@ def test_backfilled_stretches_are_drawn_dashed_in_the_overview_and_faint_on_the_
     on a frozen clock (all 55 minutes inside the 1 h window, the last live tick not ahead of now)."""
     from playwright.sync_api import expect
 
-    from ..conftest import tick
+    from ..conftest import warehouse_row
 
     now = frozen_now(second=30)
     minute = now.replace(second=0)
     live = [*range(55, 40, -1), *range(9, -1, -1)]  # minutes ago
     backfilled = range(40, 9, -5)  # 40, 35, ..., 10
-    load(warehouse, [tick("bitcoin", 100.0 + m, minute - timedelta(minutes=m, seconds=-20)) for m in live])
-    load(warehouse, [tick("bitcoin", 100.0 + m, minute - timedelta(minutes=m), origin="backfill") for m in backfilled])
+    load(warehouse, [warehouse_row("bitcoin", 100.0 + m, minute - timedelta(minutes=m, seconds=-20)) for m in live])
+    load(warehouse, [warehouse_row("bitcoin", 100.0 + m, minute - timedelta(minutes=m), origin="backfill") for m in backfilled])
     server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=60, clock=lambda: now).start()
     page, api_statuses, page_errors = _open(browser, LAPTOP)
     try:

@@ -36,11 +36,15 @@ export function showSort(view) {
   }
 }
 
+// Rows keep their element from one refresh to the next (keyed by coin): only changed text
+// is written and the rows are re-ordered only when the order changed, so a refresh never
+// pulls a row from under a pointer, a focused link or a scroll position.
 function showTable(latest) {
   const served = Date.parse(latest.served_at);
+  const body = $("latest").tBodies[0];
+  const kept = new Map([...body.rows].map((tr) => [tr.dataset.coin, tr]));
   const rows = latest.rows.map((r) => {
-    const tr = document.createElement("tr");
-    tr.dataset.coin = r.coin_id;
+    const tr = kept.get(r.coin_id) || newRow(r);
     tr.dataset.lastUpdated = r.last_updated;
     const change = r.price_change_percentage_24h;
     const cells = [
@@ -51,33 +55,42 @@ function showTable(latest) {
       ["num mcap", compactMoney(r.market_cap), r.market_cap],
       ["num updated", duration((served - Date.parse(r.last_updated)) / 1000), Date.parse(r.last_updated)],
     ];
-    for (const [cls, text, value] of cells) {
-      const td = tr.insertCell();
-      td.className = cls;
-      if (text !== null) td.textContent = text;
-      if (value !== undefined) td.dataset.value = value ?? "";
-    }
-    const link = document.createElement("a");
-    link.href = "/coin/" + encodeURIComponent(r.coin_id);
-    link.title = `${r.name} (${r.symbol.toUpperCase()})`;
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = r.name;
-    const symbol = document.createElement("span");
-    symbol.className = "symbol";
-    symbol.textContent = r.symbol;
-    link.append(name, symbol);
-    tr.cells[1].appendChild(link);
+    cells.forEach(([cls, text, value], i) => {
+      const td = tr.cells[i];
+      if (td.className !== cls) td.className = cls;
+      if (text !== null && td.textContent !== String(text)) td.textContent = text;
+      if (value !== undefined && td.dataset.value !== String(value ?? "")) td.dataset.value = value ?? "";
+    });
     return tr;
   });
+  const unchanged = rows.length === body.rows.length && rows.every((tr, i) => body.rows[i] === tr);
+  if (!unchanged) body.replaceChildren(...rows);
   const table = $("latest");
-  table.tBodies[0].replaceChildren(...rows);
   // What the rows are, as the API answered: the controls may already ask for the next.
   Object.assign(table.dataset, { q: latest.q, sort: latest.sort, order: latest.order });
   const found = latest.rows.length;
   $("count").textContent = latest.q ? `· ${found} of ${latest.total}` : `· ${latest.total} coins`;
   $("no-match").hidden = found > 0 || !latest.q;
   $("no-match").textContent = `No coin's name or symbol contains “${latest.q}”.`;
+}
+
+// A coin's row: six cells, the second holding the link to its page.
+function newRow(r) {
+  const tr = document.createElement("tr");
+  tr.dataset.coin = r.coin_id;
+  for (let i = 0; i < 6; i++) tr.insertCell();
+  const link = document.createElement("a");
+  link.href = "/coin/" + encodeURIComponent(r.coin_id);
+  link.title = `${r.name} (${r.symbol.toUpperCase()})`;
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = r.name;
+  const symbol = document.createElement("span");
+  symbol.className = "symbol";
+  symbol.textContent = r.symbol;
+  link.append(name, symbol);
+  tr.cells[1].appendChild(link);
+  return tr;
 }
 
 export function drawChart() {
