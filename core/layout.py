@@ -63,6 +63,11 @@ class LocalLayout:
     def warehouse_uri(self) -> str:
         return f"duckdb://{self.warehouse.resolve()}"
 
+    def job_places(self) -> dict[str, str]:
+        """The streaming job's places for this layout, by option (``core.joboptions.job_argv`` spells them)."""
+        return {"landing": str(self.landing), "archive": str(self.archive), "checkpoint": str(self.checkpoint),
+                "staging": str(self.staging), "warehouse": self.warehouse_uri}
+
     @property
     def producer_heartbeat(self) -> Path:
         """The producer's heartbeat, written after every poll."""

@@ -1,7 +1,7 @@
 """Fixtures and helpers shared by the whole suite.
 
 ``warehouse``: a local DuckDB warehouse with the views, set up in a temp dir;
-``load(warehouse, ticks)`` stages ticks (``tick(...)`` rows) as Parquet and calls
+``load(warehouse, rows)`` stages rows (``warehouse_row(...)``) as Parquet and calls
 ``load_batch``, a short writer connection and a transaction, exactly the stream's
 path, so view and dashboard tests meet the locking the stream causes.
 
@@ -108,7 +108,7 @@ def minute_ago(minutes: int = 0) -> datetime:
     return datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=minutes)
 
 
-def tick(coin_id: str, price: float, last_updated: datetime, **overrides: Any) -> dict[str, Any]:
+def warehouse_row(coin_id: str, price: float, last_updated: datetime, **overrides: Any) -> dict[str, Any]:
     """One warehouse row: the schema's columns, plausible defaults, ``price`` at ``last_updated``."""
     row = {
         "coin_id": coin_id,

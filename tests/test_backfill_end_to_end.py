@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.timefmt import utc_millis
+from core.joboptions import job_argv
 from core.layout import LocalLayout
 from cryptopipe.replay.server import ReplayServer
 from jobs.loaders.duckdb import open_reader
@@ -26,10 +27,7 @@ FIVE_MINUTES_MS = 300_000
 
 
 def _stream_once(spark, layout: LocalLayout) -> None:
-    run(spark, parse_args([
-        "--landing", str(layout.landing), "--archive", str(layout.archive), "--checkpoint", str(layout.checkpoint),
-        "--staging", str(layout.staging), "--warehouse", layout.warehouse_uri, "--available-now",
-    ]))  # fmt: skip
+    run(spark, parse_args(job_argv({**layout.job_places(), "available_now": True})))
 
 
 def _rows(layout: LocalLayout, sql: str) -> list[tuple]:

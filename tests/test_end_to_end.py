@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from core.joboptions import job_argv
 from core.layout import LocalLayout
 from cryptopipe.replay.faults import DEFAULT_CORRUPTIONS, Fault
 from cryptopipe.replay.market import Market
@@ -39,15 +40,7 @@ def _producer(server: ReplayServer, layout: LocalLayout) -> Poller:
 
 
 def _stream_once(spark, layout: LocalLayout) -> None:
-    config = parse_args([
-        "--landing", str(layout.landing),
-        "--archive", str(layout.archive),
-        "--checkpoint", str(layout.checkpoint),
-        "--staging", str(layout.staging),
-        "--warehouse", layout.warehouse_uri,
-        "--available-now",
-    ])  # fmt: skip
-    run(spark, config)
+    run(spark, parse_args(job_argv({**layout.job_places(), "available_now": True})))
 
 
 def _warehouse_rows(layout: LocalLayout, sql: str) -> list[tuple]:

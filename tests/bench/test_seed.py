@@ -13,20 +13,18 @@ import pytest
 
 from bench.data import count_files, write_polls
 from bench.seed import start_seed_stream
+from core.joboptions import job_argv
+from core.layout import LocalLayout
 from jobs import open_reader, parse_args, start_stream
 
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=10)
 
 
 def _config(root: Path):
-    landing = root / "landing"
+    layout = LocalLayout(root)
     for _ in range(2):  # the same three polls landed twice: CoinGecko's cache repeats rows
-        write_polls(landing, 3, 4, start=START, step=timedelta(minutes=1))
-    return parse_args([
-        "--landing", str(landing), "--archive", str(root / "archive"), "--checkpoint", str(root / "checkpoint"),
-        "--staging", str(root / "staging"), "--warehouse", f"duckdb://{root / 'warehouse.duckdb'}",
-        "--available-now",
-    ])
+        write_polls(layout.landing, 3, 4, start=START, step=timedelta(minutes=1))
+    return parse_args(job_argv({**layout.job_places(), "available_now": True}))
 
 
 def _ticks(config) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from core.views import (
 )
 from jobs.loaders.duckdb import connect, open_reader
 
-from ..conftest import load, minute_ago, tick
+from ..conftest import load, minute_ago, warehouse_row
 
 PROJECT = "my-cryptopipe-dev"
 DATASET = "cryptopipe_dev"
@@ -39,8 +39,8 @@ def test_candles_1m_gives_open_high_low_close_and_samples_per_coin_minute(wareho
         return t0 + timedelta(seconds=seconds)
 
     # Two batches, the later ticks first: open and close follow event time, not load order.
-    load(warehouse, [tick("bitcoin", 110.0, at(55)), tick("bitcoin", 90.0, at(40)), tick("bitcoin", 120.0, at(70))])
-    load(warehouse, [tick("bitcoin", 100.0, at(5)), tick("bitcoin", 130.0, at(20)), tick("ethereum", 10.5, at(30))])
+    load(warehouse, [warehouse_row("bitcoin", 110.0, at(55)), warehouse_row("bitcoin", 90.0, at(40)), warehouse_row("bitcoin", 120.0, at(70))])
+    load(warehouse, [warehouse_row("bitcoin", 100.0, at(5)), warehouse_row("bitcoin", 130.0, at(20)), warehouse_row("ethereum", 10.5, at(30))])
 
     rows = _rows(warehouse, "SELECT * FROM candles_1m ORDER BY coin_id, minute")
 
@@ -54,10 +54,10 @@ def test_candles_1m_gives_open_high_low_close_and_samples_per_coin_minute(wareho
 def test_candles_1m_total_volume_is_the_minutes_highest_24h_volume_skipping_nulls(warehouse):
     t0 = minute_ago(10)
     load(warehouse, [
-        tick("bitcoin", 1.0, t0 + timedelta(seconds=5), total_volume=3e9),
-        tick("bitcoin", 1.0, t0 + timedelta(seconds=30), total_volume=5e9),
-        tick("bitcoin", 1.0, t0 + timedelta(seconds=50), total_volume=None),
-        tick("bitcoin", 1.0, t0 + timedelta(seconds=70), total_volume=None),
+        warehouse_row("bitcoin", 1.0, t0 + timedelta(seconds=5), total_volume=3e9),
+        warehouse_row("bitcoin", 1.0, t0 + timedelta(seconds=30), total_volume=5e9),
+        warehouse_row("bitcoin", 1.0, t0 + timedelta(seconds=50), total_volume=None),
+        warehouse_row("bitcoin", 1.0, t0 + timedelta(seconds=70), total_volume=None),
     ])  # fmt: skip
 
     rows = _rows(warehouse, "SELECT total_volume FROM candles_1m ORDER BY minute")
@@ -68,8 +68,8 @@ def test_candles_1m_total_volume_is_the_minutes_highest_24h_volume_skipping_null
 def test_candles_1m_keeps_quote_currencies_apart(warehouse):
     t0 = minute_ago(3)
     load(warehouse, [
-        tick("bitcoin", 100.0, t0 + timedelta(seconds=1)),
-        tick("bitcoin", 92.0, t0 + timedelta(seconds=2), vs_currency="eur"),
+        warehouse_row("bitcoin", 100.0, t0 + timedelta(seconds=1)),
+        warehouse_row("bitcoin", 92.0, t0 + timedelta(seconds=2), vs_currency="eur"),
     ])  # fmt: skip
 
     rows = _rows(warehouse, "SELECT vs_currency, open, samples FROM candles_1m ORDER BY vs_currency")
@@ -80,10 +80,10 @@ def test_candles_1m_keeps_quote_currencies_apart(warehouse):
 def test_candles_1m_take_backfilled_points_and_mark_minutes_that_have_nothing_else(warehouse):
     t0 = minute_ago(30)
     load(warehouse, [
-        tick("bitcoin", 100.0, t0, origin="backfill"),  # a point of the market chart alone in its minute
-        tick("bitcoin", 101.0, t0 + timedelta(minutes=5, seconds=10), origin="poll"),
-        tick("bitcoin", 102.0, t0 + timedelta(minutes=5), origin="backfill"),  # a live tick in the same minute
-        tick("bitcoin", 103.0, t0 + timedelta(minutes=6), origin=None),  # a row from before the column: live
+        warehouse_row("bitcoin", 100.0, t0, origin="backfill"),  # a point of the market chart alone in its minute
+        warehouse_row("bitcoin", 101.0, t0 + timedelta(minutes=5, seconds=10), origin="poll"),
+        warehouse_row("bitcoin", 102.0, t0 + timedelta(minutes=5), origin="backfill"),  # a live tick in the same minute
+        warehouse_row("bitcoin", 103.0, t0 + timedelta(minutes=6), origin=None),  # a row from before the column: live
     ])  # fmt: skip
 
     rows = _rows(warehouse, "SELECT minute, open, close, samples, backfilled FROM candles_1m ORDER BY minute")
@@ -98,10 +98,10 @@ def test_candles_1m_take_backfilled_points_and_mark_minutes_that_have_nothing_el
 def test_latest_prices_leave_backfilled_points_out(warehouse):
     t0 = minute_ago(5)
     load(warehouse, [
-        tick("bitcoin", 100.0, t0, origin="poll"),
-        tick("bitcoin", 90.0, t0 + timedelta(seconds=30), origin="backfill"),  # newer, but history
-        tick("ethereum", 10.0, t0, origin=None),  # before the column existed: a poll
-        tick("solana", 5.0, t0, origin="backfill"),  # only back-filled: no latest price
+        warehouse_row("bitcoin", 100.0, t0, origin="poll"),
+        warehouse_row("bitcoin", 90.0, t0 + timedelta(seconds=30), origin="backfill"),  # newer, but history
+        warehouse_row("ethereum", 10.0, t0, origin=None),  # before the column existed: a poll
+        warehouse_row("solana", 5.0, t0, origin="backfill"),  # only back-filled: no latest price
     ])  # fmt: skip
 
     assert _rows(warehouse, "SELECT coin_id, price FROM latest_prices ORDER BY coin_id") == [
@@ -112,11 +112,11 @@ def test_latest_prices_leave_backfilled_points_out(warehouse):
 def test_latest_prices_gives_newest_row_per_coin(warehouse):
     t0 = minute_ago(5)
     load(warehouse, [
-        tick("bitcoin", 100.0, t0, market_cap_rank=1, price_change_percentage_24h=-1.0),
-        tick("bitcoin", 101.5, t0 + timedelta(seconds=90), market_cap_rank=1, price_change_percentage_24h=2.25),
-        tick("ethereum", 10.0, t0 + timedelta(seconds=30), market_cap_rank=2),
+        warehouse_row("bitcoin", 100.0, t0, market_cap_rank=1, price_change_percentage_24h=-1.0),
+        warehouse_row("bitcoin", 101.5, t0 + timedelta(seconds=90), market_cap_rank=1, price_change_percentage_24h=2.25),
+        warehouse_row("ethereum", 10.0, t0 + timedelta(seconds=30), market_cap_rank=2),
     ])  # fmt: skip
-    load(warehouse, [tick("bitcoin", 99.0, t0 + timedelta(seconds=60))])  # older than the newest, loaded later
+    load(warehouse, [warehouse_row("bitcoin", 99.0, t0 + timedelta(seconds=60))])  # older than the newest, loaded later
 
     rows = _rows(
         warehouse,
@@ -132,7 +132,7 @@ def test_latest_prices_gives_newest_row_per_coin(warehouse):
 
 def test_latest_prices_reports_freshness_in_seconds_since_event_time(warehouse):
     last_updated = minute_ago(2)
-    load(warehouse, [tick("bitcoin", 100.0, last_updated)])
+    load(warehouse, [warehouse_row("bitcoin", 100.0, last_updated)])
 
     with open_reader(warehouse.path) as con:
         freshness, expected = con.execute(
@@ -145,8 +145,8 @@ def test_latest_prices_reports_freshness_in_seconds_since_event_time(warehouse):
 
 def test_latest_prices_leaves_out_coins_without_ticks_in_the_last_day(warehouse):
     load(warehouse, [
-        tick("bitcoin", 100.0, minute_ago(1)),
-        tick("deadcoin", 0.01, minute_ago(25 * 60)),
+        warehouse_row("bitcoin", 100.0, minute_ago(1)),
+        warehouse_row("deadcoin", 0.01, minute_ago(25 * 60)),
     ])  # fmt: skip
 
     assert _rows(warehouse, "SELECT coin_id FROM latest_prices") == [("bitcoin",)]

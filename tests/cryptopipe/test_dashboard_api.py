@@ -13,7 +13,7 @@ import pytest
 
 from cryptopipe.dashboard import DashboardError, DashboardServer
 
-from ..conftest import load, minute_ago, tick
+from ..conftest import load, minute_ago, warehouse_row
 from .conftest import MarketWriter, get
 
 # Holds the warehouse read-write, as the stream does during a batch, until a line arrives on stdin.
@@ -29,11 +29,11 @@ con.close()
 def _two_coins(warehouse) -> None:
     t0 = minute_ago(3)
     load(warehouse, [
-        tick("ethereum", 3000.0, t0 + timedelta(seconds=10), symbol="eth", market_cap_rank=2),
-        tick("bitcoin", 60000.0, t0 + timedelta(seconds=5), symbol="btc", market_cap_rank=1),
-        tick("bitcoin", 61000.0, t0 + timedelta(seconds=50), symbol="btc", market_cap_rank=1),
-        tick("bitcoin", 60500.0, t0 + timedelta(seconds=70), symbol="btc", market_cap_rank=1),
-        tick("pepe", 0.00001234, t0 + timedelta(seconds=20), symbol="pepe", market_cap_rank=None),
+        warehouse_row("ethereum", 3000.0, t0 + timedelta(seconds=10), symbol="eth", market_cap_rank=2),
+        warehouse_row("bitcoin", 60000.0, t0 + timedelta(seconds=5), symbol="btc", market_cap_rank=1),
+        warehouse_row("bitcoin", 61000.0, t0 + timedelta(seconds=50), symbol="btc", market_cap_rank=1),
+        warehouse_row("bitcoin", 60500.0, t0 + timedelta(seconds=70), symbol="btc", market_cap_rank=1),
+        warehouse_row("pepe", 0.00001234, t0 + timedelta(seconds=20), symbol="pepe", market_cap_rank=None),
     ])  # fmt: skip
 
 
@@ -86,7 +86,7 @@ def test_candles_with_coins_gives_only_those_coins(warehouse, serve):
 
 
 def test_candles_leave_out_minutes_before_the_window(warehouse, serve):
-    load(warehouse, [tick("bitcoin", 1.0, minute_ago(20)), tick("bitcoin", 2.0, minute_ago(5))])
+    load(warehouse, [warehouse_row("bitcoin", 1.0, minute_ago(20)), warehouse_row("bitcoin", 2.0, minute_ago(5))])
 
     body = get(serve(), "/api/candles?window=15m&coins=bitcoin").json()
 
@@ -132,7 +132,7 @@ def test_health_names_a_warehouse_under_the_working_directory_by_its_relative_pa
 
 
 def test_health_with_ticks_older_than_threshold_is_stale(warehouse, serve):
-    load(warehouse, [tick("bitcoin", 1.0, minute_ago(10))])
+    load(warehouse, [warehouse_row("bitcoin", 1.0, minute_ago(10))])
 
     body = get(serve(stale_after_seconds=300), "/api/health").json()
 

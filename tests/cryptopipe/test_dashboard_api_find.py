@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ..conftest import load, minute_ago, tick
+from ..conftest import load, minute_ago, warehouse_row
 from .conftest import get
 
 # coin id -> (symbol, name, rank, price, 24 h change, market cap, seconds after t0 of its newest tick)
@@ -24,13 +24,13 @@ def market(warehouse) -> datetime:
     """The coins of :data:`COINS`, and two earlier minutes of bitcoin; returns t0, 4 minutes ago."""
     t0 = minute_ago(4)
     rows = [
-        tick(coin, price, t0 + timedelta(seconds=at), symbol=symbol, name=name, market_cap_rank=rank,
+        warehouse_row(coin, price, t0 + timedelta(seconds=at), symbol=symbol, name=name, market_cap_rank=rank,
              price_change_percentage_24h=change, market_cap=cap)
         for coin, (symbol, name, rank, price, change, cap, at) in COINS.items()
     ]  # fmt: skip
     rows += [
-        tick("bitcoin", 59000.0, t0 - timedelta(minutes=2), symbol="btc", name="Bitcoin", total_volume=2e9),
-        tick("bitcoin", 59500.0, t0 - timedelta(seconds=50), symbol="btc", name="Bitcoin", total_volume=3e9),
+        warehouse_row("bitcoin", 59000.0, t0 - timedelta(minutes=2), symbol="btc", name="Bitcoin", total_volume=2e9),
+        warehouse_row("bitcoin", 59500.0, t0 - timedelta(seconds=50), symbol="btc", name="Bitcoin", total_volume=3e9),
     ]
     load(warehouse, rows)
     return t0
@@ -87,7 +87,7 @@ def test_latest_sorts_by_each_column_with_missing_values_last(market, serve, que
 
 def test_latest_sort_ties_keep_rank_order(warehouse, serve):
     at = minute_ago(1)
-    load(warehouse, [tick(coin, 1.0, at, market_cap_rank=rank) for coin, rank in [("c", 3), ("a", 1), ("b", 2)]])
+    load(warehouse, [warehouse_row(coin, 1.0, at, market_cap_rank=rank) for coin, rank in [("c", 3), ("a", 1), ("b", 2)]])
 
     assert _ids(get(serve(), "/api/latest?sort=price").json()) == ["a", "b", "c"]
     assert _ids(get(serve(), "/api/latest?sort=price&order=asc").json()) == ["a", "b", "c"]
@@ -113,7 +113,7 @@ def test_coin_gives_its_latest_figures_age_and_candles_over_the_window(market, s
 
 
 def test_coin_without_candles_in_the_window_has_empty_columns(warehouse, serve):
-    load(warehouse, [tick("bitcoin", 1.0, minute_ago(20))])
+    load(warehouse, [warehouse_row("bitcoin", 1.0, minute_ago(20))])
 
     body = get(serve(), "/api/coin?id=bitcoin&window=15m").json()
 

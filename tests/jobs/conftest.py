@@ -25,14 +25,14 @@ from ..conftest import coingecko, landed
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 
 
-def tick(coin_id: str = "bitcoin", **overrides: Any) -> dict[str, Any]:
+def landing_record(coin_id: str = "bitcoin", **overrides: Any) -> dict[str, Any]:
     """A landing record (schema names) of :func:`~tests.conftest.coingecko`'s record."""
     return landed(coingecko(coin_id, **overrides))
 
 
 def line(coin_id: str = "bitcoin", **overrides: Any) -> str:
     """One landing line."""
-    return json.dumps(tick(coin_id, **overrides))
+    return json.dumps(landing_record(coin_id, **overrides))
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,7 @@ class Pipeline(LocalLayout):
         return path
 
     def args(self, *extra: str) -> list[str]:
-        return [*job_argv({"landing": self.landing, "archive": self.archive, "checkpoint": self.checkpoint,
-                           "staging": self.staging, "warehouse": self.warehouse_uri}), *extra]
+        return [*job_argv(self.job_places()), *extra]
 
     def run(self, spark: Any, *extra: str) -> Any:
         """One ``--available-now`` run of the stream; returns its StreamStatus."""

@@ -20,7 +20,7 @@ from jobs.loaders import LoadId, StagedFiles, warehouse_from_uri
 from jobs.loaders.duckdb import DuckDBWarehouse, open_reader
 from jobs.locations import Location
 
-from .conftest import tick
+from .conftest import landing_record
 
 ARROW_TYPES = {
     "string": pa.string(),
@@ -50,7 +50,7 @@ def _parquet(path: Path, fields: tuple[FieldSpec, ...], rows: list[dict[str, Any
 def _staged(tmp_path: Path, load_id: LoadId, coins: list[str], bad_lines: int = 0) -> StagedFiles:
     ticks = []
     for coin in coins:
-        row = tick(coin)
+        row = landing_record(coin)
         for name in ("last_updated", "ingested_at"):
             row[name] = datetime.fromisoformat(row[name])
         ticks.append({**row, "_load_id": str(load_id)})

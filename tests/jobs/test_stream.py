@@ -14,7 +14,7 @@ from jobs import stream
 from jobs.stream import main, parse_args, start_stream
 from jobs.validate import NO_RECORDS
 
-from .conftest import Pipeline, line, tick
+from .conftest import Pipeline, line, landing_record
 
 UTC = timezone.utc
 
@@ -275,7 +275,7 @@ def test_backfilled_points_pass_the_watermark_and_stay_apart_from_live_ticks(spa
     pipeline.land([
         line("bitcoin", last_updated="2025-05-01T00:00:00.000Z", origin="backfill"),
         line("bitcoin", last_updated="2025-06-01T15:00:00.000Z", origin="backfill"),
-        json.dumps({**tick("bitcoin", last_updated="2025-06-01T15:00:00.000Z"), "origin": "scraped"}),
+        json.dumps({**landing_record("bitcoin", last_updated="2025-06-01T15:00:00.000Z"), "origin": "scraped"}),
     ])  # fmt: skip
 
     status = pipeline.run(spark, "--max-files-per-trigger", "1", "--watermark", "2 hours")

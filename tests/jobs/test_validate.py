@@ -10,7 +10,7 @@ import pytest
 from core.schema import MAX_CLOCK_SKEW, market_tick
 from jobs.validate import NO_RECORDS, NOT_AN_OBJECT, PARTIAL_RESULTS_CONF, RAW_LINE, REASON, SOURCE_FILE, parse_lines
 
-from .conftest import line, tick
+from .conftest import line, landing_record
 
 pytestmark = pytest.mark.spark
 
@@ -21,7 +21,7 @@ def _utc(collected: datetime) -> datetime:
 
 
 def _with(**changes: object) -> str:
-    record = tick()
+    record = landing_record()
     for name, value in changes.items():
         if value is _DROP:
             del record[name]
