@@ -13,8 +13,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from core.timefmt import utc_millis
-from producer import CoinGeckoClient, LandingUnavailable, LandingZone, LocalLandingZone, Poller
-from producer.backfill import Backfiller, BackfillReport, BackfillTask, backfill_poll_id, marker_name, run_backfill
+from producer import CoinGeckoClient, LandingUnavailable, LandingZone, LocalLandingZone, Poller, RequestBudget
+from producer.backfill import (
+    Backfiller,
+    BackfillReport,
+    BackfillTask,
+    backfill_poll_id,
+    marker_name,
+    run_backfill,
+    spare_requests_per_minute,
+)
 from producer.coverage import moment, span_of
 from producer.landing import object_name
 
@@ -218,3 +226,47 @@ def test_a_drain_cut_off_between_marker_and_data_lands_the_piece_once_although_t
     rows = [json.loads(line) for line in copies[0].read_text().splitlines()]
     assert len(rows) == report.landed_rows > 0 and {row["poll_id"] for row in rows} == {poll_id}
 
+
+class SteppedClock:
+    """A monotonic clock that moves only when the test sets ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_backfill_never_takes_more_than_the_spare_requests_so_live_polls_keep_theirs_in_every_minute(
+    make_config, replay, tmp_path
+):
+    # Two polls a minute of one request each leave 2 of 4 requests a minute to back-fill.
+    config = make_config(coin_ids=COINS, interval_seconds=30, requests_per_minute=4)
+    spare, minutes, step = spare_requests_per_minute(config), 4, 10.0
+    end = replay.market.as_of
+    half_hour = timedelta(minutes=30)
+    tasks = [  # more than the spare budget can take in the time: back-fill always wants a request
+        BackfillTask("bitcoin", "btc", "Bitcoin", end - (k + 1) * half_hour, end - k * half_hour)
+        for k in range(spare * minutes * 2)
+    ]
+    clock, stop = SteppedClock(), threading.Event()
+    backfill_at: list[float] = []
+    with CoinGeckoClient(config, budget=RequestBudget(config.requests_per_minute, 60.0, clock=clock)) as client:
+        backfiller = Backfiller(config, client=client, landing=LocalLandingZone(tmp_path / "landing"))
+        while clock.now < minutes * 60:
+            # Every step back-fill asks for its next chart, then a live poll when one is due. Neither
+            # may wait (the deadline is before the next step): a request goes now or not at all.
+            deadline = clock.now + step / 2
+            if backfiller.run_task(tasks[len(backfill_at)], BackfillReport(), deadline=deadline, stop=stop):
+                backfill_at.append(clock.now)
+            if clock.now % config.interval_seconds == 0:
+                for request in client.page_requests():
+                    page = client.fetch_page(request, deadline=deadline, stop=stop)
+                    assert page.records is not None, f"the live poll at {clock.now:g} s found no request slot"
+            clock.now += step
+
+    # Back-fill used the spare requests of every minute, and never more in any 60 s.
+    assert len(backfill_at) == spare * minutes
+    assert max(sum(1 for other in backfill_at if at <= other < at + 60) for at in backfill_at) == spare
+    charts = [r for r in replay.requests if "market_chart" in r.path]
+    assert len(charts) == len(backfill_at)  # a back-fill that found no slot sent nothing
