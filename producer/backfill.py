@@ -163,7 +163,7 @@ class Backfiller:
         self.folder = Path(config.spool_dir) / FOLDER
         self.spool = Spool(self.folder / "spool", config.spool_max_polls)
         spare = spare_requests_per_minute(config)
-        self.budget = RequestBudget(spare, 60.0) if spare >= 1 else None
+        self.budget = RequestBudget(spare, 60.0, clock=client.clock) if spare >= 1 else None
         self._plan_file = self.folder / "plan.json"
         self._last_poll_file = self.folder / "last_poll.json"
         self.coverage = Coverage(self.folder / "coverage.json")

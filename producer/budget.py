@@ -9,6 +9,9 @@ whatever the network latency of each request was.
 
 ``block_until`` lets a ``Retry-After`` hold every later request back, the next
 poll's included.
+
+Time is read from an injected ``clock`` (``time.monotonic`` by default), so a test can
+replay minutes of requests on a clock it moves itself, without waiting them out.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from producer.errors import GaveUp
@@ -31,21 +34,26 @@ class RequestBudget:
         with budget.slot(deadline=time.monotonic() + 30, stop=stop_event):
             send_request()
 
-    Deadlines are ``time.monotonic()`` values. Thread-safe.
+    Deadlines and moments are values of ``clock`` (``time.monotonic()`` unless one is
+    injected). A wait for a free slot is a real wait of the clock's difference: a test
+    on a clock that moves only when told gives deadlines no wait fits in. Thread-safe.
     """
 
-    def __init__(self, max_requests: int, window_seconds: float) -> None:
+    def __init__(
+        self, max_requests: int, window_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if max_requests < 1 or window_seconds <= 0:
             raise ValueError(f"need max_requests >= 1 and window_seconds > 0, got {max_requests}, {window_seconds}")
         self.max_requests = max_requests
         self.window_seconds = window_seconds
+        self.clock = clock
         self._finished: deque[float] = deque()
         self._in_flight = 0
         self._blocked_until = 0.0
         self._changed = threading.Condition()
 
     def block_until(self, moment: float) -> None:
-        """Start no request before ``moment`` (a monotonic time), e.g. after a 429."""
+        """Start no request before ``moment`` (a time of the clock), e.g. after a 429."""
         with self._changed:
             self._blocked_until = max(self._blocked_until, moment)
 
@@ -62,13 +70,13 @@ class RequestBudget:
         finally:
             with self._changed:
                 self._in_flight -= 1
-                self._finished.append(time.monotonic())
+                self._finished.append(self.clock())
                 self._changed.notify_all()
 
     def _acquire(self, deadline: float, stop: threading.Event | None) -> None:
         with self._changed:
             while True:
-                now = time.monotonic()
+                now = self.clock()
                 while self._finished and self._finished[0] <= now - self.window_seconds:
                     self._finished.popleft()
                 ready_at = max(now, self._blocked_until)

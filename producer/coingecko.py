@@ -139,7 +139,8 @@ class CoinGeckoClient:
                 page = client.fetch_page(request, deadline=time.monotonic() + 45, stop=threading.Event())
 
     ``budget`` defaults to ``config.requests_per_minute`` per 60 s; ``transport`` to
-    real HTTP.
+    real HTTP. Deadlines are read on the budget's clock (``time.monotonic`` unless a
+    test injects a budget with its own), so requests and their budget agree on the time.
     """
 
     def __init__(
@@ -151,6 +152,7 @@ class CoinGeckoClient:
     ) -> None:
         self._config = config
         self.budget = budget or RequestBudget(config.requests_per_minute, 60.0)
+        self.clock = self.budget.clock
         headers = {"accept": "application/json", "user-agent": "cryptopipe-producer"}
         if config.api_plan in PLAN_HEADERS:
             headers[PLAN_HEADERS[config.api_plan]] = config.api_key
@@ -193,7 +195,7 @@ class CoinGeckoClient:
     def fetch_page(self, request: PageRequest, *, deadline: float, stop: threading.Event) -> PageResult:
         """Fetch one page with retries; never raises for a fault of the API.
 
-        ``deadline`` is a ``time.monotonic()`` value: no attempt starts or waits past
+        ``deadline`` is a value of :attr:`clock`: no attempt starts or waits past
         it. Once ``stop`` is set waits end at once and nothing is retried: a page not
         yet tried gets one attempt if a request slot is free right away.
         """
@@ -268,7 +270,7 @@ class CoinGeckoClient:
             wait=self._wait,
             stop=stop_any(
                 stop_after_attempt(self._config.max_attempts),
-                lambda state: stop.is_set() or time.monotonic() + state.upcoming_sleep > deadline,
+                lambda state: stop.is_set() or self.clock() + state.upcoming_sleep > deadline,
             ),
             sleep=stop.wait,
             before_sleep=lambda state: self._log_retry(label, state),
@@ -288,13 +290,13 @@ class CoinGeckoClient:
         parse: Callable[[bytes], Any] = parse_page,
         hints: Mapping[int, str] | None = None,
     ) -> tuple[Any, float, datetime]:
-        remaining = deadline - time.monotonic()
+        remaining = deadline - self.clock()
         if remaining <= 0:
             raise GaveUp("the poll's deadline passed")
         cfg = self._config
         connect = min(cfg.connect_timeout_seconds, remaining)
         read = min(cfg.read_timeout_seconds, remaining)
-        started = time.monotonic()
+        started = time.monotonic()  # latency is real time, whatever the clock of deadlines
         try:
             response = self._http.get(
                 path, params=params, timeout=httpx.Timeout(read, connect=connect, pool=connect)
@@ -309,7 +311,7 @@ class CoinGeckoClient:
         if status == 429 or status == 408 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             if retry_after is not None:
-                self.budget.block_until(time.monotonic() + retry_after)
+                self.budget.block_until(self.clock() + retry_after)
             kind = RateLimited if status == 429 else ApiUnavailable
             raise kind(f"HTTP {status}{_retry_after_note(retry_after)}", retry_after=retry_after)
         if not 200 <= status < 300:

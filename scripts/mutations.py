@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Re-run the hand-made mutations that once survived the suite: each must now fail a test.
 
-    .venv/bin/python scripts/mutations.py            # all, about three minutes (Spark)
+    .venv/bin/python scripts/mutations.py            # all, about two minutes (Spark, bqemulator)
     .venv/bin/python scripts/mutations.py dedup      # the ones whose name contains "dedup"
 
-Each mutation is a bug a developer could plausibly write in an exactly-once or
-validation path. The script applies it to a copy of the repository, runs the tests
+Each mutation is a bug a developer could plausibly write in an exactly-once, validation
+or budget path. The script applies it to a copy of the repository, runs the tests
 named beside it there, and reports whether they caught it; the working tree is never
 touched. docs/TESTING.md says why these and how the suite's strength is checked.
+
+The Storage Write tests run on bqemulator from its own venv, which
+scripts/bigquery_emulator.py makes on first use under the tree it sits in. The copies
+share this tree's: it is made here first if missing, and each copy links to it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -20,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COPIED = ("core", "jobs", "producer", "cryptopipe", "tests", "pyproject.toml")
+EMULATOR_SCRIPT = "scripts/bigquery_emulator.py"
+COPIED = ("core", "jobs", "producer", "cryptopipe", "tests", "pyproject.toml", EMULATOR_SCRIPT)
 
 
 @dataclass(frozen=True)
@@ -51,19 +57,49 @@ MUTATIONS = (
     Mutation("producer accepts any future event time", "core/schema.py",
              "            if value > limit:", "            if False:",
              ("tests/producer/test_validate.py",)),
+    Mutation("back-fill lands its data before its marker", "producer/backfill.py",
+             "                self.landing.put(marker_name(poll_id), f\"{poll_id}\\n\".encode())\n"
+             "                if data:\n"
+             "                    self.landing.put(object_name(poll_id), data)\n",
+             "                if data:\n"
+             "                    self.landing.put(object_name(poll_id), data)\n"
+             "                self.landing.put(marker_name(poll_id), f\"{poll_id}\\n\".encode())\n",
+             ("tests/producer/test_backfill.py::test_a_drain_cut_off_between_marker_and_data_lands_the_piece_once_"
+              "although_the_stream_archived_meanwhile",)),
+    Mutation("back-fill without a budget of its own", "producer/backfill.py",
+             "deadline=deadline, stop=stop, budget=self.budget", "deadline=deadline, stop=stop",
+             ("tests/producer/test_backfill.py::test_backfill_never_takes_more_than_the_spare_requests_so_live_polls_"
+              "keep_theirs_in_every_minute",)),
+    Mutation("storage write commits without checking the finalized row count", "jobs/loaders/bigquery_storage.py",
+             "        if finalized.row_count != rows.num_rows:", "        if False:",
+             ("tests/jobs/test_bigquery_storage.py",)),
 )
 
 
-def run_tests(tests: tuple[str, ...], mutation: Mutation | None = None) -> int:
-    """pytest's exit status for ``tests`` on a copy of the repository, with ``mutation`` applied if given."""
+def emulator_venv() -> Path:
+    """This tree's bqemulator venv, made as the suite makes it (scripts/bigquery_emulator.py) if missing."""
+    spec = importlib.util.spec_from_file_location("bigquery_emulator", ROOT / EMULATOR_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.ensure_venv()
+    return module.VENV
+
+
+def run_tests(tests: tuple[str, ...], venv: Path, mutation: Mutation | None = None) -> int:
+    """pytest's exit status for ``tests`` on a copy of the repository, with ``mutation`` applied if given.
+
+    The copy links to the emulator ``venv`` where its own scripts/bigquery_emulator.py looks for one.
+    """
     with tempfile.TemporaryDirectory(prefix="cryptopipe-mutant-") as scratch:
         copy = Path(scratch)
         for name in COPIED:
             source = ROOT / name
             if source.is_dir():
-                shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__", "data"))
+                shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
+                (copy / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, copy / name)
+        (copy / venv.relative_to(ROOT)).symlink_to(venv, target_is_directory=True)
         if mutation is not None:
             target = copy / mutation.file
             text = target.read_text()
@@ -75,21 +111,22 @@ def run_tests(tests: tuple[str, ...], mutation: Mutation | None = None) -> int:
                               capture_output=True, text=True).returncode
 
 
-def caught(mutation: Mutation) -> bool:
+def caught(mutation: Mutation, venv: Path) -> bool:
     """Whether the mutation's tests fail (status 1: tests ran and failed) with it applied."""
-    return run_tests(mutation.tests, mutation) == 1
+    return run_tests(mutation.tests, venv, mutation) == 1
 
 
 def main(argv: list[str]) -> int:
     chosen = [m for m in MUTATIONS if not argv or any(word in m.name for word in argv)]
+    venv = emulator_venv()
     # A mutation is caught only if the same tests pass without it.
-    baseline = run_tests(tuple(sorted({test for m in chosen for test in m.tests})))
+    baseline = run_tests(tuple(sorted({test for m in chosen for test in m.tests})), venv)
     if baseline != 0:
         print(f"the tests fail without any mutation (pytest status {baseline}): fix them first", file=sys.stderr)
         return 2
     survivors = []
     for mutation in chosen:
-        verdict = "caught" if caught(mutation) else "SURVIVED"
+        verdict = "caught" if caught(mutation, venv) else "SURVIVED"
         print(f"{verdict:9} {mutation.name}  ({mutation.file})", flush=True)
         if verdict != "caught":
             survivors.append(mutation.name)

@@ -6,15 +6,25 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from core.timefmt import utc_millis
-from producer import Poller
-from producer.backfill import Backfiller, BackfillReport, BackfillTask, backfill_poll_id, marker_name, run_backfill
+from producer import CoinGeckoClient, LandingUnavailable, LandingZone, LocalLandingZone, Poller, RequestBudget
+from producer.backfill import (
+    Backfiller,
+    BackfillReport,
+    BackfillTask,
+    backfill_poll_id,
+    marker_name,
+    run_backfill,
+    spare_requests_per_minute,
+)
 from producer.coverage import moment, span_of
+from producer.landing import object_name
 
 COINS = ("bitcoin", "ethereum")
 
@@ -155,3 +165,108 @@ def test_a_crash_between_noting_a_piece_and_spooling_it_is_settled_by_what_reach
         assert backfiller.coverage.covered("bitcoin", "usd") == [span_of(spooled.start, spooled.end)]
         assert backfiller.coverage.covered("ethereum", "usd") == []  # fetched again by the next back-fill
         assert backfiller.to_fetch(lost, BackfillReport()) == [lost]
+
+
+class RecordingLanding:
+    """A real landing zone that records the name of every ``put`` in order and fails the
+    ones numbered in ``failing`` (1-based) as an unreachable landing zone does: with
+    :class:`LandingUnavailable`, nothing written."""
+
+    def __init__(self, inner: LandingZone, *, failing: set[int]) -> None:
+        self.inner = inner
+        self.uri = inner.uri
+        self.failing = failing
+        self.puts: list[str] = []
+
+    def put(self, name: str, data: bytes) -> None:
+        self.puts.append(name)
+        if len(self.puts) in self.failing:
+            raise LandingUnavailable(f"put number {len(self.puts)} ({name}) failed, as the test asked")
+        self.inner.put(name, data)
+
+    def exists(self, name: str) -> bool:
+        return self.inner.exists(name)
+
+
+def archive_processed(landing: Path, archive: Path) -> None:
+    """What the stream's file source does with the files of a committed batch
+    (``cleanSource=archive``, jobs/stream.py): every ``*.ndjson`` under the landing root,
+    at any depth, moves to the same path under the archive, so its landing name is free
+    again. Spark's guide, file source options: "the path of the source file will be
+    retained" under ``sourceArchiveDir``
+    (https://spark.apache.org/docs/latest/structured-streaming-programming-guide.html#input-sources).
+    """
+    for path in sorted(landing.rglob("*.ndjson")):
+        target = archive / path.relative_to(landing)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, target)
+
+
+def test_a_drain_cut_off_between_marker_and_data_lands_the_piece_once_although_the_stream_archived_meanwhile(
+    make_config, replay, tmp_path
+):
+    config = make_config(coin_ids=COINS)
+    landed, archived = tmp_path / "landing", tmp_path / "archive"
+    landing = RecordingLanding(LocalLandingZone(landed), failing={2})
+    end = replay.market.as_of
+    task = BackfillTask("bitcoin", "btc", "Bitcoin", end - timedelta(minutes=30), end)
+    poll_id = task.poll_id(config.vs_currency)
+    with CoinGeckoClient(config) as client:
+        backfiller = Backfiller(config, client=client, landing=landing)
+        report = BackfillReport()
+        assert backfiller.run_task(task, report, deadline=time.monotonic() + 20, stop=threading.Event())
+        assert not backfiller.drain(report)  # the piece's second put failed: its spool entry stays
+        archive_processed(landed, archived)  # the stream's next batch takes whatever of it landed
+        assert backfiller.drain(report) and backfiller.done(task)
+
+    copies = [path for root in (landed, archived) for path in root.rglob(f"{poll_id}.ndjson")]
+    assert copies == [landed / object_name(poll_id)]  # once, counting what the stream read already
+    # The marker first, so the put that failed was the data's, and nothing of the piece was there to archive.
+    assert landing.puts == [marker_name(poll_id), object_name(poll_id)] * 2
+    rows = [json.loads(line) for line in copies[0].read_text().splitlines()]
+    assert len(rows) == report.landed_rows > 0 and {row["poll_id"] for row in rows} == {poll_id}
+
+
+class SteppedClock:
+    """A monotonic clock that moves only when the test sets ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_backfill_never_takes_more_than_the_spare_requests_so_live_polls_keep_theirs_in_every_minute(
+    make_config, replay, tmp_path
+):
+    # Two polls a minute of one request each leave 2 of 4 requests a minute to back-fill.
+    config = make_config(coin_ids=COINS, interval_seconds=30, requests_per_minute=4)
+    spare, minutes, step = spare_requests_per_minute(config), 4, 10.0
+    end = replay.market.as_of
+    half_hour = timedelta(minutes=30)
+    tasks = [  # more than the spare budget can take in the time: back-fill always wants a request
+        BackfillTask("bitcoin", "btc", "Bitcoin", end - (k + 1) * half_hour, end - k * half_hour)
+        for k in range(spare * minutes * 2)
+    ]
+    clock, stop = SteppedClock(), threading.Event()
+    backfill_at: list[float] = []
+    with CoinGeckoClient(config, budget=RequestBudget(config.requests_per_minute, 60.0, clock=clock)) as client:
+        backfiller = Backfiller(config, client=client, landing=LocalLandingZone(tmp_path / "landing"))
+        while clock.now < minutes * 60:
+            # Every step back-fill asks for its next chart, then a live poll when one is due. Neither
+            # may wait (the deadline is before the next step): a request goes now or not at all.
+            deadline = clock.now + step / 2
+            if backfiller.run_task(tasks[len(backfill_at)], BackfillReport(), deadline=deadline, stop=stop):
+                backfill_at.append(clock.now)
+            if clock.now % config.interval_seconds == 0:
+                for request in client.page_requests():
+                    page = client.fetch_page(request, deadline=deadline, stop=stop)
+                    assert page.records is not None, f"the live poll at {clock.now:g} s found no request slot"
+            clock.now += step
+
+    # Back-fill used the spare requests of every minute, and never more in any 60 s.
+    assert len(backfill_at) == spare * minutes
+    assert max(sum(1 for other in backfill_at if at <= other < at + 60) for at in backfill_at) == spare
+    charts = [r for r in replay.requests if "market_chart" in r.path]
+    assert len(charts) == len(backfill_at)  # a back-fill that found no slot sent nothing
