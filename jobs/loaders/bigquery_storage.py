@@ -80,7 +80,7 @@ from core.tables import LOAD_ID
 from jobs.errors import ConfigError, WarehouseError
 from jobs.loaders.base import LoadId, LoadResult, StagedFiles
 from jobs.loaders.bigquery import _QUARANTINE, _TICKS, BigQueryWarehouse, _check_is_our_load, _Table, load_job_id
-from jobs.loaders.stream_records import RecordFolder, open_folder
+from jobs.loaders.stream_records import GCS_EMULATOR_HOST, RecordFolder, open_folder
 from jobs.locations import Location
 
 logger = logging.getLogger(__name__)
@@ -530,7 +530,12 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     if parts.scheme in ("", "file"):
         return pafs.LocalFileSystem(), parts.path
     if parts.scheme == "gs":
-        return pafs.GcsFileSystem(), f"{parts.netloc}{parts.path}"
+        emulator = os.environ.get(GCS_EMULATOR_HOST)
+        if not emulator:
+            return pafs.GcsFileSystem(), f"{parts.netloc}{parts.path}"
+        where = urlsplit(emulator)
+        return (pafs.GcsFileSystem(anonymous=True, scheme=where.scheme, endpoint_override=where.netloc),
+                f"{parts.netloc}{parts.path}")
     raise ConfigError(f"the Storage Write path reads local or gs:// files only, got {uri!r}")
 
 

