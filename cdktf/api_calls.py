@@ -37,8 +37,9 @@ BACKFILL_MARKER = "landing/_backfilled/20261130T130000000Z-bf0123456789ab.done"
 ARCHIVED_OBJECT = "archive/dt=2026-11-30/hour=16/20261130T160501123Z-1f2e3d4c5b6a.ndjson"
 CHECKPOINT_OBJECT = "checkpoints/market_ticks/offsets/42"
 STAGED_OBJECT = "staging/batch_id=42/market_ticks/part-00000-a.parquet"
-#: A batch's stream record on the Storage Write path (jobs/loaders/bigquery_storage.py).
-STREAM_RECORD_OBJECT = "staging/_write_streams/0123456789abcdef0123/batch_42.json"
+#: A batch's stream record on the Storage Write path (jobs/loaders/bigquery_storage.py),
+#: beside the checkpoint, where no lifecycle rule deletes it; the drivers' markers are beside it.
+STREAM_RECORD_OBJECT = f"{CHECKPOINT_OBJECT.rsplit('/', 2)[0]}/_write_streams/0123456789abcdef0123/batch_42.json"
 PRODUCER_ARTIFACT = "artifacts/producer/cryptopipe-producer-0123456789abcdef.tar"
 JOB_ARTIFACT = "artifacts/job/cryptopipe-job-0123456789abcdef.zip"
 #: What Dataproc writes into its staging bucket (cluster metadata, driver output).
@@ -140,7 +141,7 @@ def workload_calls(targets: Targets) -> list[Call]:
              "BigQuery grants a job's creator bigquery.jobs.get on that job, so creating them is what it needs)",
              "bigquery.jobs.create", t.project),
         *(Call("processing", "jobs/loaders/bigquery_storage.py load_batch",
-               f"the batch's stream record (write, rename, read, forget): {verb}", f"storage.objects.{verb}",
+               f"the batch's stream record and the drivers' markers (create-only write, read, forget): {verb}", f"storage.objects.{verb}",
                t.data(STREAM_RECORD_OBJECT)) for verb in ("create", "get", "delete")),
         Call("processing", "jobs/loaders/bigquery_storage.py load_batch", "list the earlier batches' records",
              "storage.objects.list", t.data_bucket),

@@ -37,7 +37,8 @@ STAGING_RETENTION_DAYS = 1
 DATAPROC_STAGING = "google-cloud-dataproc-metainfo/"
 #: Prefixes whose live objects no lifecycle rule deletes, and why.
 KEPT_PREFIXES = {
-    CHECKPOINTS: "the stream's state; Spark deletes the files it no longer needs itself",
+    CHECKPOINTS: "the stream's state, and beside it the Storage Write path's stream records, which must outlive "
+                 "any outage (docs/STREAM.md); Spark and the job delete the files they no longer need themselves",
     ARTIFACTS: "Terraform owns them: a new version's upload replaces the old object",
     DATAPROC_STAGING: "cluster configuration that Google keeps without a TTL while the cluster lives, and the "
                       "stream's driver output (a line per batch); gone with the cluster",

@@ -41,10 +41,19 @@ TICK_FIELDS: tuple[FieldSpec, ...] = (
     *(market_tick().field(name) for name in APPENDED_FIELDS),
 )
 
+#: The most characters of a landing line a quarantine row keeps (at most 64 KiB in UTF-8). A
+#: longer line (a whole ``/coins/markets`` array is about 160 KB) keeps its first
+#: ``RAW_LINE_KEPT_CHARS`` characters followed by :data:`RAW_LINE_CUT`, which gives the whole
+#: line's length in bytes and its SHA-256: a quarantine row then always fits a Storage Write
+#: request (10 MB) with room for over a hundred more (docs/STREAM.md, "Quarantine").
+RAW_LINE_KEPT_CHARS = 16_384
+RAW_LINE_CUT = " …[cut: {bytes} bytes in all, sha256 {sha256}]"
+
 #: Columns of the quarantine table: a landing line the stream could not load, and why.
 QUARANTINE_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("quarantine_id", "string", False, "Random id of the quarantined line."),
-    FieldSpec("raw_line", "string", False, "The line as read from the landing file."),
+    FieldSpec("raw_line", "string", False, "The line as read from the landing file (a long one cut, see "
+              "RAW_LINE_KEPT_CHARS)."),
     FieldSpec("reason", "string", False, "Every failed check as '<field>: <problem>', joined by '; '."),
     FieldSpec("source_file", "string", False, "URI of the landing file the line came from."),
     FieldSpec("quarantined_at", "timestamp", False, "Start of the micro-batch that read the line (UTC)."),

@@ -82,6 +82,7 @@ class StreamConfig:
         warehouse = warehouse_from_uri(self.warehouse, bigquery_write=self.bigquery_write)
         object.__setattr__(self, "target", warehouse)
         warehouse.check_staging(self.staging)
+        warehouse.use_checkpoint(self.checkpoint)
         if self.trigger_seconds is None:
             object.__setattr__(self, "trigger_seconds", warehouse.default_trigger_seconds)
         trigger = option("trigger_seconds")

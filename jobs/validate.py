@@ -33,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from core.schema import MAX_CLOCK_SKEW, TIMESTAMP_FORMAT_SPARK, FieldSpec, market_tick, spark_schema
-from core.tables import LOAD_ID, QUARANTINE_FIELDS
+from core.tables import LOAD_ID, QUARANTINE_FIELDS, RAW_LINE_CUT, RAW_LINE_KEPT_CHARS
 
 #: The batch's column for each column of the quarantine table but the load id (the
 #: load adds that): its name behind an underscore, so none collides with a record
@@ -107,10 +107,21 @@ def parse_lines(lines: DataFrame) -> DataFrame:
     return typed.select(
         *[spec.name for spec in fields],
         reason.alias(REASON),
-        F.coalesce(raw, F.lit("")).alias(RAW_LINE),
+        _kept(F.coalesce(raw, F.lit(""))).alias(RAW_LINE),
         SOURCE_FILE,
         READ_AT,
     )
+
+
+def _kept(raw: Column) -> Column:
+    """``raw`` as the quarantine keeps it: a line over :data:`~core.tables.RAW_LINE_KEPT_CHARS`
+    characters cut there and followed by its length in bytes and its SHA-256 (both of the
+    whole line, as UTF-8), so no quarantine row can outgrow a Storage Write request."""
+    before, after = RAW_LINE_CUT.split("{bytes}")
+    between, end = after.split("{sha256}")
+    cut = F.concat(F.substring(raw, 1, RAW_LINE_KEPT_CHARS), F.lit(before), F.octet_length(raw).cast("string"),
+                   F.lit(between), F.sha2(raw, 256), F.lit(end))
+    return F.when(F.length(raw) > RAW_LINE_KEPT_CHARS, cut).otherwise(raw)
 
 
 def _parse_schema() -> T.StructType:

@@ -85,6 +85,10 @@ class Warehouse(ABC):
     def check_staging(self, staging: Location) -> None:
         """Raise ConfigError when this warehouse cannot read files staged at ``staging``."""
 
+    def use_checkpoint(self, checkpoint: Location) -> None:
+        """The query's checkpoint, beside which a warehouse may keep state of its own (the
+        Storage Write path's stream records); raise ConfigError if it cannot. Most keep none."""
+
     @abstractmethod
     def setup(self) -> None:
         """Make sure the tables (and any load ledger) exist and fit; idempotent.

@@ -145,6 +145,8 @@ class BigQueryWarehouse(Warehouse):
         self._client = client
         self._owns_client = client is None
         self._location: str | None = None
+        self._tables: dict[str, Any] = {}
+        """Each table as :meth:`setup` found it (``bigquery.Table``), by name."""
 
     @classmethod
     def from_uri(cls, uri: str) -> BigQueryWarehouse:
@@ -186,6 +188,7 @@ class BigQueryWarehouse(Warehouse):
                     f"Deploy the CDKTF app of this job's version"
                 )
             self._location = found.location
+            self._tables[table.name] = found
 
     def load_batch(self, load_id: LoadId, staged: StagedFiles) -> LoadResult:
         if self._location is None:

@@ -78,3 +78,15 @@ def test_the_data_buckets_lifecycle_covers_every_prefix_the_code_writes(stack):
     ruled = {prefix for rule in stack.bucket()["lifecycle_rule"] for prefix in rule["condition"].get("matches_prefix", [])}
     assert written - ruled - set(KEPT_PREFIXES) == set()
     assert written >= set(KEPT_PREFIXES)  # no reason kept for a prefix nothing writes
+
+
+def test_no_lifecycle_rule_deletes_the_stream_records(stack):
+    """A replay after a long outage must find the batch's stream record, or it commits the batch twice."""
+    from api_calls import STREAM_RECORD_OBJECT
+    from storage import KEPT_PREFIXES
+
+    deleting = [rule for rule in stack.bucket()["lifecycle_rule"]
+                if rule["condition"].get("with_state", "LIVE") != "ARCHIVED"
+                and any(STREAM_RECORD_OBJECT.startswith(p) for p in rule["condition"].get("matches_prefix", [""]))]
+    assert deleting == []
+    assert any(STREAM_RECORD_OBJECT.startswith(prefix) for prefix in KEPT_PREFIXES)

@@ -62,10 +62,15 @@ def target(bq_emulator, monkeypatch, tmp_path):
     return dataset, Location.parse(tmp_path / "staging", option="--staging")
 
 
+def checkpoint(target) -> Location:
+    return Location.parse(target[1].local_path.parent / "checkpoint", option="--checkpoint")
+
+
 def warehouse(target, write_client: Any = None, client: Any = None) -> StorageWriteWarehouse:
     dataset, staging = target
     built = StorageWriteWarehouse(PROJECT, dataset, write_client=write_client, client=client)
     built.check_staging(staging)
+    built.use_checkpoint(checkpoint(target))
     built.setup()
     return built
 
@@ -87,8 +92,13 @@ def rows(bq_emulator, target, table: str) -> list[str]:
         client.close()
 
 
+def record_paths(target) -> list[Path]:
+    """The stream records, newest version of a batch first."""
+    return sorted((checkpoint(target).local_path / RECORDS_FOLDER).rglob("batch_*.json"))
+
+
 def records(target) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((target[1].local_path / RECORDS_FOLDER).rglob("*.json"))]
+    return [json.loads(p.read_text()) for p in record_paths(target)]
 
 
 class FailingCommit:
@@ -162,7 +172,7 @@ def test_a_recorded_stream_gone_uncommitted_is_written_again(bq_emulator, target
     with warehouse(target, FailingCommit({TICKS_TABLE, QUARANTINE_TABLE})) as wh:
         with pytest.raises(ServiceUnavailable):
             wh.load_batch(LOAD, staged(target, LOAD))
-    (path,) = (target[1].local_path / RECORDS_FOLDER).rglob("*.json")
+    (path,) = record_paths(target)
     record = json.loads(path.read_text())
     gone = record[TICKS_TABLE]["stream"].rsplit("/", 1)[0] + "/0123456789abcdef"
     path.write_text(json.dumps({**record, TICKS_TABLE: {**record[TICKS_TABLE], "stream": gone}}))
@@ -170,13 +180,14 @@ def test_a_recorded_stream_gone_uncommitted_is_written_again(bq_emulator, target
         replay = wh.load_batch(LOAD, staged(target, LOAD))
     assert (replay.ticks, replay.already_loaded) == (3, False)
     assert rows(bq_emulator, target, TICKS_TABLE) == [str(LOAD)] * 3
+    assert [p.name for p in record_paths(target)] == ["batch_7.1.json", "batch_7.json"]  # a new version
     assert records(target)[0][TICKS_TABLE]["stream"] != gone
 
 
 def test_a_refused_commit_with_part_of_the_rows_in_the_table_fails_with_a_clear_error(bq_emulator, target):
     with warehouse(target) as wh:
         wh.load_batch(LOAD, staged(target, LOAD))
-    (path,) = (target[1].local_path / RECORDS_FOLDER).rglob("*.json")
+    (path,) = record_paths(target)
     record = json.loads(path.read_text())
     path.write_text(json.dumps({**record, TICKS_TABLE: {**record[TICKS_TABLE], "rows": 4}}))
     with warehouse(target) as wh, pytest.raises(WarehouseError, match=r"holds 3 of its 4 rows.*rather than load it twice"):
@@ -214,12 +225,11 @@ class CommittedOnBigQuery:
 
 @pytest.mark.parametrize("shows_commit_time", [True, False])
 def test_on_bigquery_a_committed_stream_is_recognised_from_its_answers_without_a_query(tmp_path, shows_commit_time):
-    staging = Location.parse(tmp_path, option="--staging")
     fake = CommittedOnBigQuery(shows_commit_time=shows_commit_time)
     wh = StorageWriteWarehouse(PROJECT, "cryptopipe_dev", write_client=fake, client=object())  # no query: no client
-    wh.check_staging(staging)
+    wh.use_checkpoint(Location.parse(tmp_path, option="--checkpoint"))
     stream = f"projects/{PROJECT}/datasets/cryptopipe_dev/tables/market_ticks/streams/abc"
-    wh._write_record(LOAD, {TICKS_TABLE: {"stream": stream, "rows": 3}})
+    wh._folder(LOAD).create("batch_7.json", json.dumps({TICKS_TABLE: {"stream": stream, "rows": 3}}).encode())
     result = wh.load_batch(LOAD, StagedFiles(("file:/nowhere.parquet",), ()))
     assert (result.ticks, result.already_loaded) == (3, True)
     expected = [("GetWriteStream", stream)]
@@ -250,7 +260,7 @@ class RefusingAppend(FailingCommit):
         super().__init__(set())
         self.appended: list[tuple[str, int]] = []
 
-    def append_rows(self, requests: Any) -> Any:
+    def append_rows(self, requests: Any, **options: Any) -> Any:
         from google.rpc import status_pb2
 
         for request in requests:

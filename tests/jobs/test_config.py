@@ -128,12 +128,14 @@ STORAGE_WRITE = {**BIGQUERY, "bigquery_write": "storage-write"}
 
 
 def test_parse_args_bigquery_writes_with_the_storage_write_api_by_default_every_10_seconds():
-    config = parse_args(_argv(warehouse=BIGQUERY["warehouse"], staging=BIGQUERY["staging"]))
+    config = parse_args(_argv(warehouse=BIGQUERY["warehouse"], staging=BIGQUERY["staging"],
+                              checkpoint="gs://bucket/checkpoints/market_ticks"))
     assert type(config.target).__name__ == "StorageWriteWarehouse"
     assert config.trigger == {"processingTime": "10000 milliseconds"}
     # Two CreateWriteStream calls a batch against 10,000 a project and region an hour.
     assert 3600 / config.trigger_seconds * 2 <= 10_000
-    assert config.target.records.uri == "gs://bucket/staging/_write_streams"
+    # beside the checkpoint, which no lifecycle rule ages out (docs/STREAM.md)
+    assert config.target.records.uri == "gs://bucket/checkpoints/market_ticks/_write_streams"
 
 
 def test_parse_args_refuses_a_storage_write_trigger_under_its_stream_quota(capsys):

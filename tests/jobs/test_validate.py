@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from core.schema import MAX_CLOCK_SKEW, market_tick
+from core.tables import RAW_LINE_CUT, RAW_LINE_KEPT_CHARS
 from jobs.validate import NO_RECORDS, NOT_AN_OBJECT, PARTIAL_RESULTS_CONF, RAW_LINE, REASON, SOURCE_FILE, parse_lines
 
 from .conftest import line, landing_record
@@ -78,6 +80,9 @@ BAD = {
     ),
     "empty object": ("{}", "; ".join(f"{name}: missing or null" for name in REQUIRED)),
     "file without records": (None, NO_RECORDS),  # the stream's row for an empty landing file
+    # A whole /coins/markets answer landed as one line (about 160 KB): quarantined, its raw line cut.
+    "a whole markets array": (json.dumps([tick(f"coin-{i:03d}", name="é" * 100) for i in range(250)]), NOT_AN_OBJECT),
+    "a long line at the limit": ("€" * RAW_LINE_KEPT_CHARS, NOT_AN_OBJECT),
 }
 
 
@@ -123,6 +128,19 @@ def test_wrong_typed_field_leaves_the_rest_of_the_line_parsed(parsed):
 def test_file_without_records_is_quarantined_with_an_empty_raw_line(parsed):
     row = parsed["file without records"]
     assert (row[REASON], row[RAW_LINE]) == (NO_RECORDS, "")
+
+
+def test_a_long_raw_line_keeps_its_head_its_length_and_its_sha256(parsed):
+    raw = BAD["a whole markets array"][0]
+    assert len(raw.encode()) > 150_000
+    kept = parsed["a whole markets array"][RAW_LINE]
+    assert kept == raw[:RAW_LINE_KEPT_CHARS] + RAW_LINE_CUT.format(
+        bytes=len(raw.encode()), sha256=hashlib.sha256(raw.encode()).hexdigest())
+    assert len(kept.encode()) <= 4 * RAW_LINE_KEPT_CHARS + 200
+
+
+def test_a_line_at_the_limit_is_kept_whole(parsed):
+    assert parsed["a long line at the limit"][RAW_LINE] == "€" * RAW_LINE_KEPT_CHARS
 
 
 def test_parse_lines_refuses_a_session_without_partial_results(spark):
