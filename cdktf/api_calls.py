@@ -287,10 +287,7 @@ TERRAFORM_CALLS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
                      ("bigquery.tables.delete", "ticks_table")),
         "planner": (("bigquery.tables.get", "ticks_table"),),
     },
-    "google_secret_manager_secret": {
-        "deployer": (("secretmanager.secrets.create", "project"), ("secretmanager.secrets.update", "secret")),
-        "planner": (("secretmanager.secrets.get", "secret"),),
-    },
+    # The secret itself is the bootstrap's (bootstrap.py): the pipeline grants on it.
     "google_secret_manager_secret_iam_member": {
         "deployer": (("secretmanager.secrets.setIamPolicy", "secret"),),
         "planner": (("secretmanager.secrets.getIamPolicy", "secret"),),
@@ -324,6 +321,7 @@ TERRAFORM_CALLS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
     },
     # On the billing account, outside the project and the stacks: BILLING_ACCOUNT_GRANTS.
     "google_billing_budget": {},
+    "time_sleep": {},  # hashicorp/time: waits, no Google call (waits.py)
 }
 
 #: What the CI identities need on the billing account for the optional budget

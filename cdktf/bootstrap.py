@@ -12,6 +12,10 @@ change it: the deployer cannot widen its own permissions.
   storage permissions). Made here, by the owner, so the deployer needs neither
   Service Account Admin nor the right to create or change roles: either would let it
   act as, or widen, any identity of the project;
+- with a CoinGecko plan that has a key (``api_plan`` demo or pro): the key's secret. The
+  owner adds its first version right after this stack (the README), so the producer VM,
+  made by the pipeline's first apply, never starts without a key; the deployer cannot add
+  one (it holds no ``secretmanager.versions.*``);
 - with ``github_repository`` set: a Workload Identity pool whose one provider accepts
   GitHub Actions tokens of that repository's CI jobs only (``attribute_condition`` on
   the repository's and its owner's numeric ids and the job subjects of
@@ -42,6 +46,7 @@ from access import project_roles
 from buckets import delete_when, private_bucket
 from config import CI_PROVIDER_ID, EnvironmentConfig
 from iam import grant
+from producer_vm import api_key_secret_id
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
@@ -51,6 +56,7 @@ SERVICES = (
     "cloudresourcemanager.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",  # impersonation: federated token -> service account token
+    "secretmanager.googleapis.com",  # the CoinGecko key's secret
     "serviceusage.googleapis.com",
     "storage.googleapis.com",
     "sts.googleapis.com",  # Security Token Service: GitHub token -> federated token
@@ -64,16 +70,12 @@ WORKLOAD_DESCRIPTIONS = {
 #: Old state versions kept: every apply writes one.
 STATE_VERSIONS_KEPT = 30
 
-#: What the deployer may do with secrets: manage the secret and who reads it, never
-#: read or add its value (secretmanager.admin would allow both).
+#: What the deployer may do with the key's secret (made here): manage who reads it, never
+#: read or add its value (secretmanager.admin would allow both), nor make or delete it.
 SECRET_DEPLOYER_PERMISSIONS = (
-    "secretmanager.secrets.create",
-    "secretmanager.secrets.delete",
     "secretmanager.secrets.get",
     "secretmanager.secrets.getIamPolicy",
-    "secretmanager.secrets.list",
     "secretmanager.secrets.setIamPolicy",
-    "secretmanager.secrets.update",
 )
 
 #: ``roles/dataproc.worker`` without its storage permissions: what the cluster's
@@ -146,6 +148,10 @@ PLANNER_ROLES = {
     "roles/monitoring.alertPolicyViewer": "alert policies",
     "roles/monitoring.notificationChannelViewer": "notification channels",
 }
+
+
+#: What a caller needs to name the project as its quota project (the budget's provider, stack.py).
+QUOTA_PROJECT_ROLE = "roles/serviceusage.serviceUsageConsumer"
 
 
 def project_iam_admin_condition(cfg: EnvironmentConfig) -> dict[str, str]:
@@ -242,8 +248,21 @@ class BootstrapStack(TerraformStack):
             cfg, "dataproc-agent", cfg.dataproc_agent_role_id, "Dataproc agent", DATAPROC_AGENT_PERMISSIONS,
             "roles/dataproc.worker without storage permissions: its buckets are granted bucket by bucket.", apis,
         )
+        if cfg.api_plan != "none":
+            self._api_key_secret(cfg, apis)
         if cfg.github_repository:
             self._ci_identities(cfg, apis)
+
+    def _api_key_secret(self, cfg: EnvironmentConfig, apis: list[Any]) -> None:
+        """The CoinGecko key's secret, in the region; its versions are added by a person (the README)."""
+        secret = google.secret_manager_secret.SecretManagerSecret(
+            self, "api-key", secret_id=api_key_secret_id(cfg), project=cfg.project,
+            replication={"user_managed": {"replicas": [
+                google.secret_manager_secret.SecretManagerSecretReplicationUserManagedReplicas(location=cfg.region)]}},
+            depends_on=apis,
+        )
+        TerraformOutput(self, "api_key_secret", value=secret.secret_id,
+                        description="Add the CoinGecko key's first version here before the first deploy.")
 
     def _ci_identities(self, cfg: EnvironmentConfig, apis: list[google.project_service.ProjectService]) -> None:
         repository = cfg.github_repository
@@ -325,12 +344,16 @@ class BootstrapStack(TerraformStack):
 
         secret_deployer = self._custom_role(
             cfg, "secret-deployer", cfg.secret_deployer_role_id, "secret deployer", SECRET_DEPLOYER_PERMISSIONS,
-            "Manage secrets and who may read them; never read or add a secret's value.", apis,
+            "Manage who may read the key's secret; never read or add its value.", apis,
         )
         project_roles = {
             **{role: {"deployer": members["deployer"]} for role in DEPLOYER_ROLES},
             **{role: {"planner": members["planner"]} for role in PLANNER_ROLES},
         }
+        if cfg.billing_account:
+            # The budget's provider names the project as quota project (stack.py), which takes
+            # serviceusage.services.use; the deployer's serviceUsageAdmin holds it, the planner's viewer not.
+            project_roles[QUOTA_PROJECT_ROLE] = {"planner": members["planner"]}
         grant(self, google.project_iam_member.ProjectIamMember, project_roles, project=cfg.project)
         google.project_iam_member.ProjectIamMember(
             self, "secret-deployer-deployer", project=cfg.project, role=secret_deployer.name, member=members["deployer"]

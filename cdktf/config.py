@@ -36,6 +36,9 @@ from core.health import Thresholds
 from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, StrictSettings, matching, problems
 
 ENVIRONMENTS_FILE = Path(__file__).with_name("environments.toml")
+#: The subnet's VPC Flow Logs (network.py): 10-minute records of half the flows, with all metadata;
+#: cost.py prices their volume.
+FLOW_LOG_CONFIG = {"aggregation_interval": "INTERVAL_10_MIN", "flow_sampling": 0.5, "metadata": "INCLUDE_ALL_METADATA"}
 ENV_VAR_PREFIX = "CRYPTOPIPE__DEPLOY__"
 
 _KMS_KEY = re.compile(

@@ -12,7 +12,7 @@ from typing import Any
 from cdk import google
 from constructs import Construct
 
-from config import EnvironmentConfig
+from config import FLOW_LOG_CONFIG, EnvironmentConfig
 
 #: Source range of Identity-Aware Proxy TCP forwarding (``gcloud compute ssh --tunnel-through-iap``).
 IAP_RANGE = "35.235.240.0/20"
@@ -33,8 +33,7 @@ class Network(Construct):
         self.subnet = google.compute_subnetwork.ComputeSubnetwork(
             self, "subnet", name=cfg.name_of("network", "subnet"), project=cfg.project, region=cfg.region,
             network=self.vpc.id, ip_cidr_range=cfg.network_cidr, private_ip_google_access=True,
-            log_config={"aggregation_interval": "INTERVAL_10_MIN", "flow_sampling": 0.5,
-                        "metadata": "INCLUDE_ALL_METADATA"},
+            log_config=FLOW_LOG_CONFIG,  # billed as vended logs (cost.py)
         )
         router = google.compute_router.ComputeRouter(
             self, "router", name=cfg.name_of("network", "router"), project=cfg.project, region=cfg.region,

@@ -8,7 +8,10 @@ replaces the VM and the plan says so. Polls waiting in the producer's spool (GCS
 unreachable) must survive that, so the spool is on a persistent disk of its own,
 which outlives the VM and is attached to the next one; the old VM's shutdown stops
 the producer (SIGTERM: it finishes its poll) first. The CoinGecko key never enters
-metadata or state: the producer reads it from Secret Manager.
+metadata or state: the producer reads it from Secret Manager, from the secret the
+``bootstrap-<env>`` stack makes, whose first version a person adds before the first deploy
+(the README): the VM never starts without a key. It starts once the grants its account uses
+have propagated (waits.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from config import EnvironmentConfig
 from iam import grant
 from network import Network
 from storage import LANDING, Storage
+from waits import after_grants
 
 STARTUP_BODY = Path(__file__).with_name("producer_startup.sh")
 #: The producer service's state directory: the spool disk is mounted here.
@@ -37,43 +41,29 @@ BOOT_IMAGE = "debian-cloud/debian-12"
 
 
 class ProducerVm(Construct):
-    """The API key's secret (when the plan has a key) and the producer VM."""
+    """The producer's read of the API key's secret (when the plan has a key) and the producer VM."""
 
     def __init__(
         self, scope: Construct, id_: str, cfg: EnvironmentConfig, *, network: Network, storage: Storage,
-        uploads: ArtifactUploads, service_account: str, member: str, after: list[Any],
+        uploads: ArtifactUploads, service_account: str, member: str, after: list[Any], grants: list[Any],
     ) -> None:
         super().__init__(scope, id_)
         self.secret_version: str | None = None
+        self.secret_id = api_key_secret_id(cfg)
         secret_grants: list[Any] = []
         if cfg.api_plan != "none":
-            secret_id = cfg.name_of("producer", "api-key")
-            self.secret = google.secret_manager_secret.SecretManagerSecret(
-                self,
-                "api-key",
-                secret_id=secret_id,
-                project=cfg.project,
-                replication={
-                    "user_managed": {
-                        "replicas": [
-                            google.secret_manager_secret.SecretManagerSecretReplicationUserManagedReplicas(
-                                location=cfg.region
-                            )
-                        ],
-                    }
-                },
-                depends_on=after,
-            )
-            # The key itself is added out of band (the README), never through Terraform.
-            self.secret_version = f"projects/{cfg.project}/secrets/{secret_id}/versions/latest"
+            # The secret is the bootstrap's (bootstrap.py); its value is added out of band (the README).
+            self.secret_version = f"projects/{cfg.project}/secrets/{self.secret_id}/versions/latest"
             secret_roles = {"roles/secretmanager.secretAccessor": {"producer": member}}
             secret_grants = grant(
                 self,
                 google.secret_manager_secret_iam_member.SecretManagerSecretIamMember,
                 secret_roles,
-                secret_id=self.secret.secret_id,
+                secret_id=self.secret_id,
                 project=cfg.project,
+                depends_on=after,
             )
+        self.grants_propagated = after_grants(self, [*grants, *secret_grants])
 
         script = startup_script(
             artifact_url=_object_media_url(storage.name, uploads.producer.name),
@@ -91,7 +81,7 @@ class ProducerVm(Construct):
             size=cfg.producer_spool_disk_gb,
             labels={"stage": "producer"},
             **({"disk_encryption_key": {"kms_key_self_link": cfg.kms_key}} if cfg.kms_key else {}),
-            depends_on=after,
+            depends_on=[*after, self.grants_propagated],  # with CMEK: Compute's agent uses the key at creation
         )
         self.instance = google.compute_instance.ComputeInstance(
             self,
@@ -124,9 +114,14 @@ class ProducerVm(Construct):
             tags=[network.producer_tag],
             labels={"stage": "producer", "artifact": uploads.producer_hash},
             allow_stopping_for_update=True,
-            # First boot needs egress, its artifact and its grants in place.
-            depends_on=[*network.ready, uploads.producer.object, *storage.grants, *secret_grants, *after],
+            # First boot needs egress, its artifact and its grants in effect.
+            depends_on=[*network.ready, uploads.producer.object, self.grants_propagated, *after],
         )
+
+
+def api_key_secret_id(cfg: EnvironmentConfig) -> str:
+    """The CoinGecko key's secret, as bootstrap.py makes it."""
+    return cfg.name_of("producer", "api-key")
 
 
 def producer_environment(cfg: EnvironmentConfig, landing_uri: str, secret_version: str | None) -> dict[str, str]:

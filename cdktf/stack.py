@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cdk import GcsBackend, TerraformOutput, TerraformStack, google
+from typing import Any
+
+from cdk import GcsBackend, TerraformOutput, TerraformStack, google, time
 from constructs import Construct
 
 from core.views import looker_studio_url
@@ -19,7 +21,32 @@ from processing import Processing
 from producer_vm import ProducerVm
 from project_services import ProjectServices
 from storage import Storage
+from waits import after_grants
 from warehouse import Warehouse
+
+
+def providers(scope: Construct, cfg: EnvironmentConfig) -> Any:
+    """The stack's providers; returns the one the budget goes through (None without a budget).
+
+    The Budget API takes a quota project: called with a workstation's user credentials it answers
+    403 "The billingbudgets.googleapis.com API requires a quota project, which is not set by default"
+    (GoogleCloudPlatform/cloud-foundation-fabric#3360, terraform-example-foundation#194). The
+    budget's provider names the project as its quota project (``user_project_override`` and
+    ``billing_project``, registry.terraform.io/providers/hashicorp/google/latest/docs/guides/provider_reference);
+    naming it takes ``serviceusage.services.use`` there (bootstrap.py QUOTA_PROJECT_ROLE). Only the
+    budget goes through it: every other call keeps the resource's project.
+    """
+    labels = {"app": cfg.prefix, "env": cfg.name}
+    google.provider.GoogleProvider(
+        scope, "google", project=cfg.project, region=cfg.region, zone=cfg.zone, default_labels=labels,
+    )
+    time.provider.TimeProvider(scope, "time")  # the waits (waits.py)
+    if not cfg.billing_account:
+        return None
+    return google.provider.GoogleProvider(
+        scope, "google-billing", alias="billing", project=cfg.project, region=cfg.region, default_labels=labels,
+        user_project_override=True, billing_project=cfg.project,
+    )
 
 
 class PipelineStack(TerraformStack):
@@ -27,10 +54,7 @@ class PipelineStack(TerraformStack):
 
     def __init__(self, scope: Construct, cfg: EnvironmentConfig, artifacts: Artifacts) -> None:
         super().__init__(scope, cfg.name)
-        google.provider.GoogleProvider(
-            self, "google", project=cfg.project, region=cfg.region, zone=cfg.zone,
-            default_labels={"app": cfg.prefix, "env": cfg.name},
-        )
+        billing = providers(self, cfg)
         GcsBackend(self, bucket=cfg.state_bucket, prefix=f"{cfg.prefix}/{cfg.name}")
 
         apis = ProjectServices(self, "services", cfg).enabled
@@ -41,17 +65,20 @@ class PipelineStack(TerraformStack):
         storage = Storage(self, "storage", cfg, {**access.members, **access.ci_members}, after=apis)
         uploads = ArtifactUploads(self, "artifacts", storage, artifacts)
         warehouse = Warehouse(self, "warehouse", cfg, {**access.members, **access.ci_members}, after=apis)
+        # The cluster starts once every grant its nodes and its job use has propagated (waits.py).
+        processing_grants = after_grants(self, [*access.project_grants, *storage.grants, *disks.grants,
+                                                *warehouse.grants])
         processing = Processing(
             self, "processing", cfg, network=network, storage=storage, uploads=uploads, warehouse=warehouse,
-            service_account=access.emails["processing"],
-            after=[*network.ready, *access.project_grants, *storage.grants, *disks.grants],
+            service_account=access.emails["processing"], after=[*network.ready, processing_grants],
         )
         producer = ProducerVm(
             self, "producer", cfg, network=network, storage=storage, uploads=uploads,
-            service_account=access.emails["producer"], member=access.members["producer"], after=[*apis, *disks.grants],
+            service_account=access.emails["producer"], member=access.members["producer"], after=apis,
+            grants=[*storage.grants, *disks.grants],
         )
 
-        Alerts(self, "alerts", cfg, after=apis)
+        Alerts(self, "alerts", cfg, after=apis, billing_provider=billing)
 
         outputs = {
             "bucket": (storage.bucket.name, "The data bucket (landing, archive, staging, checkpoints, artifacts)."),
@@ -68,6 +95,7 @@ class PipelineStack(TerraformStack):
                                   "Opens a new Looker Studio report on the views (docs/DASHBOARD.md)."),
         }
         if producer.secret_version:
-            outputs["api_key_secret"] = (producer.secret.secret_id, "Secret Manager secret for the CoinGecko key.")
+            outputs["api_key_secret"] = (producer.secret_id,
+                                         "Secret Manager secret for the CoinGecko key (made by bootstrap-<env>).")
         for name, (value, description) in outputs.items():
             TerraformOutput(self, name, value=value, description=description)

@@ -1,5 +1,5 @@
 """The alerts as synthesized: each policy per environment, its metric, threshold, duration,
-absence handling and channels; the channels and the budget when configured.
+what no data means and channels; the channels and the budget when configured.
 
 The expected values come from core/health.py and the environment's config, not from
 copies of them: a threshold or a log word changed in one place shows here as the
@@ -14,12 +14,13 @@ import re
 
 import pytest
 
-from alerts import BUDGET_THRESHOLDS, RUNNING_JOBS_METRIC, Alerts
+from alert_conditions import FIRES_ON_NO_DATA, QUIET_ON_NO_DATA, RUNNING_JOBS_METRIC
+from alerts import BUDGET_THRESHOLDS, Alerts
 from api_calls import BILLING_ACCOUNT_GRANTS
 from config import ConfigError, environment, load_environments
-from core.health import ALERTS, DATA_AGE_FIELD, QUARANTINED_FIELD, RECORDS_FIELD
+from core.health import ALERTS, DATA_AGE_FIELD, QUARANTINED_FIELD, RECORDS_FIELD, batch_fields, read_field
 from effective_access import ROLE_DATA
-from log_metrics import log_filters, value_extractor
+from log_metrics import data_age_bounds, log_filters, value_extractor
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 
@@ -56,7 +57,7 @@ def test_every_condition_reads_a_log_metric_built_from_the_shared_words(stack):
     filters = log_filters()
     for policy in _policies(stack).values():
         for condition in policy["conditions"]:
-            body = condition.get("condition_threshold") or condition["condition_absent"]
+            body = condition["condition_threshold"]
             if RUNNING_JOBS_METRIC in body["filter"]:
                 assert condition["display_name"] == "job not RUNNING"
                 assert body["aggregations"][0]["cross_series_reducer"] == "REDUCE_SUM"
@@ -70,14 +71,49 @@ def test_every_condition_reads_a_log_metric_built_from_the_shared_words(stack):
 
 def test_data_freshness_fires_on_old_ticks_and_on_no_loads(stack):
     t = CONFIGS[stack.directory.name].alert_thresholds
-    conditions = _conditions(_policies(stack)["Data freshness"])
-    old = conditions["loads carry only old ticks"]["condition_threshold"]
-    assert (old["comparison"], old["threshold_value"], old["duration"]) == ("COMPARISON_GT", t.freshness_seconds, "0s")
-    absent = conditions["no load of ticks"]["condition_absent"]
-    assert absent["duration"] == f"{t.freshness_seconds}s"
-    metric = _metric_of(stack, absent["filter"])
+    (condition,) = _policies(stack)["Data freshness"]["conditions"]
+    fresh = condition["condition_threshold"]
+    assert (fresh["comparison"], fresh["threshold_value"], fresh["duration"]) == (
+        "COMPARISON_GT", t.freshness_seconds, f"{t.freshness_seconds}s")
+    assert fresh["evaluation_missing_data"] == FIRES_ON_NO_DATA  # no load at all is stale data too
+    metric = _metric_of(stack, fresh["filter"])
     assert metric["value_extractor"] == value_extractor(DATA_AGE_FIELD)
     assert metric["metric_descriptor"]["value_type"] == "DISTRIBUTION"
+
+
+def test_the_freshness_threshold_is_a_bucket_boundary_of_the_data_age(stack):
+    """A percentile is interpolated inside its bucket: only a bound at the threshold makes
+    "5th percentile > threshold" exact (exponential buckets of growth 2 tripped 240 s near 256 s)."""
+    t = CONFIGS[stack.directory.name].alert_thresholds
+    (condition,) = _policies(stack)["Data freshness"]["conditions"]
+    metric = _metric_of(stack, condition["condition_threshold"]["filter"])
+    bounds = metric["bucket_options"]["explicit_buckets"]["bounds"]
+    assert t.freshness_seconds in bounds and condition["condition_threshold"]["threshold_value"] in bounds
+    assert bounds == sorted(set(bounds)) and "exponential_buckets" not in metric["bucket_options"]
+    assert 1800 in data_age_bounds(1800) and 270 in data_age_bounds(270)  # any threshold: whole minutes or not
+
+
+def test_no_extractor_carries_a_backslash(stack):
+    """Terraform's JSON doubles a backslash, and whether Logging unescapes it is undocumented."""
+    extractors = [m["value_extractor"] for m in stack.resources("google_logging_metric").values()
+                  if "value_extractor" in m]
+    assert len(extractors) == 3
+    for extractor in extractors:
+        assert "\\" not in extractor, extractor
+    for key, field in {"data-age": DATA_AGE_FIELD, "records": RECORDS_FIELD, "quarantined": QUARANTINED_FIELD}.items():
+        assert "\\" not in value_extractor(field), key
+
+
+@pytest.mark.parametrize("records, quarantined, age", [(250, 0, 41.5), (12, 3, None), (0, 0, 0.0), (7, 7, 86399.9)])
+def test_the_backslash_free_extractors_read_what_the_shared_pattern_reads(records, quarantined, age):
+    """...on the stream's per-batch line as Dataproc logs it (a message with a prefix before our fields)."""
+    from tests.logging_filter import extract
+
+    line = f"26/11/30 16:05:01 INFO cryptopipe.stream: {batch_fields(records, quarantined, age)}"
+    entry = {"jsonPayload": {"message": line}}
+    for field in (RECORDS_FIELD, QUARANTINED_FIELD, DATA_AGE_FIELD):
+        value = extract(value_extractor(field), entry)
+        assert (None if value is None else float(value)) == read_field(line, field), field
 
 
 def test_the_default_freshness_is_three_polls_and_two_triggers_in_whole_minutes():
@@ -93,10 +129,19 @@ def test_producer_down_and_stream_not_running_fire_on_absence_and_restarts(stack
     t = CONFIGS[stack.directory.name].alert_thresholds
     policies = _policies(stack)
     (producer,) = policies["Producer down"]["conditions"]
-    assert producer["condition_absent"]["duration"] == f"{t.producer_silence_seconds}s"
-    assert "gce_instance" in producer["condition_absent"]["filter"]
+    polls = producer["condition_threshold"]
+    assert (polls["comparison"], polls["threshold_value"]) == ("COMPARISON_LT", 1)
+    assert polls["duration"] == f"{t.producer_silence_seconds}s"
+    assert "gce_instance" in polls["filter"]
     stream = _conditions(policies["Stream not running"])
-    assert stream["no batch or idle line"]["condition_absent"]["duration"] == f"{t.stream_silence_seconds}s"
+    reports = stream["no batch or idle line"]["condition_threshold"]
+    assert (reports["comparison"], reports["duration"]) == ("COMPARISON_LT", f"{t.stream_silence_seconds}s")
+    # a producer or a stream that never wrote a line, or a cluster that is gone, fires too: an absence
+    # condition needs one data point after the policy exists (cloud.google.com/monitoring/alerts/metric-absence)
+    for never_reported in (polls, reports, stream["job not RUNNING"]["condition_threshold"]):
+        assert never_reported["evaluation_missing_data"] == FIRES_ON_NO_DATA
+    for policy in policies.values():
+        assert all("condition_absent" not in condition for condition in policy["conditions"])
     not_running = stream["job not RUNNING"]["condition_threshold"]
     assert f'metric.type="{RUNNING_JOBS_METRIC}"' in not_running["filter"]
     cluster = next(iter(stack.resources("google_dataproc_cluster").values()))["name"]
@@ -106,6 +151,7 @@ def test_producer_down_and_stream_not_running_fire_on_absence_and_restarts(stack
     restarts = stream["driver restarts"]["condition_threshold"]
     assert restarts["threshold_value"] == t.max_driver_restarts_per_hour
     assert restarts["aggregations"][0]["alignment_period"] == "3600s"
+    assert restarts["evaluation_missing_data"] == QUIET_ON_NO_DATA  # no start line: no restart
 
 
 def test_quarantine_rate_is_quarantined_over_read_lines_of_15_minutes(stack):
@@ -117,6 +163,7 @@ def test_quarantine_rate_is_quarantined_over_read_lines_of_15_minutes(stack):
     assert _metric_of(stack, rate["denominator_filter"])["value_extractor"] == value_extractor(RECORDS_FIELD)
     for aggregations in (rate["aggregations"], rate["denominator_aggregations"]):
         assert aggregations == [{"alignment_period": "900s", "per_series_aligner": "ALIGN_MEAN"}]
+    assert rate["evaluation_missing_data"] == QUIET_ON_NO_DATA
 
 
 def test_without_channels_the_policies_still_exist_and_notify_nobody(stacks):
@@ -129,16 +176,34 @@ def test_without_channels_the_policies_still_exist_and_notify_nobody(stacks):
 
 def _synth_alerts(tmp_path, **values) -> dict:
     """Only the Alerts construct of an environment with ``values``, synthesized (no artifacts needed)."""
-    from cdk import App, TerraformStack, google
+    return _synth_alerts_stack(tmp_path, **values)["resource"]
+
+
+def _synth_alerts_stack(tmp_path, **values) -> dict:
+    """The stack of :func:`_synth_alerts`: its providers as the pipeline's (stack.py) and the alerts."""
+    from cdk import App, TerraformStack
+
+    from stack import providers
 
     cfg = environment("dev", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
                               "project_number": 123456789012, **values})
     app = App(outdir=str(tmp_path))
     stack = TerraformStack(app, "alerts")
-    google.provider.GoogleProvider(stack, "google", project=cfg.project)
-    Alerts(stack, "alerts", cfg, after=[])
+    Alerts(stack, "alerts", cfg, after=[], billing_provider=providers(stack, cfg))
     app.synth()
-    return json.loads((tmp_path / "stacks" / "alerts" / "cdk.tf.json").read_text())["resource"]
+    return json.loads((tmp_path / "stacks" / "alerts" / "cdk.tf.json").read_text())
+
+
+def test_the_budget_goes_through_a_provider_with_the_project_as_quota_project(tmp_path, stack):
+    document = _synth_alerts_stack(tmp_path, billing_account="012345-6789AB-CDEF01", budget_amount=150)
+    (default, billing) = sorted(document["provider"]["google"], key=lambda p: p.get("alias", ""))
+    assert "user_project_override" not in default and "billing_project" not in default
+    assert (billing["alias"], billing["user_project_override"], billing["billing_project"]) == (
+        "billing", True, "my-project-1")
+    (budget,) = document["resource"]["google_billing_budget"].values()
+    assert budget["provider"] == "google.billing"
+    # without a budget, no quota project anywhere (the environments' stacks)
+    assert [set(p) & {"user_project_override", "billing_project"} for p in stack.json["provider"]["google"]] == [set()]
 
 
 def test_channels_and_budget_from_the_config(tmp_path):

@@ -123,8 +123,9 @@ def test_kms_key_encrypts_bucket_dataset_and_disks(source_copy, tmp_path):
     assert len(members) == 4
     assert {f"serviceAccount:service-{number}@compute-system.iam.gserviceaccount.com",
             f"serviceAccount:service-{number}@dataproc-accounts.iam.gserviceaccount.com"} <= members
-    # the disks and the cluster wait until the agents may use the key
+    # the disks and the cluster wait until the agents' use of the key has propagated (waits.py)
     disk_grants = {f"google_kms_crypto_key_iam_member.{name}" for name, g in key_grants.items()
                    if "compute-system" in g["member"] or "dataproc-accounts" in g["member"]}
-    assert disk_grants <= set(cluster["depends_on"]) and disk_grants <= set(vm["depends_on"])
-    assert disk_grants <= set(spool["depends_on"])
+    for waiting in (cluster, vm, spool):
+        (wait,) = [d for d in waiting["depends_on"] if d.startswith("time_sleep.")]
+        assert disk_grants <= set(resources["time_sleep"][wait.split(".", 1)[1]]["depends_on"])

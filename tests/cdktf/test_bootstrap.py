@@ -156,11 +156,22 @@ def test_the_workload_accounts_are_made_here(bootstrap_stacks, env):
     assert made == {*cfg.service_account_ids.values(), *cfg.ci_service_account_ids.values()}
 
 
-def test_deployer_manages_secrets_but_never_reads_their_value(bootstrap_stacks, env):
+def test_deployer_manages_who_reads_the_key_but_never_the_secret_or_its_value(bootstrap_stacks, env):
     custom = _custom_role(bootstrap_stacks[env], CONFIGS[env].secret_deployer_role_id)
     assert custom["role_id"] == f"cryptopipe_{env}_secret_deployer"
-    assert all(p.startswith("secretmanager.secrets.") for p in custom["permissions"])
-    assert {"secretmanager.secrets.create", "secretmanager.secrets.setIamPolicy"} <= set(custom["permissions"])
+    assert sorted(custom["permissions"]) == ["secretmanager.secrets.get", "secretmanager.secrets.getIamPolicy",
+                                             "secretmanager.secrets.setIamPolicy"]
+
+
+def test_the_keys_secret_is_made_here_so_its_version_precedes_the_first_deploy(bootstrap_stacks, stacks, env):
+    stack = bootstrap_stacks[env]
+    secret = stack.one("google_secret_manager_secret")
+    assert secret["secret_id"] == f"cryptopipe-{env}-producer-api-key"
+    assert stack.addresses("google_project_service") <= set(secret["depends_on"])
+    assert "secretmanager.googleapis.com" in {s["service"] for s in stack.resources("google_project_service").values()}
+    assert stack.json["output"]["api_key_secret"]["value"] == stack.ref_one("google_secret_manager_secret",
+                                                                            "secret_id")
+    assert not stacks[env].resources("google_secret_manager_secret")
 
 
 def test_planner_only_reads(bootstrap_stacks, env):
@@ -217,7 +228,7 @@ def test_without_a_repository_the_bootstrap_has_no_ci_identities(tmp_path):
     app.synth()
     resources = json.loads((tmp_path / "stacks" / "bootstrap-qa" / "cdk.tf.json").read_text())["resource"]
     assert set(resources) == {"google_project_service", "google_storage_bucket", "google_service_account",
-                              "google_project_iam_custom_role"}
+                              "google_project_iam_custom_role", "google_secret_manager_secret"}  # the demo plan's key
     assert {body["account_id"] for body in resources["google_service_account"].values()} == {
         "cryptopipe-qa-producer", "cryptopipe-qa-processing"}
 

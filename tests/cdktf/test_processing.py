@@ -138,11 +138,18 @@ def test_job_restarts_its_driver_and_is_cancelled_on_replace(stack):
     assert job["lifecycle"]["replace_triggered_by"] == [f"{stack.address('google_dataproc_cluster', cluster)}.id"]
 
 
-def test_cluster_waits_for_egress_firewall_and_grants(stack):
+def test_cluster_waits_for_egress_firewall_and_its_grants_propagation(stack):
     depends_on = set(stack.one("google_dataproc_cluster")["depends_on"])
-    needed = {*stack.addresses("google_compute_router_nat"), *stack.addresses("google_compute_firewall"),
-              *stack.addresses("google_project_iam_member")}
-    assert needed <= depends_on  # the nodes reach Google APIs and read their init action's artifact at creation
+    assert {*stack.addresses("google_compute_router_nat"), *stack.addresses("google_compute_firewall")} <= depends_on
+    # the nodes reach Google APIs and read their init action's artifact at creation, once: after every
+    # grant of the processing account has propagated (waits.py; tests/cdktf/test_first_deploy.py walks it)
+    (wait,) = [d for d in depends_on if d.startswith("time_sleep.")]
+    waited = stack.resources("time_sleep")[wait.split(".", 1)[1]]
+    processing = f"serviceAccount:{stack.one('google_dataproc_cluster')['cluster_config']['gce_cluster_config']['service_account']}"
+    grants = {f"{type_}.{name}" for type_, bodies in stack.json["resource"].items() if type_.endswith("_iam_member")
+              for name, body in bodies.items() if body["member"] == processing}
+    assert grants and grants <= set(waited["depends_on"])
+    assert waited["create_duration"] == "420s"
 
 
 def test_the_dataproc_jobs_arguments_are_what_the_jobs_own_parser_accepts(stack):

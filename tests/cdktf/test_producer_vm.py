@@ -115,10 +115,13 @@ def test_startup_script_passes_shellcheck(stack, tmp_path, shellcheck):
     assert result.returncode == 0, result.stdout
 
 
-def test_the_api_key_is_never_in_the_stack(stack):
+def test_the_api_key_is_never_in_the_stack(stack, bootstrap_stacks):
     assert not stack.resources("google_secret_manager_secret_version")
-    secret = stack.one("google_secret_manager_secret")
+    assert not stack.resources("google_secret_manager_secret")  # the bootstrap's, with a version before any VM
+    secret = bootstrap_stacks[stack.directory.name].one("google_secret_manager_secret")
     assert secret["replication"] == {"user_managed": {"replicas": [{"location": CONFIGS[stack.directory.name].region}]}}
+    (grant,) = stack.resources("google_secret_manager_secret_iam_member").values()
+    assert grant["secret_id"] == secret["secret_id"]
     assert "API_KEY=" not in stack.one("google_compute_instance")["metadata_startup_script"]
 
 

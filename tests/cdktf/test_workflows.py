@@ -160,10 +160,12 @@ def test_main_deploys_dev_then_prod_through_its_protected_environment(workflows)
         # then the job fails unless the stream runs and loads (the provider counts a job in ERROR as
         # created), checked as the read-only planner: the steps between switch to it, and do nothing else
         checked = runs.index('scripts/check-stream.sh "$STACK_DIR"')
-        resolve, auth = job["steps"][applied + 1:checked]
+        resolve, auth, login = job["steps"][applied + 1:checked]
         assert resolve["run"] == f'.venv/bin/python cdktf/ci.py {env} planner | tee -a "$GITHUB_OUTPUT"', job_id
         assert auth["uses"].startswith("google-github-actions/auth@"), job_id
         assert auth["with"]["service_account"] == f"${{{{ steps.{resolve['id']}.outputs.service_account }}}}"
+        # bq needs gcloud signed in with the federated credentials file (setup-gcloud#461, #647)
+        assert login["run"] == 'gcloud auth login --cred-file="$GOOGLE_GHA_CREDS_PATH" --quiet', job_id
     prod_job = deployers["prod"][1]
     assert "dev" in prod_job["needs"]  # prod only after dev deployed the same commit
     (plan_job_id,) = [j for j in prod_job["needs"] if j != "dev"]
