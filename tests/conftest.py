@@ -39,6 +39,27 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
+#: Session resources that cost seconds to start, by the fixture that starts them, and the
+#: xdist group that keeps every test using one on the same worker (``--dist loadgroup``):
+#: one JVM and one bqemulator per run.
+COSTLY_SESSION_FIXTURES = {"spark": "spark", "bq_emulator": "bigquery-emulator"}
+#: The CDKTF app's tests import the google provider bindings (12-13 s a process) and share
+#: one synth per family (tests/cdktf/conftest.py): all on one worker.
+CDKTF_TESTS = Path(__file__).parent / "cdktf"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group each test by the first costly session resource it uses (in the order above),
+    or as a CDKTF test; tests that use none are spread over the workers one by one."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        group = next((group for fixture, group in COSTLY_SESSION_FIXTURES.items() if fixture in fixtures), None)
+        if group is None and item.path.is_relative_to(CDKTF_TESTS):
+            group = "cdktf"
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     from jobs.session import build_session

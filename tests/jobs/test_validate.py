@@ -81,7 +81,7 @@ BAD = {
     "empty object": ("{}", "; ".join(f"{name}: missing or null" for name in REQUIRED)),
     "file without records": (None, NO_RECORDS),  # the stream's row for an empty landing file
     # A whole /coins/markets answer landed as one line (about 160 KB): quarantined, its raw line cut.
-    "a whole markets array": (json.dumps([tick(f"coin-{i:03d}", name="é" * 100) for i in range(250)]), NOT_AN_OBJECT),
+    "a whole markets array": (json.dumps([landing_record(f"coin-{i:03d}", name="é" * 100) for i in range(250)]), NOT_AN_OBJECT),
     "a long line at the limit": ("€" * RAW_LINE_KEPT_CHARS, NOT_AN_OBJECT),
 }
 
