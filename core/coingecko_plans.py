@@ -44,6 +44,9 @@ MONTH_SECONDS = MONTH_DAYS * 86_400
 #: How often the producer asks ``/key`` for the account's count, on plans that have it.
 USAGE_CHECK_SECONDS = 3_600
 
+#: CoinGecko's largest ``per_page`` of ``/coins/markets``: a poll asks one page per 250 coins.
+MAX_PER_PAGE = 250
+
 DEMO_HEADER = "x-cg-demo-api-key"
 PRO_HEADER = "x-cg-pro-api-key"
 
@@ -92,6 +95,11 @@ PLANS: Mapping[str, Plan] = {plan.name: plan for plan in (
 PLAN_NAMES = tuple(PLANS)
 
 
+def pages_for(coins: int) -> int:
+    """Pages of ``/coins/markets`` one currency of a poll of ``coins`` coins takes."""
+    return math.ceil(coins / MAX_PER_PAGE)
+
+
 def calls_needed(seconds: float, *, interval_seconds: float, calls_per_poll: int, usage_checks: bool) -> int:
     """Calls that polling every ``interval_seconds`` (plus an hourly ``/key`` check when
     ``usage_checks``) makes in ``seconds``: a poll, and a check, at its start."""
@@ -112,6 +120,15 @@ class MonthlyNeed:
     currencies: int
     usage_checks: bool
     """Whether the producer asks ``/key`` hourly (paid plans): 744 calls in 31 days."""
+
+    @classmethod
+    def of(cls, plan: str, monthly_credits: int | None, *, interval_seconds: float, coins: int,
+           currencies: int) -> MonthlyNeed:
+        """The need of a producer configured so (the producer's settings and each environment's
+        at synth both ask this): ``monthly_credits`` None takes the plan's."""
+        credits = PLANS[plan].monthly_credits if monthly_credits is None else monthly_credits
+        return cls(plan, credits, interval_seconds, pages_for(coins), currencies,
+                   usage_checks=PLANS[plan].reports_usage)
 
     @property
     def calls_per_poll(self) -> int:

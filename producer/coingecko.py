@@ -30,8 +30,9 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 from tenacity.wait import wait_random_exponential
 
+from core.coingecko_plans import MAX_PER_PAGE
 from producer.budget import RequestBudget
-from producer.config import MAX_PER_PAGE, ProducerConfig
+from producer.config import ProducerConfig
 from producer.credits import AccountUsage, Credits, parse_usage
 from producer.errors import ApiRejected, ApiUnavailable, GaveUp, ProducerError, RateLimited, RetryableError
 from producer.logs import log_event

@@ -10,14 +10,13 @@ file. The machinery shared with the deployment's settings is :mod:`core.settings
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from core.coingecko_plans import PLAN_NAMES, PLANS, MonthlyNeed, Plan
+from core.coingecko_plans import PLAN_NAMES, PLANS, MonthlyNeed, Plan, pages_for
 from core.gcp import PROJECT_ID
 from core.settings import CommaSeparated, Problem, Refused, StrictSettings, matching, problems
 from producer.errors import ConfigError
@@ -28,9 +27,6 @@ PUBLIC_API_URL = "https://api.coingecko.com/api/v3"
 PRO_API_URL = "https://pro-api.coingecko.com/api/v3"
 PUBLIC_HOST = urlsplit(PUBLIC_API_URL).hostname
 PRO_HOST = urlsplit(PRO_API_URL).hostname
-
-#: CoinGecko's largest ``per_page``.
-MAX_PER_PAGE = 250
 
 _Count = Annotated[int, Field(ge=1)]
 _Seconds = Annotated[float, Field(gt=0)]
@@ -220,14 +216,13 @@ class ProducerConfig(StrictSettings):
     @property
     def monthly_need(self) -> MonthlyNeed:
         """What this schedule needs in the longest month, against the plan's credits."""
-        return MonthlyNeed(self.api_plan, self.monthly_credit_limit, self.interval_seconds, self.pages_per_poll,
-                           self.currencies, usage_checks=self.plan.reports_usage)
+        return MonthlyNeed.of(self.api_plan, self.monthly_credits, interval_seconds=self.interval_seconds,
+                              coins=len(self.coin_ids) or self.top_n, currencies=self.currencies)
 
     @property
     def pages_per_poll(self) -> int:
         """Pages of one currency a poll fetches."""
-        wanted = len(self.coin_ids) or self.top_n
-        return math.ceil(wanted / MAX_PER_PAGE)
+        return pages_for(len(self.coin_ids) or self.top_n)
 
     @property
     def requests_per_poll(self) -> int:
