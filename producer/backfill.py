@@ -436,7 +436,8 @@ def run_backfill(
     """Back-fill ``start``-``end`` for the config's coins (``coin_ids`` or the top N), now.
 
     Raises :class:`BackfillError` for a bad range, an unknown coin, no spare budget
-    (nothing was fetched) or no spare credits (:class:`CreditsShort`, also mid-way), :class:`CoinSetUnavailable` when the coin set cannot be
+    (nothing was fetched) or no spare credits (:class:`CreditsShort`, also mid-way),
+    :class:`CoinSetUnavailable` when the coin set cannot be
     read. Coins whose chart fails after the retries are in ``report.failed``; what
     landed stays landed, and running the same back-fill again fetches only the rest.
     Parts of the range back-filled before (by any range) are not fetched again.

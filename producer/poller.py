@@ -267,9 +267,10 @@ class Poller:
         log_event(log, logging.INFO, "credits_reconciled", counted=before.used, account_used=after.used,
                   account_credits=usage.credits, account_remaining=usage.remaining,
                   difference=after.used - before.used)  # fmt: skip
-        if usage.rate_limit_per_minute is not None and self.config.requests_per_minute > usage.rate_limit_per_minute:
-            log_event(log, logging.WARNING, "budget_above_rate_limit", requests_per_minute=self.config.requests_per_minute,
-                      account_rate_limit=usage.rate_limit_per_minute)  # fmt: skip
+        budget, limit = self.config.requests_per_minute, usage.rate_limit_per_minute
+        if limit is not None and budget > limit:
+            log_event(log, logging.WARNING, "budget_above_rate_limit", requests_per_minute=budget,
+                      account_rate_limit=limit)  # fmt: skip
         self._observe_credits(reconciled=True)
 
     def poll_once(self, stop: threading.Event | None = None, *, deadline: float | None = None) -> PollReport:

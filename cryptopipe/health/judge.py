@@ -61,8 +61,9 @@ def credits_verdict(heartbeat: dict | None) -> Verdict | None:
         return None
     left = f"{credits['remaining']:,} of {credits['credits']:,} left"
     if credits["short"]:
-        value = (f"{left}, out at {credits['runs_out_at']} polling every {credits['configured_interval_seconds']:g} s: "
-                 f"polls every {credits['interval_seconds']:.0f} s, back-fill waits")
+        configured, stretched = credits["configured_interval_seconds"], credits["interval_seconds"]
+        value = (f"{left}, out at {credits['runs_out_at']} polling every {configured:g} s: "
+                 f"polls every {stretched:.0f} s, back-fill waits")
     else:
         value = f"{left}, {credits['needed_to_month_end']:,} needed to {credits['month_ends_at'][:10]}"
     return Verdict(CREDITS_ALERT, not credits["short"], value, "out before the month ends")

@@ -89,7 +89,7 @@ def test_config_rejects_key_sent_to_the_wrong_host(plan, url):
 
 
 def test_config_rejects_key_when_plan_is_none():
-    with pytest.raises(ConfigError, match="API_PLAN='none' is invalid: a key is configured: expected 'demo' or a paid plan"):
+    with pytest.raises(ConfigError, match="API_PLAN='none' is invalid: a key is configured: expected 'demo' or a paid"):
         ProducerConfig(api_key="k")
     with pytest.raises(ConfigError, match="API_PLAN='none' is invalid: a key is configured"):
         ProducerConfig(api_key_secret=SECRET)
@@ -126,14 +126,16 @@ def test_the_monthly_check_counts_pages_and_the_paid_plans_hourly_usage_checks()
         ProducerConfig(api_plan="demo", api_key="k", top_n=1000, interval_seconds=600)
     # Basic: 100,000 credits less 744 hourly /key checks leave 99,256 polls: every 26.98 s, so 27 s
     assert ProducerConfig(api_plan="basic", api_key="k", interval_seconds=27).monthly_need.calls == 99_944
-    with pytest.raises(InvalidSetting, match=r"needs 103,760 calls a month \(31 days, 744 of them hourly /key checks\) "
-                                             r"but plan basic has 100,000 credits: expected an interval of at least 27 s"):
+    with pytest.raises(InvalidSetting, match=r"needs 103,760 calls a month \(31 days, 744 of them hourly /key "
+                                             r"checks\) but plan basic has 100,000 credits: expected an interval of "
+                                             r"at least 27 s"):
         ProducerConfig(api_plan="basic", api_key="k", interval_seconds=26)
 
 
 def test_plans_carry_their_documented_credits_overridable_by_monthly_credits():
     assert ProducerConfig(api_plan="pro", api_key="k").monthly_credit_limit == 100_000  # any paid plan: as Basic
-    assert ProducerConfig(api_plan="lite", api_key="k", interval_seconds=2, requests_per_minute=30).monthly_credit_limit == 2_000_000
+    lite = ProducerConfig(api_plan="lite", api_key="k", interval_seconds=2, requests_per_minute=30)
+    assert lite.monthly_credit_limit == 2_000_000
     assert ProducerConfig(api_plan="demo", api_key="k", monthly_credits=50_000).interval_seconds == 60
     assert ProducerConfig(interval_seconds=6).monthly_credit_limit is None  # keyless: no monthly cap to last
     with pytest.raises(InvalidSetting, match=r"MONTHLY_CREDITS=None is invalid: plan 'enterprise' documents no "

@@ -91,8 +91,8 @@ def test_a_reconcile_showing_fewer_credits_stretches_polls_and_holds_back_fill(
     caplog.set_level(logging.INFO)
     clock = WallClock(month_end(NOV_30_NOON) - timedelta(seconds=10))  # ten seconds of November left
     # The configured credits would last the month at this pace; the account's 1,000 will not.
-    config = make_config(api_plan="analyst", api_key="k", base_url=account.url, coin_ids=COINS,
-                         interval_seconds=0.2, monthly_credits=10**8, health_file=str(tmp_path / "health.json"))  # fmt: skip
+    config = make_config(api_plan="analyst", api_key="k", base_url=account.url, coin_ids=COINS, interval_seconds=0.2,
+                         monthly_credits=10**8, health_file=str(tmp_path / "health.json"))  # fmt: skip
     account.spend_credits(1_000 - 25)
     with Poller.from_config(config, credits=Credits(config, clock=clock)) as poller:
         end = account.market.as_of
