@@ -31,6 +31,7 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
+from core.coingecko_plans import PLAN_NAMES, MonthlyNeed
 from core.gcp import PROJECT_ID
 from core.health import Thresholds
 from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, StrictSettings, matching, problems
@@ -146,9 +147,14 @@ class EnvironmentConfig(StrictSettings):
     """Seconds between polls (CoinGecko caches /coins/markets for 45-60 s)."""
     requests_per_minute: int = Field(10, ge=1, le=500)
     """The producer's CoinGecko request budget; keep under the plan's limit."""
-    api_plan: Literal["none", "demo", "pro"] = "demo"
-    """CoinGecko plan: ``none`` (keyless), ``demo`` or ``pro``; demo and pro read the key
-    from the Secret Manager secret this stack creates."""
+    api_plan: Literal[PLAN_NAMES] = "basic"
+    """CoinGecko plan (core/coingecko_plans.py): ``none`` (keyless), ``demo``, ``basic``, ``analyst``,
+    ``lite``, ``enterprise``, or ``pro`` (any paid plan, planned as Basic); a keyed plan reads the
+    key from the Secret Manager secret this stack creates. Basic is the smallest whose credits last
+    a month of polls every 60 s; Demo's last one every 268 s or longer. A schedule that cannot last a
+    31-day month on the plan's credits is refused at synth (docs/PRODUCER.md, "Credits")."""
+    monthly_credits: int | None = Field(None, ge=1)
+    """CoinGecko call credits a month instead of the plan's (``enterprise`` needs it)."""
     trigger_seconds: int = Field(int(DEFAULT_TRIGGER_SECONDS["storage-write"]), ge=1, le=3600)
     """Streaming trigger interval of the Spark job, at least the floor of ``bigquery_write``
     (core/bigquery_quotas.py): 0.72 s for the Storage Write API's 10,000 streams an hour and
@@ -225,6 +231,13 @@ class EnvironmentConfig(StrictSettings):
 
     @model_validator(mode="after")
     def _fits_together(self) -> EnvironmentConfig:
+        need = MonthlyNeed.of(self.api_plan, self.monthly_credits, interval_seconds=self.interval_seconds,
+                              coins=len(self.coin_ids) or self.top_n, currencies=1)
+        if need.credits is None and self.api_plan != "none":
+            raise Refused("monthly_credits", None, f"plan {self.api_plan!r} documents no credits: expected the "
+                          "contract's call credits a month")
+        if refusal := need.refusal():  # the producer refuses it at start-up alike (producer/config.py)
+            raise Refused("interval_seconds", self.interval_seconds, refusal)
         if self.trigger_seconds < MIN_TRIGGER_SECONDS[self.bigquery_write]:
             raise Refused("trigger_seconds", self.trigger_seconds, f"shorter than the "
                           f"{MIN_TRIGGER_SECONDS[self.bigquery_write]:g} s BigQuery's quota allows {self.bigquery_write} "

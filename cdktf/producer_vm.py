@@ -136,6 +136,7 @@ def producer_environment(cfg: EnvironmentConfig, landing_uri: str, secret_versio
         "COIN_IDS": ",".join(cfg.coin_ids) or None,
         "INTERVAL_SECONDS": str(cfg.interval_seconds),
         "REQUESTS_PER_MINUTE": str(cfg.requests_per_minute),
+        "MONTHLY_CREDITS": None if cfg.monthly_credits is None else str(cfg.monthly_credits),
         "LANDING_URI": landing_uri,
         "SPOOL_DIR": SPOOL_DIR,
         "API_KEY_SECRET": secret_version,

@@ -10,13 +10,13 @@ file. The machinery shared with the deployment's settings is :mod:`core.settings
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from core.coingecko_plans import PLAN_NAMES, PLANS, MonthlyNeed, Plan, pages_for
 from core.gcp import PROJECT_ID
 from core.settings import CommaSeparated, Problem, Refused, StrictSettings, matching, problems
 from producer.errors import ConfigError
@@ -27,12 +27,6 @@ PUBLIC_API_URL = "https://api.coingecko.com/api/v3"
 PRO_API_URL = "https://pro-api.coingecko.com/api/v3"
 PUBLIC_HOST = urlsplit(PUBLIC_API_URL).hostname
 PRO_HOST = urlsplit(PRO_API_URL).hostname
-
-#: The header each plan's key travels in; keyless requests send none.
-PLAN_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
-
-#: CoinGecko's largest ``per_page``.
-MAX_PER_PAGE = 250
 
 _Count = Annotated[int, Field(ge=1)]
 _Seconds = Annotated[float, Field(gt=0)]
@@ -70,9 +64,15 @@ class ProducerConfig(StrictSettings):
         use_attribute_docstrings=True,
     )
 
-    api_plan: Literal["none", "demo", "pro"] = "none"
-    """``none`` (keyless), ``demo`` (key in ``x-cg-demo-api-key``, public host) or ``pro``
-    (key in ``x-cg-pro-api-key``, pro host)."""
+    api_plan: Literal[PLAN_NAMES] = "none"
+    """CoinGecko plan (core/coingecko_plans.py): ``none`` (keyless), ``demo`` (key in
+    ``x-cg-demo-api-key``, public host), or a paid plan, ``basic``, ``analyst``, ``lite``,
+    ``enterprise`` (key in ``x-cg-pro-api-key``, pro host); ``pro``, any paid plan, is planned
+    as Basic. The plan sets the monthly credits the schedule must last on."""
+
+    monthly_credits: Annotated[int, Field(ge=1)] | None = None
+    """Call credits a month; empty: the plan's documented figure (none for keyless, which
+    has no monthly cap). Required for ``enterprise``."""
 
     base_url: str = ""
     """CoinGecko API root. Empty: the plan's host (``https://pro-api.coingecko.com/api/v3``
@@ -162,22 +162,25 @@ class ProducerConfig(StrictSettings):
     @field_validator("base_url")
     @classmethod
     def _plan_host(cls, url: str, info: ValidationInfo) -> str:
-        plan = info.data.get("api_plan")
-        url = (url or (PRO_API_URL if plan == "pro" else PUBLIC_API_URL)).rstrip("/")
+        plan = PLANS.get(info.data.get("api_plan", "none"), PLANS["none"])
+        url = (url or (PRO_API_URL if plan.pro_host else PUBLIC_API_URL)).rstrip("/")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http(s) URL such as {PUBLIC_API_URL}")
-        if plan == "pro" and parts.hostname == PUBLIC_HOST:
+        if plan.pro_host and parts.hostname == PUBLIC_HOST:
             raise ValueError(f"expected {PRO_API_URL}: pro keys only work on {PRO_HOST}")
-        if plan == "demo" and parts.hostname == PRO_HOST:
+        if plan.name == "demo" and parts.hostname == PRO_HOST:
             raise ValueError(f"expected {PUBLIC_API_URL}: demo keys only work on {PUBLIC_HOST}")
         return url
 
     @model_validator(mode="after")
     def _fits_together(self) -> ProducerConfig:
         if self.api_plan == "none" and (self.api_key or self.api_key_secret):
-            raise Refused("api_plan", self.api_plan,
-                          "a key is configured: expected 'demo' or 'pro', so the key is sent in the right header")
+            raise Refused("api_plan", self.api_plan, "a key is configured: expected 'demo' or a paid plan "
+                          "('basic', 'analyst', 'lite', 'enterprise', 'pro'), so the key is sent in the right header")
+        if self.monthly_credit_limit is None and self.api_plan != "none":
+            raise Refused("monthly_credits", None, f"plan {self.api_plan!r} documents no credits: expected the "
+                          "contract's call credits a month")
         if self.backoff_base_seconds > self.backoff_cap_seconds:
             raise Refused("backoff_base_seconds", self.backoff_base_seconds,
                           f"expected at most backoff_cap_seconds ({self.backoff_cap_seconds:g})")
@@ -190,13 +193,41 @@ class ProducerConfig(StrictSettings):
                 f"{needed * 60 / budget:g} s, fewer coins, or a larger {variable('requests_per_minute')} "
                 "if your plan allows it",
             )
+        refusal = self.monthly_need.refusal()
+        if refusal:
+            raise Refused("interval_seconds", self.interval_seconds, refusal)
         return self
 
     @property
+    def plan(self) -> Plan:
+        """The plan ``api_plan`` names, with its documented figures."""
+        return PLANS[self.api_plan]
+
+    @property
+    def monthly_credit_limit(self) -> int | None:
+        """Credits a month: ``monthly_credits``, else the plan's; None: no monthly cap."""
+        return self.monthly_credits if self.monthly_credits is not None else self.plan.monthly_credits
+
+    @property
+    def currencies(self) -> int:
+        """Quote currencies each poll asks for, one request a page and currency (one: ``vs_currency``)."""
+        return 1
+
+    @property
+    def monthly_need(self) -> MonthlyNeed:
+        """What this schedule needs in the longest month, against the plan's credits."""
+        return MonthlyNeed.of(self.api_plan, self.monthly_credits, interval_seconds=self.interval_seconds,
+                              coins=len(self.coin_ids) or self.top_n, currencies=self.currencies)
+
+    @property
+    def pages_per_poll(self) -> int:
+        """Pages of one currency a poll fetches."""
+        return pages_for(len(self.coin_ids) or self.top_n)
+
+    @property
     def requests_per_poll(self) -> int:
-        """Pages one poll fetches when nothing fails."""
-        wanted = len(self.coin_ids) or self.top_n
-        return math.ceil(wanted / MAX_PER_PAGE)
+        """Requests one poll makes when nothing fails: its pages for each currency."""
+        return self.pages_per_poll * self.currencies
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ProducerConfig:
