@@ -15,7 +15,7 @@ from producer.config import ENV_PREFIX, PRO_API_URL, PUBLIC_API_URL, InvalidSett
 
 from ..conftest import isolated_environ
 
-DOCS = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "PRODUCER.md"
 SECRET = "projects/my-project/secrets/coingecko/versions/latest"
 
 
