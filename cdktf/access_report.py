@@ -1,29 +1,19 @@
-"""The README's and SECURITY.md's access tables, generated from the effective-permission model.
-
-    .venv/bin/python cdktf/access_report.py          # synthesize, then rewrite both tables
+"""The access tables of docs/DEPLOY.md and SECURITY.md, computed from the effective-permission model.
 
 Both documents once said the processing account "can change no code" while a
 project-wide role let it overwrite every artifact. Now what they say about who may
-do what is computed from the synthesized stacks (effective_access.py) and written
-between ``<!-- access:… -->`` markers; a test regenerates it from the test session's
-synth and fails when a document is stale.
+do what is computed from the synthesized stacks (effective_access.py) and written into
+their ``<!-- access:… -->`` sections by scripts/docs.py, which a test runs on the
+test session's synth.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import sys
-import tempfile
-from pathlib import Path
 
 from api_calls import JOB_ARTIFACT, LANDING_OBJECT, PRODUCER_ARTIFACT, Targets
-from config import EnvironmentConfig, load_environments
+from config import EnvironmentConfig
 from effective_access import AccessModel, Binding, Resource, service_account
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Each document and the tables it carries.
-DOCUMENTS = {REPO_ROOT / "README.md": ("capabilities", "grants"), REPO_ROOT / "SECURITY.md": ("capabilities",)}
 IDENTITIES = ("producer", "processing", "deployer", "planner")
 _VERBS = (("storage.objects.get", "read"), ("storage.objects.create", "create"), ("storage.objects.delete", "delete"))
 
@@ -145,38 +135,3 @@ class Report:
 def report(stacks: dict[str, dict], cfg: EnvironmentConfig) -> Report:
     """The report of ``cfg``'s environment from its synthesized ``{stack name: json}``."""
     return Report(cfg, AccessModel.from_stacks(stacks, cfg.project_number or 0))
-
-
-def replace_between_markers(text: str, name: str, body: str) -> str:
-    """``text`` with what stands between ``<!-- access:name -->`` and ``<!-- /access:name -->`` replaced."""
-    pattern = re.compile(rf"(<!-- access:{name} -->\n).*?(<!-- /access:{name} -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"no <!-- access:{name} --> markers")
-    return pattern.sub(lambda match: match.group(1) + body + "\n" + match.group(2), text)
-
-
-def render(document: Path, tables: Report) -> str:
-    """``document``'s text with its generated tables as ``tables`` has them."""
-    text = document.read_text()
-    for name in DOCUMENTS[document]:
-        text = replace_between_markers(text, name, getattr(tables, name)())
-    return text
-
-
-def main() -> int:
-    import main as app
-
-    cfg = load_environments()[0]
-    with tempfile.TemporaryDirectory() as out:
-        stacks_dir = app.synth(outdir=out, environments=[cfg]) / "stacks"
-        stacks = {name: json.loads((stacks_dir / name / "cdk.tf.json").read_text())
-                  for name in (cfg.name, f"bootstrap-{cfg.name}")}
-    tables = report(stacks, cfg)
-    for document in DOCUMENTS:
-        document.write_text(render(document, tables))
-        print(f"access_report: wrote the access tables of {document.name}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -302,7 +302,7 @@ TERRAFORM_CALLS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
                      ("dataproc.jobs.delete", "project")),
         "planner": (("dataproc.jobs.get", "project"),),
     },
-    "google_kms_crypto_key_iam_member": {},  # on the environment's key: granted outside the stack (the README)
+    "google_kms_crypto_key_iam_member": {},  # on the environment's key: granted outside the stack (docs/DEPLOY.md)
     "google_logging_metric": {
         "deployer": (("logging.logMetrics.create", "project"), ("logging.logMetrics.update", "project"),
                      ("logging.logMetrics.delete", "project")),

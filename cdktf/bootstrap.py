@@ -1,7 +1,7 @@
 """One environment's bootstrap stack, ``bootstrap-<env>``: what must exist before CI can deploy it.
 
 Applied once, and after changes to this file, by a project owner from a workstation
-(``scripts/cdktf.sh deploy bootstrap-dev``; the README). It is a separate stack
+(``scripts/cdktf.sh deploy bootstrap-dev``; docs/DEPLOY.md). It is a separate stack
 with its own state, so ``cdktf deploy dev`` never touches it, and CI has no way to
 change it: the deployer cannot widen its own permissions.
 
@@ -13,7 +13,7 @@ change it: the deployer cannot widen its own permissions.
   Service Account Admin nor the right to create or change roles: either would let it
   act as, or widen, any identity of the project;
 - with a CoinGecko plan that has a key (``api_plan`` demo or pro): the key's secret. The
-  owner adds its first version right after this stack (the README), so the producer VM,
+  owner adds its first version right after this stack (docs/DEPLOY.md), so the producer VM,
   made by the pipeline's first apply, never starts without a key; the deployer cannot add
   one (it holds no ``secretmanager.versions.*``);
 - with ``github_repository`` set: a Workload Identity pool whose one provider accepts
@@ -254,7 +254,7 @@ class BootstrapStack(TerraformStack):
             self._ci_identities(cfg, apis)
 
     def _api_key_secret(self, cfg: EnvironmentConfig, apis: list[Any]) -> None:
-        """The CoinGecko key's secret, in the region; its versions are added by a person (the README)."""
+        """The CoinGecko key's secret, in the region; its versions are added by a person (docs/DEPLOY.md)."""
         secret = google.secret_manager_secret.SecretManagerSecret(
             self, "api-key", secret_id=api_key_secret_id(cfg), project=cfg.project,
             replication={"user_managed": {"replicas": [

@@ -30,7 +30,7 @@ def identity(env: str, role: str) -> dict[str, str]:
     missing = [name for name in ("github_repository", "project_number") if getattr(cfg, name) is None]
     if missing:
         raise ConfigError(f"environment {env!r} has no CI identities: set {missing} in cdktf/environments.toml "
-                          f"[{env}] and apply the bootstrap-{env} stack (the README)")
+                          f"[{env}] and apply the bootstrap-{env} stack (docs/DEPLOY.md)")
     return {
         "workload_identity_provider": cfg.workload_identity_provider,
         "service_account": cfg.service_account_email(cfg.ci_service_account_ids[role]),

@@ -23,7 +23,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -31,6 +31,7 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
+from core.coingecko_plans import PLAN_NAMES, MonthlyNeed
 from core.gcp import PROJECT_ID
 from core.health import Thresholds
 from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, StrictSettings, matching, problems
@@ -97,7 +98,7 @@ class EnvironmentConfig(StrictSettings):
     project: _Project
     """Google Cloud project id the environment deploys into."""
     state_bucket: _Bucket
-    """Existing GCS bucket for the Terraform state (made once by the bootstrap in the README)."""
+    """Existing GCS bucket for the Terraform state (made once, before the bootstrap stack: docs/DEPLOY.md)."""
     region: _Region = "us-central1"
     """Region of the bucket, dataset, cluster, network and secret replica."""
     zone: str = "us-central1-a"
@@ -105,114 +106,114 @@ class EnvironmentConfig(StrictSettings):
     prefix: Annotated[str, matching(_NAME, "a lower-case name like 'cryptopipe'")] = "cryptopipe"
     """First part of every resource name: ``{prefix}-{env}-{stage}-{thing}``."""
     deletion_protection: bool = True
-    """Protect data from ``cdktf destroy``: tables, dataset contents and bucket kept (prod);
-    off means destroy removes everything (dev)."""
+    """Keep data on ``cdktf destroy`` (tables, dataset contents, bucket); off: destroy removes everything."""
     kms_key: Annotated[
         str | None, matching(_KMS_KEY.pattern, "a key like projects/P/locations/REGION/keyRings/R/cryptoKeys/K")
     ] = None
-    """Cloud KMS key (``projects/…/locations/<region>/keyRings/…/cryptoKeys/…``) encrypting the
-    bucket, the BigQuery dataset and tables, the Dataproc cluster's disks and the producer VM's
-    disk (CMEK); None: Google-managed keys."""
+    """Cloud KMS key (``projects/…/locations/<region>/keyRings/…/cryptoKeys/…``) in ``region`` encrypting the bucket, the dataset and its tables, the cluster's and the VM's disks
+    (CMEK); unset: Google-managed keys."""
     network_cidr: Annotated[str, AfterValidator(_cidr)] = "10.20.0.0/24"
     """IPv4 range of the subnet the VM and the cluster share."""
     producer_machine_type: _MachineType = "e2-small"
     """Machine type of the producer VM."""
     producer_disk_gb: int = Field(10, ge=10, le=200)
-    """Boot disk of the producer VM, GB (the OS and the venv)."""
+    """Producer boot disk, GB (OS and venv; the spool has a disk of its own)."""
     producer_spool_disk_gb: int = Field(10, ge=10, le=200)
-    """The producer's spool disk, GB: polls waiting for GCS, kept across VM replacements. 10 GB
-    (the smallest pd-balanced disk) holds about 60,000 polls of 250 coins, weeks of an outage."""
+    """The producer's spool disk, GB: polls waiting for GCS, kept across VM replacements (10 GB holds weeks of an
+    outage)."""
     cluster_image_version: Annotated[str, matching(
         r"2\.[23](\.[0-9]+)?-debian12", "a Dataproc 2.2/2.3 Debian 12 image like '2.2-debian12' (Spark 3.5, as tested)"
     )] = "2.2-debian12"
-    """Dataproc image, pinned to major.minor (Spark 3.5; 2.2 or 2.3 only)."""
+    """Dataproc image, major.minor pinned (2.2 or 2.3: Spark 3.5)."""
     cluster_master_machine_type: _DataprocMachineType = "e2-standard-4"
-    """Machine type of the Dataproc master (runs the driver; the only node when no workers)."""
+    """Dataproc master (runs the driver; the only node without workers); no shared-core types (e2-micro/small/medium,
+    f1-micro, g1-small), which Dataproc refuses."""
     cluster_worker_count: Annotated[int, AfterValidator(_workers)] = 0
-    """Primary workers: 0 makes a single-node cluster, else at least 2 (Dataproc's rule)."""
+    """Primary workers: 0 is a single-node cluster, else at least 2."""
     cluster_worker_machine_type: _DataprocMachineType = "e2-standard-4"
-    """Machine type of each Dataproc worker."""
+    """Machine type of each worker; no shared-core types."""
     cluster_disk_gb: int = Field(50, ge=30, le=1000)
-    """Boot disk of each Dataproc node, GB (Spark scratch and logs)."""
+    """Boot disk of each Dataproc node, GB."""
     cluster_temp_retention_days: int = Field(30, ge=1, le=3650)
-    """Delete objects of the cluster's temp bucket (Spark event logs, YARN logs) after this many days."""
+    """Delete objects of the cluster's temp bucket (Spark event logs, YARN logs) after."""
     vs_currency: Annotated[str, matching(r"[a-z]{2,6}", "a currency code like 'usd'")] = "usd"
-    """Quote currency the producer asks CoinGecko for."""
+    """Quote currency."""
     top_n: int = Field(250, ge=1, le=1000)
-    """How many coins by market cap to poll (ignored when ``coin_ids`` is set)."""
+    """Coins polled, by market cap (unless ``coin_ids``)."""
     coin_ids: Annotated[CommaSeparated, matching(r"[a-z0-9][a-z0-9-]*", "CoinGecko coin ids like 'bitcoin'")] = ()
-    """Explicit CoinGecko coin ids to poll instead of the top N."""
+    """Explicit coin ids instead of the top N."""
     interval_seconds: int = Field(60, ge=10, le=3600)
-    """Seconds between polls (CoinGecko caches /coins/markets for 45-60 s)."""
+    """Seconds between polls."""
     requests_per_minute: int = Field(10, ge=1, le=500)
-    """The producer's CoinGecko request budget; keep under the plan's limit."""
-    api_plan: Literal["none", "demo", "pro"] = "demo"
-    """CoinGecko plan: ``none`` (keyless), ``demo`` or ``pro``; demo and pro read the key
-    from the Secret Manager secret this stack creates."""
+    """The producer's CoinGecko request budget."""
+    api_plan: Literal[PLAN_NAMES] = "basic"
+    """The CoinGecko plan: ``none``, ``demo``, ``basic``, ``analyst``, ``lite``, ``enterprise`` or ``pro`` (any paid
+    plan, planned as Basic); a keyed plan reads the key from the stack's secret. The synth refuses a schedule
+    whose polls cannot last a 31-day month on the plan's credits, naming the interval that would: Basic lasts
+    polls every 60 s, Demo every 268 s ([docs/PRODUCER.md](PRODUCER.md#credits))."""
+    monthly_credits: int | None = Field(None, ge=1)
+    """CoinGecko call credits a month instead of the plan's (``enterprise`` needs it)."""
     trigger_seconds: int = Field(int(DEFAULT_TRIGGER_SECONDS["storage-write"]), ge=1, le=3600)
-    """Streaming trigger interval of the Spark job, at least the floor of ``bigquery_write``
-    (core/bigquery_quotas.py): 0.72 s for the Storage Write API's 10,000 streams an hour and
-    two a batch; 115.2 s for load jobs, 1,500 a table a day and two a batch. The default 10 s
-    is set by the cost of a batch, not the quota (docs/STREAM.md, "Storage Write API")."""
+    """Stream trigger interval, at least the floor of ``bigquery_write``: 1 s (0.72 s: the Storage Write API's 10,000
+    streams an hour, two per batch) or 116 s (1,500 load jobs per table a day, two per batch)."""
     bigquery_write: Literal["storage-write", "load-jobs"] = "storage-write"
-    """How the job writes BigQuery: Storage Write API streams, or load jobs (large backfills)."""
+    """``storage-write`` (PENDING write streams, seconds-fresh) or ``load-jobs`` (large backfills, a trigger of
+    minutes)."""
     max_files_per_trigger: int = Field(200, ge=1, le=10000)
-    """Landing files the Spark job takes per micro-batch at most."""
+    """Landing files per micro-batch at most."""
     watermark: Annotated[
         str, matching(r"[1-9][0-9]* (seconds|minutes|hours|days)", "a duration like '6 hours'")
     ] = "6 hours"
-    """De-duplication watermark of the Spark job (CoinGecko ``last_updated`` can be hours old)."""
+    """De-duplication watermark."""
     job_max_failures_per_hour: int = Field(5, ge=1, le=10)
-    """Driver restarts Dataproc makes per hour before it gives up on the job (1-10)."""
+    """Driver restarts per hour before Dataproc gives up (1-10)."""
     job_max_failures_total: int = Field(50, ge=1, le=240)
-    """Driver restarts Dataproc makes in the job's lifetime (1-240)."""
+    """Driver restarts over the job's life (1-240)."""
     landing_retention_days: int = Field(7, ge=1, le=3650)
-    """Delete landing objects older than this: a safety net, the job archives what it reads."""
+    """Delete unprocessed landing objects after (safety net)."""
     archive_retention_days: int = Field(30, ge=1, le=3650)
-    """Delete processed (archived) landing objects after this many days."""
+    """Delete processed landing objects after."""
     noncurrent_retention_days: int = Field(7, ge=1, le=3650)
-    """Delete overwritten or deleted object versions (versioning is on) after this many days."""
+    """Delete old object versions after."""
     partition_expiration_days: int | None = Field(None, ge=1, le=3650)
-    """Drop market_ticks partitions older than this; None keeps them forever."""
+    """Drop ``market_ticks`` partitions after; unset keeps them."""
     quarantine_expiration_days: int = Field(30, ge=1, le=3650)
-    """Drop quarantine partitions older than this."""
+    """Drop ``quarantine`` partitions after."""
     github_repository: Annotated[
         str | None, matching(_GITHUB_REPOSITORY, "a GitHub repository like 'my-org/cryptopipe'")
     ] = None
-    """GitHub repository (``owner/name``, exact case) whose workflows deploy this environment
-    through Workload Identity Federation (the ``bootstrap-<env>`` stack); None: no CI identities."""
+    """GitHub repository (``owner/name``, exact case) whose workflows deploy the environment: the ``bootstrap-<env>``
+    stack trusts its OIDC tokens; unset: no CI identities."""
     github_repository_id: int | None = Field(None, ge=1, le=2**63 - 1)
-    """Numeric id of ``github_repository`` (``gh api repos/OWNER/NAME --jq .id``). The Workload
-    Identity provider trusts ids, not names: a deleted repository's name can be registered again
-    by anyone, its id never. Required with ``github_repository``."""
+    """Numeric id of that repository (``gh api repos/OWNER/NAME --jq .id``): the provider trusts ids, which a re-
+    registered name cannot take over; required with ``github_repository``."""
     github_repository_owner_id: int | None = Field(None, ge=1, le=2**63 - 1)
-    """Numeric id of the repository's owner (``gh api repos/OWNER/NAME --jq .owner.id``); required
-    with ``github_repository``, for the same reason."""
+    """Numeric id of its owner (``gh api repos/OWNER/NAME --jq .owner.id``); required with ``github_repository``."""
     project_number: int | None = Field(None, ge=1, le=999_999_999_999_999)
-    """Number of ``project`` (``gcloud projects describe P --format 'value(projectNumber)'``): names
-    the Workload Identity provider the workflows authenticate through; needed by CI only."""
+    """The project's number (``gcloud projects describe``): names the Workload Identity provider the workflows
+    authenticate through (``cdktf/ci.py``)."""
     alert_freshness_minutes: int | None = Field(None, ge=2, le=1440)
-    """Alert when the newest loaded tick is older than this; None: three poll intervals plus two
-    triggers, rounded up (core/health.py Thresholds; docs/OPERATIONS.md)."""
+    """Alert when the newest loaded tick is older than this; unset: 3 poll intervals + 2 triggers, rounded up (4 min at
+    the 60 s interval and 10 s trigger)."""
     alert_producer_silence_minutes: int | None = Field(None, ge=2, le=1440)
-    """Alert when the producer logs no poll for this long; None: three poll intervals."""
+    """Alert when the producer logs no poll for this long; unset: 3 intervals (at least 2 min)."""
     alert_stream_silence_minutes: int | None = Field(None, ge=2, le=1440)
-    """Alert when the stream logs no batch and no idle line for this long; None: two triggers plus a minute."""
+    """Alert when the stream logs no batch and no idle line for this long; unset: 2 triggers + 1 min."""
     alert_max_driver_restarts_per_hour: int = Field(3, ge=1, le=10)
-    """Alert when the job's driver starts more often than this in an hour (a crash loop)."""
+    """Alert when the job's driver starts more often in an hour."""
     alert_quarantine_percent: float = Field(5.0, gt=0, le=100)
-    """Alert when more than this share of the last 15 minutes' lines is quarantined."""
+    """Alert when more of the last 15 minutes' lines are quarantined."""
     alert_emails: Annotated[CommaSeparated, matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "e-mail addresses")] = ()
-    """Who the alerts e-mail; none: the policies exist and show in the console only (the README)."""
+    """E-mail addresses the alerts notify (comma-separated); none: the policies exist and notify nobody."""
     alert_webhook_url: Annotated[str | None, matching(r"https://\S+", "an https:// URL")] = None
-    """A webhook the alerts also post to (Cloud Monitoring's ``webhook_tokenauth`` channel)."""
+    """An ``https://`` webhook the alerts also post to."""
     billing_account: Annotated[
         str | None, matching(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}", "a billing account id like 012345-6789AB-CDEF01")
     ] = None
-    """Billing account paying for ``project``: with ``budget_amount``, a monthly budget alerting at 50/90/100 %.
-    The deployer needs ``roles/billing.costsManager`` on it, granted by a billing admin (docs/OPERATIONS.md)."""
+    """Billing account of the project: with ``budget_amount``, a monthly budget e-mailing at 50/90/100 %; the deployer
+    needs ``roles/billing.costsManager`` on it from a billing admin."""
     budget_amount: int | None = Field(None, ge=1, le=10_000_000)
-    """Monthly budget of the project, in the billing account's currency; needs ``billing_account``."""
+    """The monthly budget, in the billing account's currency; needs ``billing_account`` and ``project_number``."""
 
     @classmethod
     def ordered_sources(
@@ -225,6 +226,13 @@ class EnvironmentConfig(StrictSettings):
 
     @model_validator(mode="after")
     def _fits_together(self) -> EnvironmentConfig:
+        need = MonthlyNeed.of(self.api_plan, self.monthly_credits, interval_seconds=self.interval_seconds,
+                              coins=len(self.coin_ids) or self.top_n, currencies=1)
+        if need.credits is None and self.api_plan != "none":
+            raise Refused("monthly_credits", None, f"plan {self.api_plan!r} documents no credits: expected the "
+                          "contract's call credits a month")
+        if refusal := need.refusal():  # the producer refuses it at start-up alike (producer/config.py)
+            raise Refused("interval_seconds", self.interval_seconds, refusal)
         if self.trigger_seconds < MIN_TRIGGER_SECONDS[self.bigquery_write]:
             raise Refused("trigger_seconds", self.trigger_seconds, f"shorter than the "
                           f"{MIN_TRIGGER_SECONDS[self.bigquery_write]:g} s BigQuery's quota allows {self.bigquery_write} "
@@ -377,3 +385,29 @@ def _error(env: str, prefix: str, source: str, found: list[Problem]) -> ConfigEr
              else f"set it in {source} [{env}] or {prefix}{problem.field.upper()}")
     return ConfigError(f"environment {env!r}, field {problem.field!r}: {problem.value!r} is invalid: {problem.reason} "
                        f"({where})")
+
+
+def settings_table(environments: Sequence[EnvironmentConfig]) -> str:
+    """Every field as docs/DEPLOY.md lists it: what it sets (its docstring), its default, and
+    each environment's value where environments.toml sets another."""
+    from core.docsections import markdown_table
+    from pydantic_core import PydanticUndefined
+
+    def shown(value: object) -> str:
+        if value is PydanticUndefined:
+            return "required"
+        if value in (None, ()):
+            return "unset"
+        if isinstance(value, bool):
+            return f"`{str(value).lower()}`"
+        return f"`{','.join(value) if isinstance(value, tuple) else value}`"
+
+    rows = []
+    for name, field in EnvironmentConfig.model_fields.items():
+        if name == "name":
+            continue
+        values = [getattr(cfg, name) for cfg in environments]
+        own = ["" if field.default is not PydanticUndefined and value == field.default else shown(value)
+               for value in values]
+        rows.append((f"`{name}`", " ".join(field.description.replace("``", "`").split()), shown(field.default), *own))
+    return markdown_table(("field", "what it sets", "default", *(cfg.name for cfg in environments)), rows)

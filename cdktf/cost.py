@@ -1,27 +1,20 @@
 """What an environment costs a day, computed from its settings and Google's list prices.
 
-    .venv/bin/python cdktf/cost.py          # rewrite the README's cost table
-
-The README's cost table once counted one producer disk where the stack makes two,
+The deployment guide's cost table once counted one producer disk where the stack makes two,
 and 1,440 micro-batches a day where the 120 s trigger makes 720: hand arithmetic
 drifts from the stack. Here every line is a formula over :class:`EnvironmentConfig`
 (node count and machine types, disk sizes, trigger, retention) and the price list
-below; the table is generated between ``<!-- cost -->`` markers and a test fails
-when it is stale. Pure Python, no CDKTF import.
+below; the table is docs/DEPLOY.md's ``cost`` section (scripts/docs.py), and a test
+fails when it is stale. Pure Python, no CDKTF import.
 """
 
 from __future__ import annotations
 
-import re
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from alert_conditions import condition_count
-from config import FLOW_LOG_CONFIG, EnvironmentConfig, load_environments
+from config import FLOW_LOG_CONFIG, EnvironmentConfig
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-STREAM_DOC = README.parent / "docs" / "STREAM.md"
 HOURS_PER_DAY = 24
 DAYS_PER_MONTH = 30.4
 
@@ -324,7 +317,7 @@ def lines(cfg: EnvironmentConfig) -> list[Line]:
 
 
 def table(configs: list[EnvironmentConfig]) -> str:
-    """The README's table: one column per environment, a total per environment a day and a month."""
+    """The deployment guide's table: one column per environment, a total per environment a day and a month."""
     by_env = {cfg.name: lines(cfg) for cfg in configs}
     first = by_env[configs[0].name]
     head = "| item | " + " | ".join(f"{cfg.name}: how | {cfg.name} $/day" for cfg in configs) + " |"
@@ -348,36 +341,9 @@ def _dollars(amount: float) -> str:
 
 
 def storage_write_table() -> str:
-    """Storage Write ingestion a day at :data:`COINS_PER_MINUTE_STATED` (README and docs/STREAM.md)."""
+    """Storage Write ingestion a day at :data:`COINS_PER_MINUTE_STATED` (docs/DEPLOY.md and docs/STREAM.md)."""
     rows = ["| coins a minute | rows a day | GiB a day | $ a day (list price) |", "|---|---|---|---|"]
     for coins in COINS_PER_MINUTE_STATED:
         gib, dollars = storage_write_per_day(coins)
         rows.append(f"| {coins:,} | {coins * 60 * HOURS_PER_DAY:,} | {gib:.2f} | {_dollars(dollars)} |")
     return "\n".join(rows)
-
-
-def render(text: str, configs: list[EnvironmentConfig]) -> str:
-    """``text`` (the README) with the table between the cost markers regenerated."""
-    pattern = re.compile(r"(<!-- cost -->\n).*?(<!-- /cost -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError("no <!-- cost --> markers")
-    return render_storage_write(
-        pattern.sub(lambda match: match.group(1) + table(configs) + "\n" + match.group(2), text)
-    )
-
-
-def render_storage_write(text: str) -> str:
-    """``text`` with the Storage Write table between ``<!-- cost-storage-write -->`` markers, if it has them."""
-    pattern = re.compile(r"(<!-- cost-storage-write -->\n).*?(<!-- /cost-storage-write -->)", re.S)
-    return pattern.sub(lambda match: match.group(1) + storage_write_table() + "\n" + match.group(2), text)
-
-
-def main() -> int:
-    README.write_text(render(README.read_text(), load_environments()))
-    STREAM_DOC.write_text(render_storage_write(STREAM_DOC.read_text()))
-    print("cost.py: wrote the README's cost tables and docs/STREAM.md's Storage Write table", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -48,7 +48,7 @@ def synth(
         app = App(outdir=outdir) if outdir else App()
         for cfg in environments:
             PipelineStack(app, cfg, artifacts)
-            BootstrapStack(app, cfg)  # `bootstrap-<env>`: applied by hand, once (the README)
+            BootstrapStack(app, cfg)  # `bootstrap-<env>`: applied by hand, once (docs/DEPLOY.md)
         app.synth()  # copies the artifacts into the output before build_dir goes
         return Path(app.outdir)
 

@@ -10,7 +10,7 @@ which outlives the VM and is attached to the next one; the old VM's shutdown sto
 the producer (SIGTERM: it finishes its poll) first. The CoinGecko key never enters
 metadata or state: the producer reads it from Secret Manager, from the secret the
 ``bootstrap-<env>`` stack makes, whose first version a person adds before the first deploy
-(the README): the VM never starts without a key. It starts once the grants its account uses
+(docs/DEPLOY.md): the VM never starts without a key. It starts once the grants its account uses
 have propagated (waits.py).
 """
 
@@ -52,7 +52,7 @@ class ProducerVm(Construct):
         self.secret_id = api_key_secret_id(cfg)
         secret_grants: list[Any] = []
         if cfg.api_plan != "none":
-            # The secret is the bootstrap's (bootstrap.py); its value is added out of band (the README).
+            # The secret is the bootstrap's (bootstrap.py); its value is added out of band (docs/DEPLOY.md).
             self.secret_version = f"projects/{cfg.project}/secrets/{self.secret_id}/versions/latest"
             secret_roles = {"roles/secretmanager.secretAccessor": {"producer": member}}
             secret_grants = grant(
@@ -136,6 +136,7 @@ def producer_environment(cfg: EnvironmentConfig, landing_uri: str, secret_versio
         "COIN_IDS": ",".join(cfg.coin_ids) or None,
         "INTERVAL_SECONDS": str(cfg.interval_seconds),
         "REQUESTS_PER_MINUTE": str(cfg.requests_per_minute),
+        "MONTHLY_CREDITS": None if cfg.monthly_credits is None else str(cfg.monthly_credits),
         "LANDING_URI": landing_uri,
         "SPOOL_DIR": SPOOL_DIR,
         "API_KEY_SECRET": secret_version,

@@ -8,6 +8,7 @@
 - :mod:`core.timefmt`: times as text, UTC to the millisecond;
 - :mod:`core.uris`: the one parser of the pipeline's URIs (landing, locations, warehouses);
 - :mod:`core.gcp`: Google Cloud's naming rules (project ids);
+- :mod:`core.coingecko_plans`: CoinGecko's plans and credits, and whether a schedule lasts the month;
 - :mod:`core.settings`: what the producer's and the deployment's typed settings share;
 - :mod:`core.joboptions`: the streaming job's command line, for everything that builds one.
 

@@ -28,6 +28,12 @@ from dataclasses import dataclass
 EVENT_FIELD = "event"
 #: The producer's event for one poll: its absence means the producer is down or stuck.
 POLL_EVENT = "poll"
+#: The producer's event on where the month's CoinGecko credits stand (producer/credits.py):
+#: at start, after each check of the account's count, and whenever the projection turns.
+CREDITS_EVENT = "credits"
+#: Its field that is true while the credits, at the configured interval, run out before the
+#: month ends (polls are stretched and back-fill waits meanwhile).
+CREDITS_SHORT_FIELD = "short"
 
 #: First word of the stream's line when a driver starts (one per driver restart).
 STREAM_STARTED = "stream_started"

@@ -66,12 +66,12 @@ DATA_DIR = click.option(
 )
 SOURCE = click.option("--source", type=click.Choice(SOURCES), default="live", show_default=True,
                       help="The live CoinGecko API, or the bundled replay (no internet needed).")
-TOP_N = click.option("--top-n", type=click.IntRange(min=1), default=None,
-                     help=f"The top N coins by market cap [default: {producer_default('top_n')}].")
+TOP_N = click.option("--top-n", type=click.IntRange(min=1), default=None, show_default=str(producer_default("top_n")),
+                     help="The top N coins by market cap.")
 COIN_IDS = click.option("--coin-ids", default=None,
                         help="These coins instead of the top N (comma-separated CoinGecko ids).")
-VS_CURRENCY = click.option("--vs-currency", default=None,
-                           help=f"Quote currency [default: {producer_default('vs_currency')}].")
+VS_CURRENCY = click.option("--vs-currency", default=None, show_default=producer_default("vs_currency"),
+                           help="Quote currency.")
 
 
 def _fail(message: str) -> None:
@@ -138,20 +138,20 @@ def _live_status(console: Console) -> Iterator[Live]:
 @cli.command()
 @SOURCE
 @DATA_DIR
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, show_default="until Ctrl-C",
+              help="Stop after this many seconds.")
 @click.option("--max-polls", type=click.IntRange(min=1), default=None,
               help="Stop after this many polls, once the stream has loaded them.")
 @click.option("--interval", type=click.FloatRange(min=1), default=None,
-              help=f"Seconds between polls [default: {default_interval_seconds('live'):g} live, "
-                   f"{default_interval_seconds('replay'):g} replay].")
+              show_default=f"{default_interval_seconds('live'):g} live, {default_interval_seconds('replay'):g} replay",
+              help="Seconds between polls.")
 @TOP_N
 @COIN_IDS
 @VS_CURRENCY
 @click.option("--trigger-seconds", type=click.FloatRange(min=0.1), default=None,
-              help=f"Seconds between the stream's micro-batches [default: {default_trigger_seconds():g}].")
-@click.option("--replay-port", type=click.IntRange(min=0, max=65535), default=0,
-              help="Port of the replay server (default: any free port).")
+              show_default=f"{default_trigger_seconds():g}", help="Seconds between the stream's micro-batches.")
+@click.option("--replay-port", type=click.IntRange(min=0, max=65535), default=0, show_default="any free port",
+              help="Port of the replay server.")
 @click.option("--dashboard-port", type=click.IntRange(min=0, max=65535), default=DEFAULT_PORT, show_default=True,
               help="Port of the dashboard on 127.0.0.1 (0: any free port).")
 @click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard.")
@@ -309,6 +309,25 @@ def backfill_command(ctx, start, end, coin_ids, top_n, source, layout):
               + " (run the same back-fill again: what landed is skipped)")
     if report.spooled:
         _fail(f"{report.spooled} objects wait in the spool: the landing zone was unreachable; run it again")
+
+
+def options_table(command: str) -> str:
+    """``cryptopipe <command>``'s options as the docs list them: option, what it does, default."""
+    from core.docsections import markdown_table
+
+    rows = []
+    for param in cli.commands[command].params:
+        if not isinstance(param, click.Option):
+            continue
+        flags = ", ".join(f"`{opt}`" for opt in param.opts)
+        if param.is_flag:
+            default = "off"
+        elif isinstance(param.show_default, str):
+            default = param.show_default
+        else:
+            default = f"`{param.default}`" if param.show_default and param.default is not None else ""
+        rows.append((flags, param.help or "", default))
+    return markdown_table(("option", "what it does", "default"), rows)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
 from core.joboptions import option
 from core.schema import MAX_CLOCK_SKEW
 from jobs.errors import ConfigError
@@ -132,56 +133,95 @@ def parse_interval(value: str) -> timedelta:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The job's command line; every option maps to the :class:`StreamConfig` field of its name."""
+    """The job's command line; every option maps to the :class:`StreamConfig` field of its name.
+
+    Its help texts are the job's reference: ``--help`` prints them and docs/STREAM.md's
+    options table is generated from them (:func:`options_table`).
+    """
     defaults = StreamConfig.__dataclass_fields__
     parser = argparse.ArgumentParser(
         prog="jobs/stream.py",
         description="Stream landing NDJSON into the warehouse: validate, quarantine, de-duplicate, load exactly once.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     location = "a local path, file:///abs/path or gs://bucket/path"
-    parser.add_argument(option("landing"), required=True, help=f"landing root ({location})")
+    parser.add_argument(option("landing"), required=True, help=f"landing root: {location}")
     parser.add_argument(
         option("archive"), required=True,
-        help=f"where processed files are moved, outside {option('landing')} ({location})",
+        help=f"where Spark moves processed landing files; must not overlap {option('landing')}",
     )
-    parser.add_argument(option("checkpoint"), required=True, help=f"the query's checkpoint ({location})")
-    parser.add_argument(option("staging"), required=True, help=f"where batches are staged as Parquet ({location})")
     parser.add_argument(
-        option("warehouse"), required=True, help=f"warehouse URI: {' or '.join(WAREHOUSE_SCHEMES.values())}"
+        option("checkpoint"), required=True,
+        help="the query's checkpoint: offsets, de-duplication state, the query id that names loads, and the "
+        "Storage Write path's stream records; never share one between two streams",
+    )
+    parser.add_argument(
+        option("staging"), required=True,
+        help="where batches are staged as Parquet: local for DuckDB, local or gs:// for the Storage Write path "
+        "(the driver reads it), gs:// for load jobs (BigQuery reads it)",
+    )
+    parser.add_argument(
+        option("warehouse"), required=True, help=" or ".join(WAREHOUSE_SCHEMES.values())
     )
     when = parser.add_mutually_exclusive_group()
     when.add_argument(
-        option("trigger_seconds"),
-        type=float,
-        help="seconds between micro-batches (default: 1 for duckdb; for bigquery 10 with storage-write, "
-        "120 with load-jobs: its load-job quota)",
+        option("trigger_seconds"), type=float,
+        help="seconds between micro-batches; left out, the warehouse's own: " + _trigger_defaults(),
     )
-    when.add_argument(option("available_now"), action="store_true", help="process what has landed, then stop")
-    parser.add_argument(
-        option("bigquery_write"),
-        choices=BIGQUERY_WRITE_PATHS,
-        default=defaults["bigquery_write"].default,
-        help="how a bigquery warehouse writes: Storage Write API streams, or load jobs for backfills "
-        "(default: %(default)s)",
+    when.add_argument(
+        option("available_now"), action="store_true",
+        help="process what has landed, in bounded batches, then stop (backfills, scheduled runs, tests)",
     )
     parser.add_argument(
-        option("max_files_per_trigger"),
-        type=int,
-        default=defaults["max_files_per_trigger"].default,
-        help="most landing files per micro-batch (default: %(default)s)",
+        option("bigquery_write"), choices=BIGQUERY_WRITE_PATHS, default=defaults["bigquery_write"].default,
+        help="how a bigquery warehouse writes: Storage Write API streams (seconds of freshness), "
+        "or load jobs (large backfills)",
     )
     parser.add_argument(
-        option("watermark"),
-        default=defaults["watermark"].default,
-        help="de-duplication memory and lateness bound, e.g. '6 hours' (default: %(default)s)",
+        option("max_files_per_trigger"), type=int, default=defaults["max_files_per_trigger"].default,
+        help="most landing files per micro-batch",
     )
     parser.add_argument(
-        option("shuffle_partitions"),
-        type=int,
-        default=defaults["shuffle_partitions"].default,
-        help="de-duplication state partitions; fixed by the checkpoint's first run (default: %(default)s)",
+        option("watermark"), default=defaults["watermark"].default,
+        help="how long a de-duplication key is remembered and how late a tick may be, e.g. '6 hours'; "
+        f"must exceed the {_duration(MAX_CLOCK_SKEW)} clock skew a valid tick may have",
+    )
+    parser.add_argument(
+        option("shuffle_partitions"), type=int, default=defaults["shuffle_partitions"].default,
+        help="de-duplication state partitions; frozen into the checkpoint at its first run",
     )
     return parser
+
+
+def _trigger_defaults() -> str:
+    """Each warehouse's default trigger and floor: DuckDB takes the warehouses' base default;
+    BigQuery's come from its quotas (core/bigquery_quotas.py), read without importing its client."""
+    bigquery = "; ".join(f"BigQuery {path} {DEFAULT_TRIGGER_SECONDS[path]:g} (at least {MIN_TRIGGER_SECONDS[path]:g})"
+                         for path in BIGQUERY_WRITE_PATHS)
+    return f"DuckDB {Warehouse.default_trigger_seconds:g}; {bigquery}"
+
+
+def _duration(value: timedelta) -> str:
+    hours = value.total_seconds() / 3600
+    return f"{hours:g} h" if hours >= 1 else f"{value.total_seconds():g} s"
+
+
+def options_table() -> str:
+    """The job's options as docs/STREAM.md shows them: option, meaning, default."""
+    from core.docsections import markdown_table
+
+    rows = []
+    for action in build_parser()._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        if action.required:
+            default = "required"
+        elif isinstance(action, argparse._StoreTrueAction):
+            default = "off"
+        else:
+            default = "see meaning" if action.default is None else f"`{action.default}`"
+        rows.append((f"`{action.option_strings[0]}`", action.help, default))
+    return markdown_table(("option", "meaning", "default"), rows)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> StreamConfig:

@@ -1,7 +1,7 @@
 """The CoinGecko producer: poll ``/coins/markets``, validate, land one NDJSON object per poll.
 
 The public surface is listed in ``__all__``; modules are split by concern
-(config, coingecko, budget, validate, landing, spool, poller, backfill, coverage, errors).
+(config, coingecko, budget, credits, validate, landing, spool, poller, backfill, coverage, errors).
 ``python -m producer`` runs it as a service.
 """
 
@@ -9,6 +9,7 @@ from producer.backfill import Backfiller, BackfillError, BackfillReport, Backfil
 from producer.budget import RequestBudget
 from producer.coingecko import CoinGeckoClient, PageRequest, PageResult, parse_retry_after
 from producer.config import ENV_PREFIX, ProducerConfig
+from producer.credits import CreditLedger, Credits, CreditState
 from producer.errors import (
     ApiRejected,
     ApiUnavailable,
@@ -39,6 +40,9 @@ __all__ = [
     "BadPayload",
     "CoinGeckoClient",
     "ConfigError",
+    "CreditLedger",
+    "CreditState",
+    "Credits",
     "FatalError",
     "GaveUp",
     "GcsLandingZone",

@@ -22,7 +22,10 @@ id and marker), and only points inside it are kept, so pieces never share a poin
 
 The budget: back-fill requests take a slot of their own budget first,
 :func:`spare_requests_per_minute` (the configured budget minus what live polls need),
-then one of the client's shared budget; live polls never wait for back-fill.
+then one of the client's shared budget; live polls never wait for back-fill. The same
+for the month's credits: each chart is a credit, and back-fill spends only what live
+polls leave until the month ends (:attr:`producer.credits.CreditState.spare`); with
+none left it waits (``backfill_waiting``), its plan kept for when credits renew.
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ FOLDER = "backfill"
 
 class BackfillError(ConfigError):
     """A back-fill cannot start as asked: the range, the coins or the budget is wrong."""
+
+
+class CreditsShort(BackfillError):
+    """Live polls need every call credit left this month: back-fill waits for the next."""
 
 
 class CoinSetUnavailable(RuntimeError):
@@ -258,13 +265,26 @@ class Backfiller:
                 return False
         return True
 
+    def credits_short(self) -> str | None:
+        """Why back-fill must wait for credits now (live polls need the rest of the month's), or None."""
+        state = self.client.credits.state()
+        if not state.backfill_waits:
+            return None
+        return (f"{state.remaining:,} of {state.credits:,} call credits are left this month and live polls need "
+                f"{state.needed_to_month_end:,} until it ends ({state.month_ends_at}): back-fill waits for them")
+
     def run_task(self, task: BackfillTask, report: BackfillReport, *, deadline: float, stop: threading.Event) -> bool:
-        """Fetch one task's chart and spool it; False when the chart could not be fetched."""
+        """Fetch one task's chart and spool it; False when the chart could not be fetched.
+
+        Raises :class:`CreditsShort` when live polls need every credit left this month."""
         if self.budget is None:
             raise BackfillError(
                 f"no request budget is left for back-fill: live polls need all {self.config.requests_per_minute} "
                 "requests a minute; raise requests_per_minute (if the plan allows) or the interval"
             )
+        short = self.credits_short()
+        if short:
+            raise CreditsShort(short)
         poll_id = task.poll_id(self.config.vs_currency)
         chart = self.client.fetch_chart(
             task.coin_id, task.start, task.end, deadline=deadline, stop=stop, budget=self.budget
@@ -340,13 +360,16 @@ class Backfiller:
                 self.settle()
                 if not self.drain(report):
                     return report
-                while tasks and not stop.is_set() and time.monotonic() < deadline:
-                    task = tasks[0]
-                    if not self.fill(task, report, deadline=deadline, stop=stop):
-                        self._save_plan([*tasks[1:], task])  # the others first next time
-                        break
-                    tasks = tasks[1:]
-                    self._save_plan(tasks)
+                try:
+                    while tasks and not stop.is_set() and time.monotonic() < deadline:
+                        task = tasks[0]
+                        if not self.fill(task, report, deadline=deadline, stop=stop):
+                            self._save_plan([*tasks[1:], task])  # the others first next time
+                            break
+                        tasks = tasks[1:]
+                        self._save_plan(tasks)
+                except CreditsShort as exc:  # what this step spooled still lands below
+                    log_event(log, logging.WARNING, "backfill_waiting", error=str(exc))
                 self.drain(report)
         except (BackfillError, LandingUnavailable, SpoolFull) as exc:
             log_event(log, logging.WARNING, "backfill_waiting", error=str(exc))
@@ -412,8 +435,9 @@ def run_backfill(
 ) -> BackfillReport:
     """Back-fill ``start``-``end`` for the config's coins (``coin_ids`` or the top N), now.
 
-    Raises :class:`BackfillError` for a bad range, an unknown coin or no spare budget
-    (nothing was fetched), :class:`CoinSetUnavailable` when the coin set cannot be
+    Raises :class:`BackfillError` for a bad range, an unknown coin, no spare budget
+    (nothing was fetched) or no spare credits (:class:`CreditsShort`, also mid-way),
+    :class:`CoinSetUnavailable` when the coin set cannot be
     read. Coins whose chart fails after the retries are in ``report.failed``; what
     landed stays landed, and running the same back-fill again fetches only the rest.
     Parts of the range back-filled before (by any range) are not fetched again.
@@ -426,6 +450,9 @@ def run_backfill(
             f"no request budget is left for back-fill: live polls need all {config.requests_per_minute} "
             "requests a minute; raise requests_per_minute (if the plan allows) or the interval"
         )
+    short = backfiller.credits_short()
+    if short:
+        raise CreditsShort(short)
     coins = live_coins(client, deadline=time.monotonic() + ON_DEMAND_CHART_SECONDS, stop=stop)
     unknown = sorted(set(config.coin_ids) - {coin["id"] for coin in coins})
     if unknown:

@@ -1,6 +1,7 @@
 """The CoinGecko client: ``/coins/markets`` pages and ``market_chart/range`` history; keys, budget, retries.
 
-Every request, retries included, first takes a slot from the :class:`RequestBudget`.
+Every request, retries included, first takes a slot from the :class:`RequestBudget`
+and is counted as a credit spent (:class:`producer.credits.Credits`).
 Every fault of one request (timeout, reset, 408/429/5xx, a body that is not a list
 of coins) is a failed attempt, retried by tenacity with full-jitter exponential
 backoff up to a cap, or after the server's ``Retry-After`` (seconds or an HTTP
@@ -29,8 +30,10 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 from tenacity.wait import wait_random_exponential
 
+from core.coingecko_plans import MAX_PER_PAGE
 from producer.budget import RequestBudget
-from producer.config import MAX_PER_PAGE, PLAN_HEADERS, ProducerConfig
+from producer.config import ProducerConfig
+from producer.credits import AccountUsage, Credits, parse_usage
 from producer.errors import ApiRejected, ApiUnavailable, GaveUp, ProducerError, RateLimited, RetryableError
 from producer.logs import log_event
 from producer.validate import ChartPoint, parse_chart, parse_page
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 
 MARKETS_PATH = "/coins/markets"
 CHART_PATH = "/coins/{coin_id}/market_chart/range"
+#: The account's usage, on the pro host (https://docs.coingecko.com/reference/api-usage).
+USAGE_PATH = "/key"
 _HINTS = {
     401: "check api_key and api_plan (demo keys go to api.coingecko.com, pro keys to pro-api.coingecko.com)",
     403: "check api_key and api_plan (demo keys go to api.coingecko.com, pro keys to pro-api.coingecko.com)",
@@ -139,8 +144,9 @@ class CoinGeckoClient:
                 page = client.fetch_page(request, deadline=time.monotonic() + 45, stop=threading.Event())
 
     ``budget`` defaults to ``config.requests_per_minute`` per 60 s; ``transport`` to
-    real HTTP. Deadlines are read on the budget's clock (``time.monotonic`` unless a
-    test injects a budget with its own), so requests and their budget agree on the time.
+    real HTTP; ``credits`` to the config's ledger on the wall clock. Deadlines are read
+    on the budget's clock (``time.monotonic`` unless a test injects a budget with its
+    own), so requests and their budget agree on the time.
     """
 
     def __init__(
@@ -149,13 +155,15 @@ class CoinGeckoClient:
         *,
         budget: RequestBudget | None = None,
         transport: httpx.BaseTransport | None = None,
+        credits: Credits | None = None,
     ) -> None:
         self._config = config
         self.budget = budget or RequestBudget(config.requests_per_minute, 60.0)
         self.clock = self.budget.clock
+        self.credits = credits or Credits(config)
         headers = {"accept": "application/json", "user-agent": "cryptopipe-producer"}
-        if config.api_plan in PLAN_HEADERS:
-            headers[PLAN_HEADERS[config.api_plan]] = config.api_key
+        if config.plan.key_header:
+            headers[config.plan.key_header] = config.api_key
         self._http = httpx.Client(base_url=config.base_url, headers=headers, transport=transport)
         self._backoff = wait_random_exponential(multiplier=config.backoff_base_seconds, max=config.backoff_cap_seconds)
 
@@ -242,6 +250,15 @@ class CoinGeckoClient:
         points, _latency, received_at = call.value
         return ChartResult(coin_id, points, received_at, call.attempts, None)
 
+    def fetch_usage(self, *, deadline: float, stop: threading.Event) -> tuple[AccountUsage | None, str | None]:
+        """The account's credits from ``GET /key`` (paid plans), with the retries of
+        :meth:`fetch_page`: (the usage, None), or (None, the last failure)."""
+        call = self._with_retries(
+            "usage", lambda: self._request({}, deadline, path=USAGE_PATH, parse=parse_usage), deadline=deadline,
+            stop=stop,
+        )
+        return (None, call.error) if call.error is not None else (call.value[0], None)
+
     def _with_retries(
         self,
         label: str,
@@ -263,6 +280,7 @@ class CoinGeckoClient:
                     slots.enter_context(budget.slot(deadline=deadline, stop=stop))
                 slots.enter_context(self.budget.slot(deadline=deadline, stop=stop))
                 attempts += 1
+                self._spend_credit()
                 return send()
 
         retrying = Retrying(
@@ -280,6 +298,15 @@ class CoinGeckoClient:
             return _Call(retrying(attempt), attempts, None)
         except ProducerError as exc:
             return _Call(None, attempts, f"{type(exc).__name__}: {exc}")
+
+    def _spend_credit(self) -> None:
+        """Count the attempt about to be sent; a ledger that cannot be written is logged, never fatal
+        (the next reconcile with the account's count mends it)."""
+        try:
+            self.credits.record()
+        except (OSError, ValueError, TypeError) as exc:
+            log_event(log, logging.WARNING, "credits_ledger_failed", path=str(self.credits.ledger.path),
+                      error=f"{type(exc).__name__}: {exc}")
 
     def _request(
         self,

@@ -4,19 +4,19 @@ Every field can be set with ``CRYPTOPIPE__PRODUCER__<FIELD>`` (any case), e.g.
 ``CRYPTOPIPE__PRODUCER__TOP_N=100``; lists are comma-separated. An unknown variable
 with that prefix is an error, so a typo cannot silently leave a default in force.
 A refused value raises :class:`InvalidSetting`, naming the variable, the value and
-what is expected. The README lists every option; a test keeps it in step with this
-file. The machinery shared with the deployment's settings is :mod:`core.settings`.
+what is expected. docs/PRODUCER.md lists every setting in a table generated from the
+fields' docstrings (:func:`variables_table`; scripts/docs.py). The machinery shared with the deployment's settings is :mod:`core.settings`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from core.coingecko_plans import PLAN_NAMES, PLANS, MonthlyNeed, Plan, pages_for
 from core.gcp import PROJECT_ID
 from core.settings import CommaSeparated, Problem, Refused, StrictSettings, matching, problems
 from producer.errors import ConfigError
@@ -27,12 +27,6 @@ PUBLIC_API_URL = "https://api.coingecko.com/api/v3"
 PRO_API_URL = "https://pro-api.coingecko.com/api/v3"
 PUBLIC_HOST = urlsplit(PUBLIC_API_URL).hostname
 PRO_HOST = urlsplit(PRO_API_URL).hostname
-
-#: The header each plan's key travels in; keyless requests send none.
-PLAN_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
-
-#: CoinGecko's largest ``per_page``.
-MAX_PER_PAGE = 250
 
 _Count = Annotated[int, Field(ge=1)]
 _Seconds = Annotated[float, Field(gt=0)]
@@ -70,88 +64,95 @@ class ProducerConfig(StrictSettings):
         use_attribute_docstrings=True,
     )
 
-    api_plan: Literal["none", "demo", "pro"] = "none"
-    """``none`` (keyless), ``demo`` (key in ``x-cg-demo-api-key``, public host) or ``pro``
-    (key in ``x-cg-pro-api-key``, pro host)."""
+    api_plan: Literal[PLAN_NAMES] = "none"
+    """The CoinGecko plan: ``none`` (keyless), ``demo`` (key sent in ``x-cg-demo-api-key``), or a paid plan, ``basic``,
+    ``analyst``, ``lite`` or ``enterprise`` (key sent in ``x-cg-pro-api-key``); ``pro``, any paid plan, is
+    planned as ``basic``. It sets the monthly call credits the schedule must last on: start-up fails, in one
+    line, if polling every ``INTERVAL_SECONDS`` would spend them before a 31-day month ends, naming the interval
+    that fits (docs/PRODUCER.md, "Credits")."""
+
+    monthly_credits: Annotated[int, Field(ge=1)] | None = None
+    """Call credits a month, instead of the plan's documented figure (``enterprise`` needs it; keyless has no monthly
+    cap)."""
 
     base_url: str = ""
-    """CoinGecko API root. Empty: the plan's host (``https://pro-api.coingecko.com/api/v3``
-    for ``pro``, ``https://api.coingecko.com/api/v3`` otherwise). Point it at the replay
-    server for offline runs."""
+    """CoinGecko API root; unset, the plan's host (``https://api.coingecko.com/api/v3``, or
+    ``https://pro-api.coingecko.com/api/v3`` for the paid plans). Point it at the replay server (``python -m cryptopipe.replay``) for offline runs. A demo key
+    on the pro host, or a pro key on the public host, is refused."""
 
     api_key: str = Field("", repr=False)
-    """The demo or pro key. Never logged; prefer ``api_key_secret`` on GCP."""
+    """The demo or pro key. Never logged. Wins over ``API_KEY_SECRET``."""
 
     api_key_secret: Annotated[str, matching(_SECRET_VERSION, "a Secret Manager version like "
                                             "projects/P/secrets/coingecko-api-key/versions/latest")] = ""
-    """Secret Manager version holding the key, e.g.
-    ``projects/P/secrets/coingecko-api-key/versions/latest``; read at start-up when set."""
+    """Secret Manager version holding the key, e.g. ``projects/P/secrets/coingecko-api-key/versions/latest`` (``P`` the
+    project's id or number); read once at start-up with the VM's service account
+    (``roles/secretmanager.secretAccessor``). Needs ``google-cloud-secret-manager``."""
 
     vs_currency: Annotated[str, matching(r"[a-z0-9]+", "a lower-case CoinGecko currency code such as usd")] = "usd"
     """Quote currency of every price."""
 
     top_n: _Count = 250
-    """How many coins to fetch, by market cap; ignored when ``coin_ids`` is set."""
+    """How many coins, by market cap: ``ceil(N / 250)`` requests per poll. Ignored when ``COIN_IDS`` is set."""
 
     coin_ids: Annotated[
         CommaSeparated, matching(r"[a-z0-9][a-z0-9._-]*", "comma-separated CoinGecko ids such as bitcoin,ethereum")
     ] = ()
-    """Explicit CoinGecko coin ids (comma-separated in the environment)."""
+    """Explicit coin ids, comma-separated (``bitcoin,ethereum``): one request per 250 ids."""
 
     interval_seconds: _Seconds = 60.0
-    """Time between poll starts. CoinGecko caches ``/coins/markets`` for 45-60 s, so
-    polling faster mostly fetches repeats."""
+    """Time between poll starts. CoinGecko caches ``/coins/markets`` for 45-60 s, so faster polling mostly repeats rows
+    (the stream de-duplicates them)."""
 
     requests_per_minute: _Count = 10
-    """Request budget over any 60 s window, retries included. 10 is safe keyless;
-    demo keys allow 30, pro plans more."""
+    """Request budget in any 60 s window, retries included. ``10`` is safe keyless; keep it at or under the plan's rate
+    (Demo about 30, Basic 250, Analyst and Lite 500 a minute). Start-up fails if one poll needs more requests
+    than an interval's share, naming the shortest interval that fits."""
 
     connect_timeout_seconds: _Seconds = 5.0
-    """Time allowed to open a connection to the API."""
+    """Time allowed to connect to the API."""
 
     read_timeout_seconds: _Seconds = 10.0
     """Time allowed between bytes of a response."""
 
     max_attempts: _Count = 4
-    """Attempts per page within one poll, the first one included."""
+    """Attempts per page within one poll, the first included."""
 
     backoff_base_seconds: Annotated[float, Field(ge=0)] = 1.0
-    """First retry waits up to this long (full jitter); each further retry doubles it."""
+    """The first retry waits a random time up to this (full jitter); each further retry doubles the bound."""
 
     backoff_cap_seconds: _Seconds = 30.0
-    """Longest wait between two attempts unless the server's ``Retry-After`` says more."""
+    """Upper bound of a backoff wait (a server's ``Retry-After`` is honoured even when longer)."""
 
     landing_uri: Annotated[str, matching(r"(?!gs:/*$).+", "a directory or gs://bucket/prefix")] = "data/landing"
-    """Where polls land: a local directory or ``gs://bucket/prefix``."""
+    """A local directory, or ``gs://bucket/prefix``."""
 
     spool_dir: str = "data/producer-spool"
-    """Local directory where each finished poll is made durable before it is landed;
-    polls wait here while the landing zone is unreachable."""
+    """Local directory where each finished poll is made durable before it is landed; on the VM, a persistent path such
+    as ``/var/lib/cryptopipe/spool``."""
 
     spool_max_polls: _Count = 4320
-    """Most polls the spool holds (three days at one poll a minute, about 0.6 GB for
-    250 coins); a poll finished while it is full is dropped and logged as an error."""
+    """Most polls the spool holds: three days at one poll a minute, about 0.6 GB for 250 coins."""
 
     gcs_timeout_seconds: _Seconds = 10.0
     """Time allowed for one HTTP request to GCS."""
 
     gcs_retry_seconds: _Seconds = 10.0
-    """Total time the GCS client retries a transient failure before the poll is left
-    in the spool for the next cycle. Keep it well inside the interval: an outage
-    costs this much of every cycle."""
+    """How long the GCS client retries transient failures of one upload before the poll is left in the spool for the
+    next cycle. Keep it well inside the interval: during an outage every cycle spends this long."""
 
     backfill_after_intervals: Annotated[float, Field(ge=0)] = 3.0
-    """Back-fill a gap in the data longer than this many intervals (between the newest
-    event times of two polls that landed, across restarts) from CoinGecko's market
-    charts, with the requests live polls leave over; 0: never automatically."""
+    """Back-fill a gap in the data longer than this many intervals (between the newest event times of two landed polls,
+    across restarts) from CoinGecko's market charts, with the requests live polls leave over; ``0``: never
+    automatically (docs/PRODUCER.md, "Back-fill")."""
 
     health_file: str = ""
-    """Heartbeat file rewritten after every poll (JSON: time, counters, spool depth);
-    empty: none. A watchdog compares its age with the interval."""
+    """Heartbeat file, rewritten after every poll (JSON: time, pid, the counters below, spool depth, and where the
+    month's CoinGecko credits stand)."""
 
     shutdown_grace_seconds: _Seconds = 8.0
-    """After SIGTERM/SIGINT, how long the poll in flight may take before the process
-    exits anyway (a finished poll is already in the spool by then)."""
+    """After SIGTERM/SIGINT, how long the poll in flight may take before the process exits anyway. Keep it below
+    systemd's ``TimeoutStopSec``."""
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -162,22 +163,25 @@ class ProducerConfig(StrictSettings):
     @field_validator("base_url")
     @classmethod
     def _plan_host(cls, url: str, info: ValidationInfo) -> str:
-        plan = info.data.get("api_plan")
-        url = (url or (PRO_API_URL if plan == "pro" else PUBLIC_API_URL)).rstrip("/")
+        plan = PLANS.get(info.data.get("api_plan", "none"), PLANS["none"])
+        url = (url or (PRO_API_URL if plan.pro_host else PUBLIC_API_URL)).rstrip("/")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected an http(s) URL such as {PUBLIC_API_URL}")
-        if plan == "pro" and parts.hostname == PUBLIC_HOST:
+        if plan.pro_host and parts.hostname == PUBLIC_HOST:
             raise ValueError(f"expected {PRO_API_URL}: pro keys only work on {PRO_HOST}")
-        if plan == "demo" and parts.hostname == PRO_HOST:
+        if plan.name == "demo" and parts.hostname == PRO_HOST:
             raise ValueError(f"expected {PUBLIC_API_URL}: demo keys only work on {PUBLIC_HOST}")
         return url
 
     @model_validator(mode="after")
     def _fits_together(self) -> ProducerConfig:
         if self.api_plan == "none" and (self.api_key or self.api_key_secret):
-            raise Refused("api_plan", self.api_plan,
-                          "a key is configured: expected 'demo' or 'pro', so the key is sent in the right header")
+            raise Refused("api_plan", self.api_plan, "a key is configured: expected 'demo' or a paid plan "
+                          "('basic', 'analyst', 'lite', 'enterprise', 'pro'), so the key is sent in the right header")
+        if self.monthly_credit_limit is None and self.api_plan != "none":
+            raise Refused("monthly_credits", None, f"plan {self.api_plan!r} documents no credits: expected the "
+                          "contract's call credits a month")
         if self.backoff_base_seconds > self.backoff_cap_seconds:
             raise Refused("backoff_base_seconds", self.backoff_base_seconds,
                           f"expected at most backoff_cap_seconds ({self.backoff_cap_seconds:g})")
@@ -190,13 +194,41 @@ class ProducerConfig(StrictSettings):
                 f"{needed * 60 / budget:g} s, fewer coins, or a larger {variable('requests_per_minute')} "
                 "if your plan allows it",
             )
+        refusal = self.monthly_need.refusal()
+        if refusal:
+            raise Refused("interval_seconds", self.interval_seconds, refusal)
         return self
 
     @property
+    def plan(self) -> Plan:
+        """The plan ``api_plan`` names, with its documented figures."""
+        return PLANS[self.api_plan]
+
+    @property
+    def monthly_credit_limit(self) -> int | None:
+        """Credits a month: ``monthly_credits``, else the plan's; None: no monthly cap."""
+        return self.monthly_credits if self.monthly_credits is not None else self.plan.monthly_credits
+
+    @property
+    def currencies(self) -> int:
+        """Quote currencies each poll asks for, one request a page and currency (one: ``vs_currency``)."""
+        return 1
+
+    @property
+    def monthly_need(self) -> MonthlyNeed:
+        """What this schedule needs in the longest month, against the plan's credits."""
+        return MonthlyNeed.of(self.api_plan, self.monthly_credits, interval_seconds=self.interval_seconds,
+                              coins=len(self.coin_ids) or self.top_n, currencies=self.currencies)
+
+    @property
+    def pages_per_poll(self) -> int:
+        """Pages of one currency a poll fetches."""
+        return pages_for(len(self.coin_ids) or self.top_n)
+
+    @property
     def requests_per_poll(self) -> int:
-        """Pages one poll fetches when nothing fails."""
-        wanted = len(self.coin_ids) or self.top_n
-        return math.ceil(wanted / MAX_PER_PAGE)
+        """Requests one poll makes when nothing fails: its pages for each currency."""
+        return self.pages_per_poll * self.currencies
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ProducerConfig:
@@ -217,3 +249,17 @@ class ProducerConfig(StrictSettings):
     def with_api_key(self, key: str) -> ProducerConfig:
         """A copy carrying ``key`` (read from Secret Manager at start-up)."""
         return self.model_copy(update={"api_key": key})
+
+
+def variables_table() -> str:
+    """Every setting as docs/PRODUCER.md lists it: variable, default, what it does (the field's docstring)."""
+    from core.docsections import markdown_table
+
+    def shown(default: Any) -> str:
+        if default in ("", (), None):
+            return "(unset)"
+        return f"`{default:g}`" if isinstance(default, float) else f"`{default}`"
+
+    rows = [(f"`{variable(name)}`", shown(field.default), " ".join(field.description.replace("``", "`").split()))
+            for name, field in ProducerConfig.model_fields.items()]
+    return markdown_table(("variable", "default", "what it does"), rows)

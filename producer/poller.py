@@ -9,6 +9,12 @@ its fetch may use at most ``FETCH_SHARE`` of the interval so landing still fits.
 Nothing a poll does raises out of :meth:`Poller.run`; each cycle ends with one JSON
 log line (event ``poll``), updated :class:`PollerStats` and a heartbeat file.
 
+Monthly credits (:mod:`producer.credits`): after each poll the producer looks at where
+the month's credits stand; when the rest would run out before the month ends at the
+configured interval, the next poll waits longer (the ``credits`` event says so, and the
+heartbeat). On paid plans it asks ``/key`` for the account's count after the first poll
+and hourly, between polls; a failure is logged and changes nothing.
+
 Usage (the ``cryptopipe up`` way: a thread, stopped by an event)::
 
     poller = Poller.from_config(ProducerConfig(base_url=replay.url, landing_uri="data/landing"))
@@ -28,19 +34,21 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 from google.cloud import storage
 
-from core.health import POLL_EVENT
+from core.coingecko_plans import USAGE_CHECK_SECONDS
+from core.health import CREDITS_EVENT, POLL_EVENT
 from core.totals import Totals
 from core.timefmt import utc_millis
 from producer.backfill import Backfiller, BackfillTask
 from producer.budget import RequestBudget
 from producer.coingecko import CoinGeckoClient
 from producer.config import ProducerConfig
+from producer.credits import CreditState, Credits
 from producer.errors import LandingConflict, LandingUnavailable, SpoolFull
 from producer.files import write_synced
 from producer.landing import LandingZone, new_poll_id, object_name, open_landing_zone
@@ -141,6 +149,8 @@ class Poller:
         self.stats = PollerStats()
         self.stats.set(spool_depth=spool.depth)
         self.backfiller = Backfiller(config, client=client, landing=landing)
+        self.credit_state: CreditState | None = None
+        self._next_usage_check: datetime | None = None
 
     @classmethod
     def from_config(
@@ -150,11 +160,12 @@ class Poller:
         transport: httpx.BaseTransport | None = None,
         budget: RequestBudget | None = None,
         gcs_client: storage.Client | None = None,
+        credits: Credits | None = None,
     ) -> Poller:
         """Build the client, landing zone and spool ``config`` describes.
 
-        ``transport``, ``budget`` and ``gcs_client`` replace the defaults (tests use a
-        short budget window and an emulator's client).
+        ``transport``, ``budget``, ``gcs_client`` and ``credits`` replace the defaults
+        (tests use a short budget window, an emulator's client, a credits clock of their own).
         """
         landing = open_landing_zone(
             config.landing_uri,
@@ -164,7 +175,10 @@ class Poller:
         )
         spool = Spool(config.spool_dir, config.spool_max_polls)
         return cls(
-            config, client=CoinGeckoClient(config, budget=budget, transport=transport), landing=landing, spool=spool
+            config,
+            client=CoinGeckoClient(config, budget=budget, transport=transport, credits=credits),
+            landing=landing,
+            spool=spool,
         )
 
     def __enter__(self) -> Poller:
@@ -181,16 +195,20 @@ class Poller:
 
         A poll in flight when ``stop`` is set finishes without retries or waits and
         is spooled and landed before this returns. Never raises.
+
+        Polls start every ``interval_seconds``, or less often while the month's credits
+        run short (:attr:`credit_state`).
         """
-        interval = self.config.interval_seconds
         log_event(log, logging.INFO, "producer_started", landing=self.landing.uri, spool_depth=self.spool.depth)
         next_start = time.monotonic()
         polls = 0
         while not stop.is_set():
-            self._cycle(stop, deadline=next_start + interval)
+            self._cycle(stop, deadline=next_start + self.config.interval_seconds)
             polls += 1
             if max_polls is not None and polls >= max_polls:
                 break
+            self._check_usage_between_polls(stop, deadline=next_start + self.config.interval_seconds)
+            interval = self.credit_state.interval_seconds if self.credit_state else self.config.interval_seconds
             next_start += interval
             now = time.monotonic()
             if next_start < now:
@@ -210,7 +228,50 @@ class Poller:
             log.exception("poll crashed")
             self.stats.count(polls=1, polls_failed=1)
             self.stats.set(last_poll_at=datetime.now(timezone.utc), last_poll_status="crashed")
+        self._observe_credits()
         self._write_heartbeat()
+
+    def _observe_credits(self, *, reconciled: bool = False) -> None:
+        """Where the month's credits stand now (:attr:`credit_state`); the ``credits`` event at the
+        first look, after a reconcile, and whenever the projection turns. Never raises."""
+        try:
+            state = self.client.credits.state()
+        except (OSError, ValueError, TypeError) as exc:
+            log_event(log, logging.WARNING, "credits_ledger_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        previous, self.credit_state = self.credit_state, state
+        if previous is None or reconciled or previous.short != state.short:
+            log_event(log, logging.WARNING if state.short else logging.INFO, CREDITS_EVENT, **state.as_json())
+
+    def _check_usage_between_polls(self, stop: threading.Event, deadline: float) -> None:
+        """On paid plans, after the first poll and hourly: take the account's count from ``/key``.
+        Ends a quarter interval before the next poll; a failure is logged, never raised."""
+        if not (self.config.plan.reports_usage and self.config.api_key):
+            return
+        credits = self.client.credits
+        now = credits.clock()
+        if self._next_usage_check is not None and now < self._next_usage_check:
+            return
+        self._next_usage_check = now + timedelta(seconds=USAGE_CHECK_SECONDS)
+        try:
+            usage, error = self.client.fetch_usage(
+                deadline=deadline - self.config.interval_seconds * (1 - FETCH_SHARE), stop=stop
+            )
+            if usage is None:
+                log_event(log, logging.WARNING, "credits_check_failed", error=error)
+                return
+            before, after = credits.reconcile(usage)
+        except Exception as exc:  # a failure to reach /key must never stop polling
+            log_event(log, logging.WARNING, "credits_check_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        log_event(log, logging.INFO, "credits_reconciled", counted=before.used, account_used=after.used,
+                  account_credits=usage.credits, account_remaining=usage.remaining,
+                  difference=after.used - before.used)  # fmt: skip
+        budget, limit = self.config.requests_per_minute, usage.rate_limit_per_minute
+        if limit is not None and budget > limit:
+            log_event(log, logging.WARNING, "budget_above_rate_limit", requests_per_minute=budget,
+                      account_rate_limit=limit)  # fmt: skip
+        self._observe_credits(reconciled=True)
 
     def poll_once(self, stop: threading.Event | None = None, *, deadline: float | None = None) -> PollReport:
         """Run one poll now and land it (and any backlog); returns its report.
@@ -374,7 +435,8 @@ class Poller:
         if not self.config.health_file:
             return
         path = Path(self.config.health_file)
-        content = {"time": datetime.now(timezone.utc).isoformat(), "pid": os.getpid(), **asdict(self.stats.snapshot())}
+        content = {"time": datetime.now(timezone.utc).isoformat(), "pid": os.getpid(), **asdict(self.stats.snapshot()),
+                   "credits": self.credit_state.as_json() if self.credit_state else None}
         temp = path.with_name(f".{path.name}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ Three steps, three modules, one direction:
 |---|---|---|
 | data age | the batch lines' ``data_age_seconds`` | ``max(last_updated)`` in the DuckDB warehouse |
 | producer heartbeat | ``poll`` events in Cloud Logging | the producer's heartbeat file, written every poll |
+| CoinGecko credits | none yet (the ``credits`` event's ``short``) | the heartbeat's ``credits``, the producer's projection |
 | stream state | batch and idle lines; ``stream_started`` lines | :class:`~cryptopipe.health.state.StreamWatch`'s file, written every second |
 | quarantine rate | quarantined over read lines, 15 min | the same, from the stream's running totals |
 """

@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from core.health import QUARANTINE_WINDOW_SECONDS, Observation, Thresholds, Verdict, judge
+from core.health import QUARANTINE_WINDOW_SECONDS, Alert, Observation, Thresholds, Verdict, judge
 from core.tables import BACKFILL, ORIGIN, TICKS_TABLE
 from cryptopipe.health.state import GONE_AFTER_SECONDS, HOUR_SECONDS, read_json
 from core.layout import LocalLayout
@@ -44,11 +44,37 @@ def observe(layout: LocalLayout, now: float | None = None) -> tuple[Observation,
     return seen, Thresholds(**stream["thresholds"]) if stream else None
 
 
+#: The month's CoinGecko credits, judged from the producer's own projection (its heartbeat's
+#: ``credits``, the ``credits`` event's fields), so it has no threshold of core/health.py's.
+#: Not in core/health.py's ALERTS: the cloud has no policy for it yet (docs/OPERATIONS.md).
+CREDITS_ALERT = Alert("coingecko-credits", "CoinGecko credits", "",
+                      "The month's call credits run out before the month at the configured interval: polls are "
+                      "stretched and back-fill waits.",
+                      "the producer's projection of the month's credits runs out before the month ends")
+
+
+def credits_verdict(heartbeat: dict | None) -> Verdict | None:
+    """The credits' verdict from the producer's heartbeat; None when its plan has no monthly cap
+    (or no producer wrote one)."""
+    credits = (heartbeat or {}).get("credits")
+    if not credits or credits["credits"] is None:
+        return None
+    left = f"{credits['remaining']:,} of {credits['credits']:,} left"
+    if credits["short"]:
+        configured, stretched = credits["configured_interval_seconds"], credits["interval_seconds"]
+        value = (f"{left}, out at {credits['runs_out_at']} polling every {configured:g} s: "
+                 f"polls every {stretched:.0f} s, back-fill waits")
+    else:
+        value = f"{left}, {credits['needed_to_month_end']:,} needed to {credits['month_ends_at'][:10]}"
+    return Verdict(CREDITS_ALERT, not credits["short"], value, "out before the month ends")
+
+
 def pipeline_health(layout: LocalLayout, now: float | None = None) -> list[Verdict]:
     """Each alert's verdict for the local pipeline on ``layout``, with the thresholds its run
-    wrote (a live run's defaults when none did)."""
+    wrote (a live run's defaults when none did), and the credits' when the plan has a monthly cap."""
     seen, thresholds = observe(layout, now)
-    return judge(seen, thresholds or live_thresholds())
+    credits = credits_verdict(read_json(layout.producer_heartbeat))
+    return judge(seen, thresholds or live_thresholds()) + ([credits] if credits else [])
 
 
 def live_thresholds() -> Thresholds:

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate-limit-per-minute", type=int, default=None, help="answer 429 above this many calls a minute"
     )
+    parser.add_argument(
+        "--monthly-credits", type=int, default=None,
+        help="play an account with this many call credits: /key reports them, and 429 once spent",
+    )
     args = parser.parse_args(argv)
     server = ReplayServer(
         host=args.host,
@@ -35,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         frame_seconds=args.frame_seconds,
         rebase=args.rebase,
         rate_limit_per_minute=args.rate_limit_per_minute,
+        monthly_credits=args.monthly_credits,
     )
     try:
         server.start()

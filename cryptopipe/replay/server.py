@@ -23,6 +23,11 @@ Endpoints (JSON; anything else is a 404 with a JSON error):
   (unix seconds, required): ``{"prices": [[ms, value], ...], "market_caps": [...],
   "total_volumes": [...]}`` at CoinGecko's granularity (:meth:`Market.chart`), never
   past the current frame's time; an unknown id is a 404 like CoinGecko's.
+- ``GET /api/v3/key`` (with ``monthly_credits``): the account's usage as the pro API's
+  ``/key`` answers it (https://docs.coingecko.com/reference/api-usage): ``plan``,
+  ``rate_limit_request_per_minute``, ``monthly_call_credit``,
+  ``current_total_monthly_calls``, ``current_remaining_monthly_calls``; a 401 without an
+  ``x-cg-pro-api-key`` header (only paid keys may ask), a 404 when the replay plays no account.
 - ``GET /api/v3/ping``: ``{"gecko_says": "(V3) To the Moon!"}``.
 - ``GET /healthz``: ``{"status": "ok", "frame": k}``; never faulted nor rate limited.
 """
@@ -102,6 +107,13 @@ class ReplayServer(BackgroundServer):
     - ``rate_limit_per_minute``: answer 429 with ``Retry-After`` to the request that
       would exceed this many ``/api/v3`` requests in a sliding 60 s window; None
       for no limit. The budget is shared by all clients.
+    - ``monthly_credits``: play an account with this many call credits: every
+      ``/api/v3`` request spends one, whatever its answer (a 429, a fault, ``/key``
+      itself: the strict reading of CoinGecko's "each request counts as a call"), and
+      once they are spent every request, ``/key`` included, is answered 429 until
+      :attr:`credits_used` is set back. :meth:`spend_credits` plays another client on the same key. None: no
+      account, no ``/key``.
+    - ``plan``: the plan name ``/key`` reports.
     - ``clock``: monotonic seconds, for frames, the rate limit and the request log;
       tests inject a fake one.
     - ``market``: the data to serve; the bundled market by default.
@@ -123,6 +135,8 @@ class ReplayServer(BackgroundServer):
         auto_advance: bool = True,
         rebase: bool = False,
         rate_limit_per_minute: int | None = None,
+        monthly_credits: int | None = None,
+        plan: str = "Analyst",
         clock: Callable[[], float] = time.monotonic,
         market: Market | None = None,
     ) -> None:
@@ -136,6 +150,10 @@ class ReplayServer(BackgroundServer):
         self.shift = timedelta(0)
         self._clock = clock
         self._limiter = None if rate_limit_per_minute is None else SlidingWindow(rate_limit_per_minute)
+        self.rate_limit_per_minute = rate_limit_per_minute
+        self.monthly_credits = monthly_credits
+        self.plan = plan
+        self.credits_used = 0  # credits spent this month, by every client of the key; settable
         self._lock = threading.Lock()
         self._offset = 0
         self._started_at: float | None = None
@@ -211,6 +229,11 @@ class ReplayServer(BackgroundServer):
         with self._lock:
             return tuple(self._faults)
 
+    def spend_credits(self, calls: int) -> None:
+        """Spend ``calls`` credits as another client of the same key would."""
+        with self._lock:
+            self.credits_used += calls
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request received so far, in arrival order (a copy)."""
@@ -236,10 +259,18 @@ class ReplayServer(BackgroundServer):
             index = len(self._requests)
             self._requests.append(record)
             wait = self._limiter.admit(now) if is_api and self._limiter is not None else None
-            fault = self._faults.popleft() if is_api and wait is None and self._faults else None
+            spent = is_api and self.monthly_credits is not None and self.credits_used >= self.monthly_credits
+            if is_api and self.monthly_credits is not None:
+                self.credits_used += 1
+            usage = self._usage()
+            fault = self._faults.popleft() if is_api and wait is None and not spent and self._faults else None
         reply: Reply | None
         if wait is not None:
             reply = Reply.json(429, error_object(429), {"Retry-After": str(max(1, math.ceil(wait)))})
+        elif spent:
+            reply = Reply.json(429, error_object(429))
+        elif url.path == f"{API_PREFIX}/key":
+            reply = self._key(headers, usage)
         else:
             reply = self._route(url.path, params, frame)
             if fault is not None:
@@ -247,6 +278,29 @@ class ReplayServer(BackgroundServer):
         with self._lock:
             self._requests[index] = replace(record, status=None if reply is None else reply.status)
         return reply
+
+    def _usage(self) -> dict[str, Any] | None:
+        """``/key``'s answer now (under the lock); None without an account."""
+        if self.monthly_credits is None:
+            return None
+        usage = {
+            "plan": self.plan,
+            "monthly_call_credit": self.monthly_credits,
+            "current_total_monthly_calls": self.credits_used,
+            "current_remaining_monthly_calls": max(self.monthly_credits - self.credits_used, 0),
+        }
+        if self.rate_limit_per_minute is not None:  # CoinGecko always says; a replay without a limit cannot
+            usage["rate_limit_request_per_minute"] = self.rate_limit_per_minute
+        return usage
+
+    @staticmethod
+    def _key(headers: Mapping[str, str], usage: dict[str, Any] | None) -> Reply:
+        if usage is None:
+            return _error(404, "the replay plays no account: start it with monthly_credits")
+        if not headers.get("x-cg-pro-api-key"):
+            return Reply.json(401, {"status": {"error_code": 10002, "error_message": "API key missing: the "
+                                               "usage endpoint needs a pro key in x-cg-pro-api-key"}})
+        return Reply.json(200, usage)
 
     def _route(self, path: str, params: Mapping[str, str], frame: int) -> Reply:
         if path == "/healthz":

@@ -66,7 +66,7 @@ def test_the_file_is_strictly_typed_and_a_list_may_be_comma_separated():
         ("network_cidr", "8.8.8.0/24"),
         ("cluster_image_version", "3.0-debian12"),
         ("cluster_worker_count", 1),
-        ("api_plan", "enterprise"),
+        ("api_plan", "gold"),
         ("watermark", "6h"),
         ("job_max_failures_per_hour", 11),
         ("top_n", True),
@@ -141,10 +141,10 @@ def test_names_follow_prefix_env_stage_thing():
 
 
 def test_every_field_is_documented_in_the_deployment_guide():
-    guide = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "DEPLOY.md").read_text()
     fields = [name for name in EnvironmentConfig.model_fields if name != "name"]
     missing = [name for name in fields if f"| `{name}` |" not in guide]
-    assert not missing, f"the README's configuration table lacks {missing}"
+    assert not missing, f"docs/DEPLOY.md's settings table lacks {missing}"
 
 
 def test_the_trigger_is_held_to_the_floor_of_the_bigquery_write_path():
@@ -153,3 +153,27 @@ def test_the_trigger_is_held_to_the_floor_of_the_bigquery_write_path():
     assert environment("qa", {**base, "bigquery_write": "load-jobs", "trigger_seconds": 116}).trigger_seconds == 116
     with pytest.raises(ConfigError, match=r"field 'trigger_seconds': 10 is invalid: shorter than the 115.2 s"):
         environment("qa", {**base, "bigquery_write": "load-jobs"})
+
+
+def test_a_producer_schedule_that_cannot_last_the_month_is_refused_at_synth_in_one_line():
+    """The producer's own check (core/coingecko_plans.py), run on each environment's settings."""
+    with pytest.raises(ConfigError) as refused:
+        environment("dev", {**VALID, "api_plan": "demo"})  # the default 60 s: Demo's credits last a week
+    assert str(refused.value) == (
+        "environment 'dev', field 'interval_seconds': 60 is invalid: polling every 60 s, 1 page × 1 currency a "
+        "poll, needs 44,640 calls a month (31 days) but plan demo has 10,000 credits: expected an interval of at "
+        "least 268 s, fewer pages or currencies, or a plan with more credits (docs/PRODUCER.md, Credits) "
+        "(set it in values [dev] or CRYPTOPIPE__DEPLOY__DEV__INTERVAL_SECONDS)"
+    )
+    assert environment("dev", {**VALID, "api_plan": "demo", "interval_seconds": 268}).api_plan == "demo"
+    with pytest.raises(ConfigError, match=r"'interval_seconds': 300 is invalid: polling every 300 s, 4 pages"):
+        environment("dev", {**VALID, "api_plan": "demo", "interval_seconds": 300, "top_n": 1000})
+    with pytest.raises(ConfigError, match=r"field 'monthly_credits': None is invalid: plan 'enterprise' documents"):
+        environment("dev", {**VALID, "api_plan": "enterprise"})
+    assert environment("dev", {**VALID, "api_plan": "enterprise", "monthly_credits": 10**6}).monthly_credits == 10**6
+
+
+def test_the_default_deployment_polls_every_minute_on_the_smallest_plan_that_lasts_it():
+    cfg = environment("dev", VALID)
+    assert (cfg.interval_seconds, cfg.api_plan) == (60, "basic")
+    assert {env.name: env.api_plan for env in load_environments()} == {"dev": "basic", "prod": "basic"}

@@ -147,9 +147,9 @@ def test_the_rules_match_googles_documented_delays_and_each_names_its_source():
     assert all(rule.source for rule in RULES.values())
 
 
-def test_the_readme_deploys_in_the_rehearsed_order():
+def test_the_deployment_guide_deploys_in_the_rehearsed_order():
     """Bootstrap (which makes the key's secret), then the key, then the pipeline's first deploy."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "DEPLOY.md").read_text()
     bootstrap = readme.index("scripts/cdktf.sh deploy bootstrap-dev")
     key = readme.index("gcloud secrets versions add cryptopipe-dev-producer-api-key")
     deploy = readme.index("scripts/cdktf.sh deploy dev ")

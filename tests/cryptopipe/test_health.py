@@ -138,3 +138,35 @@ def test_data_age_counts_live_ticks_only_so_a_backfill_never_makes_stale_data_fr
 
     seen, _ = observe(layout, now=2000.0)
     assert seen.data_age_seconds == 900.0
+
+
+def test_status_shows_the_months_credits_red_while_the_producers_projection_runs_short(tmp_path):
+    """The producer's heartbeat carries its credits' state (producer/credits.py); status judges it."""
+    import json
+    from datetime import datetime, timezone
+
+    from producer import Credits, ProducerConfig
+
+    layout = LocalLayout(tmp_path)
+    config = ProducerConfig(api_plan="demo", api_key="k", interval_seconds=300, spool_dir=str(tmp_path / "spool"))
+    credits = Credits(config, clock=lambda: datetime(2026, 11, 30, 23, 0, tzinfo=timezone.utc))
+
+    def beat() -> dict:
+        layout.producer_heartbeat.write_text(json.dumps({"time": "2026-11-30T23:00:00+00:00",
+                                                         "credits": credits.state().as_json()}))
+        return {v.alert.key: v for v in pipeline_health(layout)}
+
+    verdict = beat()["coingecko-credits"]
+    assert verdict.ok and verdict.value == "10,000 of 10,000 left, 12 needed to 2026-12-01"
+    credits.record(9_994)
+    verdict = beat()["coingecko-credits"]
+    assert not verdict.ok
+    assert verdict.value == ("6 of 10,000 left, out at 2026-11-30T23:30:00.000Z polling every 300 s: polls every "
+                             "600 s, back-fill waits")
+    shown = CliRunner().invoke(cli, ["status", "--data-dir", str(layout.root)])
+    assert shown.exit_code == 1 and "CoinGecko" in shown.output  # rich may wrap the title
+
+    keyless = ProducerConfig(spool_dir=str(tmp_path / "spool"))  # no monthly cap: no row
+    layout.producer_heartbeat.write_text(json.dumps({"time": "2026-11-30T23:00:00+00:00",
+                                                     "credits": Credits(keyless).state().as_json()}))
+    assert "coingecko-credits" not in {v.alert.key for v in pipeline_health(layout)}

@@ -393,6 +393,36 @@ def test_rate_limited_requests_take_no_fault_and_health_checks_no_budget():
     assert server.pending_faults == ()
 
 
+def test_key_reports_the_accounts_credits_and_every_request_spends_one_429s_included():
+    clock = FakeClock()
+    pro = {"x-cg-pro-api-key": "k"}
+    with ReplayServer(auto_advance=False, rate_limit_per_minute=2, monthly_credits=6, clock=clock) as server:
+        with httpx.Client(base_url=server.url, headers=pro) as client:
+            assert client.get("/ping").status_code == 200
+            assert client.get("/ping").status_code == 200
+            assert client.get("/ping").status_code == 429  # over the rate limit: billed all the same
+            clock.tick(60)
+            server.spend_credits(1)  # another client of the key
+            usage = client.get("/key").json()  # the fourth of ours, and it counts itself
+            assert usage == {"plan": "Analyst", "rate_limit_request_per_minute": 2, "monthly_call_credit": 6,
+                             "current_total_monthly_calls": 5, "current_remaining_monthly_calls": 1}
+            assert client.get("/ping").status_code == 200  # the last credit
+            spent = client.get("/ping")  # none left: refused until the month turns
+            assert spent.status_code == 429 and spent.json()["status"]["error_code"] == 429
+            assert client.get("/key").status_code == 429  # /key too: whether CoinGecko exempts it is not documented
+            assert httpx.get(_healthz(server)).status_code == 200  # not the API: never billed
+    assert server.credits_used == 8
+
+
+def test_key_needs_a_pro_key_and_an_account():
+    with ReplayServer(auto_advance=False, monthly_credits=10) as server:
+        assert httpx.get(f"{server.url}/key", headers={"x-cg-demo-api-key": "k"}).json()["status"]["error_code"] \
+            == 10002
+    with ReplayServer(auto_advance=False) as server:
+        assert httpx.get(f"{server.url}/key", headers={"x-cg-pro-api-key": "k"}).status_code == 404
+        assert server.credits_used == 0  # no account, nothing counted
+
+
 # -- command line ------------------------------------------------------------
 
 

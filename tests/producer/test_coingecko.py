@@ -74,9 +74,14 @@ def test_fetch_page_returns_the_replayed_records_when_api_is_healthy(make_config
     }
 
 
-@pytest.mark.parametrize(("plan", "header"), [("demo", "x-cg-demo-api-key"), ("pro", "x-cg-pro-api-key")])
+@pytest.mark.parametrize(("plan", "header"), [
+    ("demo", "x-cg-demo-api-key"), ("basic", "x-cg-pro-api-key"), ("enterprise", "x-cg-pro-api-key"),
+    ("pro", "x-cg-pro-api-key"),
+])  # fmt: skip
 def test_fetch_page_sends_key_in_the_plan_header_when_plan_has_key(make_config, replay, plan, header):
-    with CoinGeckoClient(make_config(api_plan=plan, api_key="CG-test-key", top_n=5)) as client:
+    # The fast test interval would spend any plan's credits in days: these credits last the month.
+    config = make_config(api_plan=plan, api_key="CG-test-key", top_n=5, monthly_credits=10**7)
+    with CoinGeckoClient(config) as client:
         fetch_first_page(client)
     headers = replay.requests[0].headers
     assert headers[header] == "CG-test-key"

@@ -15,7 +15,7 @@ from producer.config import ENV_PREFIX, PRO_API_URL, PUBLIC_API_URL, InvalidSett
 
 from ..conftest import isolated_environ
 
-DOCS = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "PRODUCER.md"
 SECRET = "projects/my-project/secrets/coingecko/versions/latest"
 
 
@@ -73,9 +73,10 @@ def test_invalid_setting_carries_field_value_and_reason_for_other_wordings():
     assert refused.value.reason == "expected a lower-case CoinGecko currency code such as usd"
 
 
-def test_config_uses_pro_host_when_plan_is_pro():
+def test_config_uses_pro_host_when_plan_is_paid():
     assert ProducerConfig(api_plan="pro", api_key="k").base_url == PRO_API_URL
-    assert ProducerConfig(api_plan="demo", api_key="k").base_url == PUBLIC_API_URL
+    assert ProducerConfig(api_plan="analyst", api_key="k").base_url == PRO_API_URL
+    assert ProducerConfig(api_plan="demo", api_key="k", interval_seconds=300).base_url == PUBLIC_API_URL
     assert ProducerConfig().base_url == PUBLIC_API_URL
 
 
@@ -88,7 +89,7 @@ def test_config_rejects_key_sent_to_the_wrong_host(plan, url):
 
 
 def test_config_rejects_key_when_plan_is_none():
-    with pytest.raises(ConfigError, match="API_PLAN='none' is invalid: a key is configured: expected 'demo' or 'pro'"):
+    with pytest.raises(ConfigError, match="API_PLAN='none' is invalid: a key is configured: expected 'demo' or a paid"):
         ProducerConfig(api_key="k")
     with pytest.raises(ConfigError, match="API_PLAN='none' is invalid: a key is configured"):
         ProducerConfig(api_key_secret=SECRET)
@@ -103,10 +104,51 @@ def test_config_rejects_budget_below_one_poll_when_too_many_pages():
     assert ProducerConfig(top_n=1000, requests_per_minute=3, interval_seconds=80).requests_per_poll == 4
 
 
+def test_demo_at_the_default_60_s_is_refused_with_one_line_naming_what_it_needs_and_what_fits():
+    with pytest.raises(InvalidSetting) as refused:
+        ProducerConfig(api_plan="demo", api_key="k")
+    assert str(refused.value) == (
+        "CRYPTOPIPE__PRODUCER__INTERVAL_SECONDS=60.0 is invalid: polling every 60 s, 1 page × 1 currency a poll, "
+        "needs 44,640 calls a month (31 days) but plan demo has 10,000 credits: expected an interval of at least "
+        "268 s, fewer pages or currencies, or a plan with more credits (docs/PRODUCER.md, Credits)"
+    )
+    assert "\n" not in str(refused.value)
+    # 2,678,400 s in 31 days / 10,000 credits = 267.84 s: 268 s lasts the longest month, 267 s does not
+    assert ProducerConfig(api_plan="demo", api_key="k", interval_seconds=268).monthly_need.calls == 9_995
+    with pytest.raises(InvalidSetting, match="needs 10,032 calls a month"):
+        ProducerConfig(api_plan="demo", api_key="k", interval_seconds=267)
+
+
+def test_the_monthly_check_counts_pages_and_the_paid_plans_hourly_usage_checks():
+    # 1,000 coins are 4 pages: Demo needs four times the interval
+    with pytest.raises(InvalidSetting, match=r"polling every 600 s, 4 pages × 1 currency a poll, needs 17,856 calls "
+                                             r"a month .* at least 1072 s"):
+        ProducerConfig(api_plan="demo", api_key="k", top_n=1000, interval_seconds=600)
+    # Basic: 100,000 credits less 744 hourly /key checks leave 99,256 polls: every 26.98 s, so 27 s
+    assert ProducerConfig(api_plan="basic", api_key="k", interval_seconds=27).monthly_need.calls == 99_944
+    with pytest.raises(InvalidSetting, match=r"needs 103,760 calls a month \(31 days, 744 of them hourly /key "
+                                             r"checks\) but plan basic has 100,000 credits: expected an interval of "
+                                             r"at least 27 s"):
+        ProducerConfig(api_plan="basic", api_key="k", interval_seconds=26)
+
+
+def test_plans_carry_their_documented_credits_overridable_by_monthly_credits():
+    assert ProducerConfig(api_plan="pro", api_key="k").monthly_credit_limit == 100_000  # any paid plan: as Basic
+    lite = ProducerConfig(api_plan="lite", api_key="k", interval_seconds=2, requests_per_minute=30)
+    assert lite.monthly_credit_limit == 2_000_000
+    assert ProducerConfig(api_plan="demo", api_key="k", monthly_credits=50_000).interval_seconds == 60
+    assert ProducerConfig(interval_seconds=6).monthly_credit_limit is None  # keyless: no monthly cap to last
+    with pytest.raises(InvalidSetting, match=r"MONTHLY_CREDITS=None is invalid: plan 'enterprise' documents no "
+                                             r"credits: expected the contract's"):
+        ProducerConfig(api_plan="enterprise", api_key="k")
+    assert ProducerConfig(api_plan="enterprise", api_key="k", monthly_credits=10**6).plan.pro_host
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
         ("interval_seconds", 0),
+        ("monthly_credits", 0),
         ("max_attempts", 0),
         ("vs_currency", "US D"),
         ("api_plan", "gold"),
@@ -125,7 +167,7 @@ def test_config_rejects_invalid_value_naming_its_variable(field, value):
 
 @pytest.mark.parametrize("name", [SECRET, "projects/123456789/secrets/coingecko-api-key/versions/3"])
 def test_config_takes_secret_versions_by_project_id_or_number(name):
-    assert ProducerConfig(api_plan="demo", api_key_secret=name).api_key_secret == name
+    assert ProducerConfig(api_plan="basic", api_key_secret=name).api_key_secret == name
 
 
 def test_every_field_has_a_docstring():
@@ -133,7 +175,7 @@ def test_every_field_has_a_docstring():
 
 
 def test_masked_hides_api_key_when_set():
-    config = ProducerConfig(api_plan="demo", api_key="CG-secret-value")
+    config = ProducerConfig(api_plan="basic", api_key="CG-secret-value")
     assert config.masked()["api_key"] == "***"
     assert "CG-secret-value" not in repr(config)
     assert "CG-secret-value" not in str(config.masked())
@@ -145,7 +187,7 @@ def test_resolve_api_key_reads_secret_when_secret_is_set():
             assert name == SECRET
             return SimpleNamespace(payload=SimpleNamespace(data=b"CG-from-secret\n"))
 
-    config = ProducerConfig(api_plan="demo", api_key_secret=SECRET)
+    config = ProducerConfig(api_plan="basic", api_key_secret=SECRET)
     assert resolve_api_key(config, client=SecretManager()).api_key == "CG-from-secret"
 
 
@@ -154,7 +196,7 @@ def test_resolve_api_key_fails_clearly_when_secret_is_unreadable():
         def access_secret_version(self, name):
             raise PermissionError("403 Permission denied on resource")
 
-    config = ProducerConfig(api_plan="demo", api_key_secret=SECRET)
+    config = ProducerConfig(api_plan="basic", api_key_secret=SECRET)
     with pytest.raises(ConfigError, match="cannot read CRYPTOPIPE__PRODUCER__API_KEY_SECRET.*403"):
         resolve_api_key(config, client=SecretManager())
 
@@ -173,6 +215,7 @@ def test_docs_list_every_option_with_its_variable_and_default():
             if isinstance(default, tuple)
             else f"{default:g}"
             if isinstance(default, float)
+            else "" if default is None
             else str(default)
         )
         if shown:
@@ -188,6 +231,7 @@ def test_package_exports_exactly_its_public_names():
         "coingecko",
         "coverage",
         "config",
+        "credits",
         "errors",
         "files",
         "landing",

@@ -60,8 +60,9 @@ def polls_in(directory: Path) -> dict[str, int]:
 
 def test_sigterm_exits_0_within_10_s_with_the_poll_in_flight_landed(replay, tmp_path):
     replay.inject(Fault.delay(2.0))  # keeps the first poll in flight while the signal arrives
-    process = start_producer(
-        tmp_path, base_url=replay.url, api_plan="demo", api_key=KEY, health_file=str(tmp_path / "health.json")
+    process = start_producer(  # Demo's 10,000 credits last a 31-day month at a poll every 268 s
+        tmp_path, base_url=replay.url, api_plan="demo", api_key=KEY, interval_seconds="300",
+        health_file=str(tmp_path / "health.json"),
     )
     wait_for_request(replay, process)
 
@@ -112,10 +113,17 @@ def test_sigterm_exits_0_within_the_grace_when_the_api_hangs(replay, tmp_path):
     assert any(line.get("event") == "shutdown_grace_exceeded" for line in logs)
 
 
-def test_config_error_exits_2_naming_the_setting(tmp_path):
-    process = start_producer(tmp_path, top_n="many")
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"top_n": "many"}, "CRYPTOPIPE__PRODUCER__TOP_N='many' is invalid"),
+    # Demo's credits would last a week at the default 60 s: refused before any request
+    ({"api_plan": "demo", "api_key": KEY}, "needs 44,640 calls a month (31 days) but plan demo has 10,000 credits: "
+                                           "expected an interval of at least 268 s"),
+], ids=["bad-value", "demo-credits-last-a-week"])  # fmt: skip
+def test_config_error_exits_2_naming_the_setting(tmp_path, settings, message):
+    process = start_producer(tmp_path, **settings)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 2
     [line] = [json.loads(line) for line in stderr.splitlines()]
     assert line["event"] == "config_error"
-    assert "CRYPTOPIPE__PRODUCER__TOP_N='many' is invalid" in line["error"]
+    assert message in line["error"]
+    assert not (tmp_path / "spool").exists()  # nothing started
