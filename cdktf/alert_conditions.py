@@ -57,18 +57,16 @@ def conditions(t: Thresholds, cluster_name: str, metric_type: Callable[[str], st
                 "duration": _seconds(whole_minutes(seconds, 120)), "evaluation_missing_data": FIRES_ON_NO_DATA,
                 "aggregations": [{"alignment_period": MINUTE, **count}]}
 
-    return {
-        "data-freshness": [
-            # Fires when every minute of the threshold loaded only ticks older than it, or loaded nothing.
-            {"display_name": "no tick younger than the threshold loaded", "condition_threshold": {
-                "filter": metric("data-age", JOB), "comparison": "COMPARISON_GT",
-                "threshold_value": t.freshness_seconds, "duration": _seconds(t.freshness_seconds),
-                "evaluation_missing_data": FIRES_ON_NO_DATA,
-                "aggregations": [{"alignment_period": MINUTE, **freshest}]}},
+    scheduled = t.schedule_seconds is not None
+    causes = {
+        # Scheduled mode: the cluster is stopped between runs and a run starts one driver, so neither
+        # the running-jobs gauge nor the idle lines nor driver starts say anything; a run that ended
+        # well does, and none for the interval plus a run's time (or none ever) is the alert.
+        "run-missed": [
+            {"display_name": "no run ended well",
+             "condition_threshold": silent("runs-finished", JOB, t.stream_silence_seconds)},
         ],
-        "producer-down": [
-            {"display_name": "no poll", "condition_threshold": silent("polls", VM, t.producer_silence_seconds)},
-        ],
+    } if scheduled else {
         "stream-not-running": [
             # Dataproc's own gauge of the cluster's running jobs (sampled every 60 s, visible up to
             # 120 s later): the one signal that does not need the driver to write. A cluster that is
@@ -89,6 +87,20 @@ def conditions(t: Thresholds, cluster_name: str, metric_type: Callable[[str], st
                 "evaluation_missing_data": QUIET_ON_NO_DATA,
                 "aggregations": [{"alignment_period": "3600s", **count}]}},
         ],
+    }
+    return {
+        "data-freshness": [
+            # Fires when every minute of the threshold loaded only ticks older than it, or loaded nothing.
+            {"display_name": "no tick younger than the threshold loaded", "condition_threshold": {
+                "filter": metric("data-age", JOB), "comparison": "COMPARISON_GT",
+                "threshold_value": t.freshness_seconds, "duration": _seconds(t.freshness_seconds),
+                "evaluation_missing_data": FIRES_ON_NO_DATA,
+                "aggregations": [{"alignment_period": MINUTE, **freshest}]}},
+        ],
+        "producer-down": [
+            {"display_name": "no poll", "condition_threshold": silent("polls", VM, t.producer_silence_seconds)},
+        ],
+        **causes,
         # Both metrics come from the same batch lines, so mean(quarantined) / mean(records) over
         # a window is sum / sum: the share of the window's lines.
         "quarantine-rate": [

@@ -42,7 +42,8 @@ class Alerts(Construct):
         super().__init__(scope, id_)
         self.thresholds = cfg.alert_thresholds
         self.cluster_name = cfg.name_of("processing", "cluster")  # as processing.py names it
-        self.metrics = {key: self._metric(cfg, key, filter_, after) for key, filter_ in log_filters().items()}
+        filters = log_filters(scheduled=cfg.processing == "scheduled")
+        self.metrics = {key: self._metric(cfg, key, filter_, after) for key, filter_ in filters.items()}
         self.metrics_visible = after_metrics(self, list(self.metrics.values()))
         self.channels = [
             google.monitoring_notification_channel.MonitoringNotificationChannel(

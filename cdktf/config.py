@@ -165,6 +165,16 @@ class EnvironmentConfig(StrictSettings):
         str, matching(r"[1-9][0-9]* (seconds|minutes|hours|days)", "a duration like '6 hours'")
     ] = "6 hours"
     """De-duplication watermark."""
+    processing: Literal["stream", "scheduled"] = "stream"
+    """How the job runs (docs/STREAM.md, "Scheduled mode"): ``stream``, always on the cluster; or
+    ``scheduled``, with ``--available-now`` every ``schedule_minutes`` on the same checkpoint, the
+    cluster stopped between runs."""
+    schedule_minutes: Literal[15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440] = 60
+    """Scheduled mode: minutes between runs (a divisor of an hour or a day, so the slots are a cron
+    schedule's)."""
+    scheduled_run_minutes: int = Field(15, ge=5, le=240)
+    """Scheduled mode: how long a run may take, cluster start to stop; the alerts allow the interval
+    plus this before a run counts as missed."""
     job_max_failures_per_hour: int = Field(5, ge=1, le=10)
     """Driver restarts per hour before Dataproc gives up (1-10)."""
     job_max_failures_total: int = Field(50, ge=1, le=240)
@@ -198,7 +208,8 @@ class EnvironmentConfig(StrictSettings):
     alert_producer_silence_minutes: int | None = Field(None, ge=2, le=1440)
     """Alert when the producer logs no poll for this long; unset: 3 intervals (at least 2 min)."""
     alert_stream_silence_minutes: int | None = Field(None, ge=2, le=1440)
-    """Alert when the stream logs no batch and no idle line for this long; unset: 2 triggers + 1 min."""
+    """Alert when the stream logs no batch and no idle line for this long; unset: 2 triggers + 1 min. Scheduled
+    mode: when no run ends well for this long; unset: ``schedule_minutes`` plus ``scheduled_run_minutes``."""
     alert_max_driver_restarts_per_hour: int = Field(3, ge=1, le=10)
     """Alert when the job's driver starts more often in an hour."""
     alert_quarantine_percent: float = Field(5.0, gt=0, le=100)
@@ -320,9 +331,14 @@ class EnvironmentConfig(StrictSettings):
         minutes = {"freshness_seconds": self.alert_freshness_minutes,
                    "producer_silence_seconds": self.alert_producer_silence_minutes,
                    "stream_silence_seconds": self.alert_stream_silence_minutes}
+        given = {key: value * 60 for key, value in minutes.items() if value is not None}
+        if self.processing == "scheduled":
+            return Thresholds.for_schedule(
+                self.interval_seconds, self.schedule_minutes * 60, self.scheduled_run_minutes * 60, **given,
+                quarantine_percent=self.alert_quarantine_percent,
+            )
         return Thresholds.from_intervals(
-            self.interval_seconds, self.trigger_seconds,
-            **{key: value * 60 for key, value in minutes.items() if value is not None},
+            self.interval_seconds, self.trigger_seconds, **given,
             max_driver_restarts_per_hour=self.alert_max_driver_restarts_per_hour,
             quarantine_percent=self.alert_quarantine_percent,
         )

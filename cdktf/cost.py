@@ -84,6 +84,20 @@ NODE_LOG_BYTES_PER_DAY = 30_000_000
 SERIAL_BYTES_PER_POLL = 600
 AUDIT_ENTRY_BYTES = 1_500
 
+#: Scheduled mode (docs/STREAM.md, "Scheduled mode"): VM time of one run, assumed until measured in
+#: the first week: the cluster's start (VMs boot; initialization actions do not run again), a Spark
+#: session and its first batch, the interval's files, the stop.
+SCHEDULED_RUN_MINUTES = 5
+#: Workflows: internal steps of one execution (list, get, start, submit, a poll of the job every
+#: 30 s, list, stop), $0.01 a 1,000 beyond the first 5,000 a month
+#: (cloud.google.com/workflows/pricing).
+WORKFLOW_STEPS_PER_RUN = 12 + 2 * SCHEDULED_RUN_MINUTES
+WORKFLOW_STEPS_PER_1000 = 0.01
+WORKFLOW_FREE_STEPS_PER_MONTH = 5_000
+#: Cloud Scheduler: $0.10 a job a month (cloud.google.com/scheduler/pricing; the 3 free jobs of a
+#: billing account are not counted, other projects may use them).
+SCHEDULER_JOB_PER_MONTH = 0.10
+
 
 @dataclass(frozen=True)
 class Line:
@@ -107,6 +121,8 @@ _IAM_IS_FREE = Free("IAM and its grants: no charge (cloud.google.com/iam/pricing
 BILLED_AS: dict[str, tuple[str, ...] | Free] = {
     "google_dataproc_cluster": ("Dataproc nodes", "Dataproc fee, per vCPU-hour", "Dataproc boot disks, pd-balanced"),
     "google_dataproc_job": Free("runs on the cluster: billed as its nodes and fee"),
+    "google_workflows_workflow": ("Workflows steps (scheduled runs)",),
+    "google_cloud_scheduler_job": ("Cloud Scheduler job",),
     "google_compute_instance": ("producer VM", "producer disks, pd-balanced: boot and spool"),
     "google_compute_disk": ("producer disks, pd-balanced: boot and spool",),
     "google_compute_router_nat": ("Cloud NAT gateway, per VM-hour", "Cloud NAT external IP",
@@ -133,7 +149,7 @@ BILLED_AS: dict[str, tuple[str, ...] | Free] = {
     "time_sleep": Free("a wait inside Terraform: no Google resource"),
     **dict.fromkeys(("google_project_iam_member", "google_storage_bucket_iam_member", "google_bigquery_dataset_iam_member",
                      "google_bigquery_table_iam_member", "google_secret_manager_secret_iam_member",
-                     "google_kms_crypto_key_iam_member", "google_service_account_iam_member", "google_service_account",
+                     "google_kms_crypto_key_iam_member", "google_dataproc_cluster_iam_member", "google_service_account_iam_member", "google_service_account",
                      "google_project_iam_custom_role", "google_iam_workload_identity_pool",
                      "google_iam_workload_identity_pool_provider"), _IAM_IS_FREE),
 }
@@ -158,6 +174,24 @@ def _vms(cfg: EnvironmentConfig) -> int:
     return 1 + cfg.cluster_worker_count
 
 
+def runs_per_day(cfg: EnvironmentConfig) -> int:
+    """Scheduled mode's runs a day (0 in stream mode)."""
+    return 1440 // cfg.schedule_minutes if cfg.processing == "scheduled" else 0
+
+
+def cluster_hours_per_day(cfg: EnvironmentConfig) -> float:
+    """Hours a day the cluster's VMs run: all day streaming, a run's time per run scheduled."""
+    if cfg.processing == "scheduled":
+        return runs_per_day(cfg) * SCHEDULED_RUN_MINUTES / 60
+    return HOURS_PER_DAY
+
+
+def _cluster_time(cfg: EnvironmentConfig) -> str:
+    if cfg.processing == "scheduled":
+        return f"{runs_per_day(cfg)} runs × {SCHEDULED_RUN_MINUTES} min"
+    return "24"
+
+
 def _price(machine_type: str) -> tuple[int, float]:
     if machine_type not in MACHINES:
         raise KeyError(f"no list price for {machine_type!r}: add it to cdktf/cost.py MACHINES")
@@ -165,8 +199,17 @@ def _price(machine_type: str) -> tuple[int, float]:
 
 
 def batches_per_day(cfg: EnvironmentConfig) -> int:
-    """Micro-batches a day at the stream's trigger interval."""
+    """Micro-batches a day: at the stream's trigger interval, or a scheduled run's batches (its polls'
+    files, ``max_files_per_trigger`` a batch) and the empty trigger that ends it."""
+    if cfg.processing == "scheduled":
+        return runs_per_day(cfg) * (loading_batches_per_run(cfg) + 1)
     return 86_400 // cfg.trigger_seconds
+
+
+def loading_batches_per_run(cfg: EnvironmentConfig) -> int:
+    """A scheduled run's batches that load files: the interval's polls, ``max_files_per_trigger`` a batch."""
+    files = cfg.schedule_minutes * 60 // cfg.interval_seconds
+    return -(-files // cfg.max_files_per_trigger)
 
 
 def polls_per_day(cfg: EnvironmentConfig) -> int:
@@ -175,6 +218,8 @@ def polls_per_day(cfg: EnvironmentConfig) -> int:
 
 def loading_batches_per_day(cfg: EnvironmentConfig) -> int:
     """Micro-batches that find a file: one per poll at most, one per trigger at most."""
+    if cfg.processing == "scheduled":
+        return runs_per_day(cfg) * loading_batches_per_run(cfg)
     return min(batches_per_day(cfg), polls_per_day(cfg))
 
 
@@ -188,16 +233,18 @@ def flow_log_gib_per_day(cfg: EnvironmentConfig) -> float:
     """VPC Flow Logs' records a day: every VM's flows each interval, sampled."""
     interval_seconds = {"INTERVAL_5_SEC": 5, "INTERVAL_30_SEC": 30, "INTERVAL_1_MIN": 60, "INTERVAL_5_MIN": 300,
                         "INTERVAL_10_MIN": 600, "INTERVAL_15_MIN": 900}[FLOW_LOG_CONFIG["aggregation_interval"]]
-    records = (_vms(cfg) + 1) * FLOWS_PER_VM_PER_INTERVAL * 86_400 / interval_seconds * FLOW_LOG_CONFIG["flow_sampling"]
+    vms = 1 + _vms(cfg) * cluster_hours_per_day(cfg) / HOURS_PER_DAY  # the producer all day, the cluster as it runs
+    records = vms * FLOWS_PER_VM_PER_INTERVAL * 86_400 / interval_seconds * FLOW_LOG_CONFIG["flow_sampling"]
     return records * FLOW_RECORD_BYTES / 2**30
 
 
 def logging_gib_per_day(cfg: EnvironmentConfig) -> float:
     """What the environment sends to Cloud Logging a day, vended network logs aside."""
-    idle_lines = 86_400 // 60  # core/health.py IDLE_LINE_SECONDS at most
+    idle_lines = 86_400 // 60 if cfg.processing == "stream" else 0  # core/health.py IDLE_LINE_SECONDS at most
     data_writes = loading_batches_per_day(cfg) * GCS_OPERATIONS_PER_BATCH + polls_per_day(cfg)  # DATA_WRITE audited
     total = (loading_batches_per_day(cfg) * DRIVER_BYTES_PER_BATCH + idle_lines * IDLE_LINE_BYTES
-             + _vms(cfg) * NODE_LOG_BYTES_PER_DAY + polls_per_day(cfg) * SERIAL_BYTES_PER_POLL
+             + _vms(cfg) * NODE_LOG_BYTES_PER_DAY * cluster_hours_per_day(cfg) / HOURS_PER_DAY
+             + polls_per_day(cfg) * SERIAL_BYTES_PER_POLL
              + data_writes * AUDIT_ENTRY_BYTES)
     return total / 2**30
 
@@ -239,18 +286,21 @@ def lines(cfg: EnvironmentConfig) -> list[Line]:
     logged = logging_gib_per_day(cfg)
     logged_billed = max(0.0, logged * DAYS_PER_MONTH - LOGGING_FREE_GIB_PER_MONTH) / DAYS_PER_MONTH
     flows = flow_log_gib_per_day(cfg)
+    hours, when = cluster_hours_per_day(cfg), _cluster_time(cfg)
+    runs = runs_per_day(cfg)
+    steps_billed = max(0.0, runs * WORKFLOW_STEPS_PER_RUN * DAYS_PER_MONTH - WORKFLOW_FREE_STEPS_PER_MONTH)
     return [
         Line(
             "Dataproc nodes",
             f"{cfg.cluster_master_machine_type}"
             + (f" + {workers} × {cfg.cluster_worker_machine_type}" if workers else "")
-            + f": {cluster_hourly:.4f} $/h × 24",
-            cluster_hourly * HOURS_PER_DAY,
+            + f": {cluster_hourly:.4f} $/h × {when}",
+            cluster_hourly * hours,
         ),
         Line(
             "Dataproc fee, per vCPU-hour",
-            f"{cluster_cpus} vCPU × {DATAPROC_FEE_PER_VCPU_HOUR} × 24",
-            cluster_cpus * DATAPROC_FEE_PER_VCPU_HOUR * HOURS_PER_DAY,
+            f"{cluster_cpus} vCPU × {DATAPROC_FEE_PER_VCPU_HOUR} × {when}",
+            cluster_cpus * DATAPROC_FEE_PER_VCPU_HOUR * hours,
         ),
         Line(
             "Dataproc boot disks, pd-balanced",
@@ -267,8 +317,9 @@ def lines(cfg: EnvironmentConfig) -> list[Line]:
         ),
         Line(
             "Cloud NAT gateway, per VM-hour",
-            f"{nodes + 1} VMs × {NAT_GATEWAY_PER_VM_HOUR} × 24",
-            (nodes + 1) * NAT_GATEWAY_PER_VM_HOUR * HOURS_PER_DAY,
+            f"{nodes + 1} VMs × {NAT_GATEWAY_PER_VM_HOUR} × 24" if cfg.processing == "stream" else
+            f"(1 VM × 24 + {nodes} × {when}) × {NAT_GATEWAY_PER_VM_HOUR}",
+            (HOURS_PER_DAY + nodes * hours) * NAT_GATEWAY_PER_VM_HOUR,
         ),
         Line("Cloud NAT external IP", f"{NAT_IP_PER_HOUR} $/h × 24", NAT_IP_PER_HOUR * HOURS_PER_DAY),
         Line(
@@ -278,7 +329,8 @@ def lines(cfg: EnvironmentConfig) -> list[Line]:
         ),
         Line(
             "Cloud Storage Class A operations",
-            f"({batches_per_day(cfg):,} triggers × {GCS_LISTS_PER_TRIGGER} lists + "
+            f"({batches_per_day(cfg):,} {'triggers' if cfg.processing == 'stream' else 'run batches'} × "
+            f"{GCS_LISTS_PER_TRIGGER} lists + "
             f"{loading_batches_per_day(cfg):,} loading batches × {GCS_OPERATIONS_PER_BATCH} + "
             f"{polls_per_day(cfg):,} landings) × {GCS_CLASS_A_PER_1000} / 1,000",
             operations * GCS_CLASS_A_PER_1000 / 1000,
@@ -313,6 +365,17 @@ def lines(cfg: EnvironmentConfig) -> list[Line]:
             f"{landed_gb_day:.2f} GB/day × {cfg.archive_retention_days} days × {GCS_STANDARD_PER_GB_MONTH} / 30.4",
             kept_gb * GCS_STANDARD_PER_GB_MONTH / DAYS_PER_MONTH,
         ),
+        Line(
+            "Workflows steps (scheduled runs)",
+            f"{runs} runs × {WORKFLOW_STEPS_PER_RUN} steps × 30.4, {WORKFLOW_FREE_STEPS_PER_MONTH:,} a month free, "
+            f"then × {WORKFLOW_STEPS_PER_1000} / 1,000" if runs else "stream mode: none",
+            steps_billed * WORKFLOW_STEPS_PER_1000 / 1000 / DAYS_PER_MONTH,
+        ),
+        Line(
+            "Cloud Scheduler job",
+            f"{SCHEDULER_JOB_PER_MONTH} / 30.4" if runs else "stream mode: none",
+            SCHEDULER_JOB_PER_MONTH / DAYS_PER_MONTH if runs else 0.0,
+        ),
     ]
 
 
@@ -334,6 +397,11 @@ def table(configs: list[EnvironmentConfig]) -> str:
         "| **total** | " + " | ".join(f"{month} | {total}" for month, total in zip(months, totals, strict=True)) + " |"
     )
     return "\n".join(rows)
+
+
+def scheduled(cfg: EnvironmentConfig) -> EnvironmentConfig:
+    """``cfg`` in scheduled mode (its own ``schedule_minutes``): docs/DEPLOY.md's second table."""
+    return cfg.model_copy(update={"processing": "scheduled"})
 
 
 def _dollars(amount: float) -> str:

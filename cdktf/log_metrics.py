@@ -24,6 +24,7 @@ from core.health import (
     POLL_EVENT,
     QUARANTINED_FIELD,
     RECORDS_FIELD,
+    RUN_FINISHED,
     STREAM_BATCH,
     STREAM_IDLE,
     STREAM_STARTED,
@@ -47,10 +48,11 @@ def has(field: str, text: str) -> str:
     return f"{field}:{json.dumps(text)}"
 
 
-def log_filters() -> dict[str, str]:
-    """Each log-based metric's filter, by metric key: built from core/health.py's words."""
+def log_filters(scheduled: bool = False) -> dict[str, str]:
+    """Each log-based metric's filter, by metric key: built from core/health.py's words. Scheduled
+    mode's runs write no idle lines and a driver start each: it counts the runs that ended well."""
     batch = f"{STREAM_LOG} AND {has(STREAM_TEXT, stream_mark(STREAM_BATCH))}"
-    return {
+    filters = {
         "polls": f"{PRODUCER_LOG} AND {has(PRODUCER_TEXT, event_marker(POLL_EVENT))}",
         "data-age": f"{batch} AND {has(STREAM_TEXT, DATA_AGE_FIELD + '=')}",
         "records": batch,
@@ -59,6 +61,10 @@ def log_filters() -> dict[str, str]:
                           f"{has(STREAM_TEXT, stream_mark(STREAM_IDLE))})",
         "stream-starts": f"{STREAM_LOG} AND {has(STREAM_TEXT, stream_mark(STREAM_STARTED))}",
     }
+    if scheduled:
+        del filters["stream-reports"], filters["stream-starts"]
+        filters["runs-finished"] = f"{STREAM_LOG} AND {has(STREAM_TEXT, stream_mark(RUN_FINISHED))}"
+    return filters
 
 
 #: Distribution metrics: the field of the per-batch line each one reads.

@@ -41,6 +41,9 @@ STREAM_STARTED = "stream_started"
 STREAM_BATCH = "stream_batch"
 #: First word of the stream's line while it runs with nothing new to read.
 STREAM_IDLE = "stream_idle"
+#: First word of the line a ``--available-now`` run writes when it has drained what had landed
+#: and ends well: in scheduled mode its absence means a run was missed or failed.
+RUN_FINISHED = "run_finished"
 #: Per-batch fields, ``name=value``: records read, lines quarantined, and the age in
 #: seconds of the newest tick the batch loaded (absent when it loaded none).
 RECORDS_FIELD = "records_in"
@@ -110,6 +113,9 @@ class Thresholds:
     """More driver starts than this in an hour: the stream is crash-looping."""
     quarantine_percent: float = 5.0
     """More than this share of the last 15 minutes' lines quarantined: the source's format changed."""
+    schedule_seconds: int | None = None
+    """Scheduled mode's interval between runs; None: stream mode. In scheduled mode
+    ``stream_silence_seconds`` is how long may pass without a run that ended well."""
 
     @classmethod
     def from_intervals(cls, interval_seconds: float, trigger_seconds: float, **overrides: float) -> Thresholds:
@@ -119,6 +125,22 @@ class Thresholds:
             "freshness_seconds": whole_minutes(3 * interval_seconds + 2 * trigger_seconds, MIN_ABSENCE_SECONDS),
             "producer_silence_seconds": whole_minutes(3 * interval_seconds, MIN_ABSENCE_SECONDS),
             "stream_silence_seconds": whole_minutes(2 * trigger_seconds + IDLE_LINE_SECONDS, MIN_ABSENCE_SECONDS),
+        }
+        return cls(**{**defaults, **{key: value for key, value in overrides.items() if value is not None}})
+
+    @classmethod
+    def for_schedule(cls, interval_seconds: float, schedule_seconds: float, run_seconds: float,
+                     **overrides: float) -> Thresholds:
+        """The defaults for scheduled mode: a run every ``schedule_seconds`` that may take up to
+        ``run_seconds``. Data age reaches the interval between runs plus a run's time (the ticks
+        that landed just after a run wait for the next one to end), plus the polls' slack of
+        stream mode; a run that ends well must come within the interval plus a run's time."""
+        defaults = {
+            "freshness_seconds": whole_minutes(schedule_seconds + run_seconds + 3 * interval_seconds,
+                                               MIN_ABSENCE_SECONDS),
+            "producer_silence_seconds": whole_minutes(3 * interval_seconds, MIN_ABSENCE_SECONDS),
+            "stream_silence_seconds": whole_minutes(schedule_seconds + run_seconds, MIN_ABSENCE_SECONDS),
+            "schedule_seconds": int(schedule_seconds),
         }
         return cls(**{**defaults, **{key: value for key, value in overrides.items() if value is not None}})
 
@@ -153,7 +175,21 @@ ALERTS: tuple[Alert, ...] = (
           "Many lines fail validation: CoinGecko's format or our schema changed.",
           "the quarantined share of the last 15 minutes' lines is above the threshold"),
 )
-ALERTS_BY_KEY: Mapping[str, Alert] = {alert.key: alert for alert in ALERTS}
+#: Scheduled mode's cause alert in place of "Stream not running": nothing runs between runs.
+RUN_MISSED = Alert("run-missed", "Scheduled run missed or failed", "stream_silence_seconds",
+                   "No scheduled run of the job has ended well for longer than the schedule allows: runs do "
+                   "not start, fail, or one hangs.",
+                   "no run ended well for the threshold (the interval between runs plus a run's time), or the "
+                   "last run failed")
+ALERTS_BY_KEY: Mapping[str, Alert] = {alert.key: alert for alert in (*ALERTS, RUN_MISSED)}
+
+
+def alerts_for(thresholds: Thresholds) -> tuple[Alert, ...]:
+    """The alerts of a pipeline with ``thresholds``: :data:`ALERTS`, with :data:`RUN_MISSED` in place
+    of "Stream not running" in scheduled mode."""
+    if thresholds.schedule_seconds is None:
+        return ALERTS
+    return tuple(RUN_MISSED if alert.key == "stream-not-running" else alert for alert in ALERTS)
 
 
 def describe_threshold(alert: Alert, thresholds: Thresholds) -> str:
@@ -161,6 +197,8 @@ def describe_threshold(alert: Alert, thresholds: Thresholds) -> str:
     value = getattr(thresholds, alert.threshold)
     if alert.threshold == "quarantine_percent":
         return f"{value:g} %"
+    if alert.key == RUN_MISSED.key:
+        return f"{_duration(value)} without a good run"
     if alert.threshold == "stream_silence_seconds":
         return f"{_duration(value)} silent, or {thresholds.max_driver_restarts_per_hour} starts/h"
     return _duration(value)
@@ -187,6 +225,9 @@ class Observation:
     lines_last_window: int
     """Lines read in the last :data:`QUARANTINE_WINDOW_SECONDS`."""
     quarantined_last_window: int
+    last_run_failed: bool = False
+    """Scheduled mode: the last run that ended did not end well (``stream_silence_seconds`` is then
+    the time since the last one that did)."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +251,11 @@ def judge(seen: Observation, thresholds: Thresholds) -> list[Verdict]:
     share = 100 * seen.quarantined_last_window / seen.lines_last_window if seen.lines_last_window else 0.0
     stream_ok = (seen.stream_running and within(seen.stream_silence_seconds, thresholds.stream_silence_seconds)
                  and seen.driver_starts_last_hour <= thresholds.max_driver_restarts_per_hour)
+    run_ok = not seen.last_run_failed and within(seen.stream_silence_seconds, thresholds.stream_silence_seconds)
     states = {
+        "run-missed": (run_ok, f"{'running' if seen.stream_running else 'idle'}, last good run "
+                       f"{age(seen.stream_silence_seconds)} ago" + (", the last run failed" if seen.last_run_failed
+                                                                    else "")),
         "data-freshness": (within(seen.data_age_seconds, thresholds.freshness_seconds), age(seen.data_age_seconds)),
         "producer-down": (within(seen.producer_heartbeat_age_seconds, thresholds.producer_silence_seconds),
                           age(seen.producer_heartbeat_age_seconds)),
@@ -219,4 +264,5 @@ def judge(seen: Observation, thresholds: Thresholds) -> list[Verdict]:
         "quarantine-rate": (share <= thresholds.quarantine_percent,
                             f"{share:.1f} % of {seen.lines_last_window} lines"),
     }
-    return [Verdict(alert, *states[alert.key], describe_threshold(alert, thresholds)) for alert in ALERTS]
+    return [Verdict(alert, *states[alert.key], describe_threshold(alert, thresholds))
+            for alert in alerts_for(thresholds)]

@@ -36,7 +36,7 @@ from cryptopipe.errors import PipelineError
 from cryptopipe.health.judge import pipeline_health
 from cryptopipe.health.render import dashboard_alerts, status_table
 from core.layout import LocalLayout
-from cryptopipe.pipeline import LocalPipeline, Status
+from cryptopipe.pipeline import PROCESSING_MODES, LocalPipeline, Status
 from cryptopipe.settings import (
     SOURCES, default_interval_seconds, producer_config, producer_default, stream_config,
     default_trigger_seconds,
@@ -155,10 +155,15 @@ def _live_status(console: Console) -> Iterator[Live]:
 @click.option("--dashboard-port", type=click.IntRange(min=0, max=65535), default=DEFAULT_PORT, show_default=True,
               help="Port of the dashboard on 127.0.0.1 (0: any free port).")
 @click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard.")
+@click.option("--processing", type=click.Choice(PROCESSING_MODES), default="stream", show_default=True,
+              help="stream: the job runs all the time; scheduled: the job runs with --available-now every --every "
+                   "seconds, one run at a time (docs/STREAM.md, Scheduled mode).")
+@click.option("--every", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds between scheduled runs (with --processing scheduled).")
 @VERBOSE
 @click.pass_context
 def up(ctx, source, layout, duration, max_polls, interval, top_n, coin_ids, vs_currency, trigger_seconds,
-       replay_port, dashboard_port, no_dashboard, verbose):
+       replay_port, dashboard_port, no_dashboard, processing, every, verbose):
     """Run the replay server (with --source replay), the producer and the stream until Ctrl-C."""
     producer, stream = _settings(ctx, layout)
     verbose = verbose or ctx.find_root().params["verbose"]
@@ -169,6 +174,8 @@ def up(ctx, source, layout, duration, max_polls, interval, top_n, coin_ids, vs_c
         max_polls=max_polls,
         dashboard_port=None if no_dashboard else dashboard_port,
         verbose=verbose,
+        processing=processing,
+        every_seconds=every,
     )
     if source == "replay":
         err.print("[yellow]source: the bundled CoinGecko replay on 127.0.0.1 (no internet needed)[/]")

@@ -3,7 +3,9 @@
 ``cryptopipe up`` is this module. Each part is the production code with local
 addresses (docs/ARCHITECTURE.md §1): the producer polls the bundled replay server (or the
 live API) and lands polls in a local directory; the Spark job streams that directory
-into a DuckDB file. Each part takes its own typed settings, made for the layout
+into a DuckDB file (``processing="stream"``), or runs the same job with ``--available-now``
+every ``every_seconds`` as a process of its own (``processing="scheduled"``,
+:mod:`cryptopipe.scheduled`; docs/STREAM.md, "Scheduled mode"). Each part takes its own typed settings, made for the layout
 (:mod:`cryptopipe.settings`). The producer runs on a thread, the
 stream on Spark's threads, and the caller watches both through :meth:`LocalPipeline.status`::
 
@@ -27,10 +29,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from core.health import Thresholds
+from core.tables import TICKS_TABLE
 from cryptopipe.checks import claim_data_dir, require_free_port, require_java, require_unlocked_warehouse
 from cryptopipe.errors import PipelineError
 from cryptopipe.health.render import dashboard_alerts
 from cryptopipe.health.state import WRITE_SECONDS, StreamWatch
+from cryptopipe.scheduled import RunResult, ScheduledRuns
 from core.layout import LocalLayout
 
 if TYPE_CHECKING:
@@ -38,6 +42,10 @@ if TYPE_CHECKING:
     from producer import ProducerConfig
 
 log = logging.getLogger(__name__)
+
+PROCESSING_MODES = ("stream", "scheduled")
+#: How long a local scheduled run may take, for its thresholds: a Spark start, the first batch and the drain.
+LOCAL_RUN_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,8 @@ class LocalPipeline:
     - ``max_polls``: the producer stops after this many polls;
     - ``dashboard_port``: serve the dashboard on this port (0: any free one); None: no dashboard;
     - ``verbose``: Spark's own log lines (its start-up warnings, say) too; by default its
-      JVM logs errors only, so the terminal shows cryptopipe's lines.
+      JVM logs errors only, so the terminal shows cryptopipe's lines;
+    - ``processing``: ``stream`` (in this process) or ``scheduled`` (a run every ``every_seconds``).
     """
 
     def __init__(
@@ -85,7 +94,11 @@ class LocalPipeline:
         dashboard_port: int | None = None,
         verbose: bool = False,
         thresholds: Thresholds | None = None,
+        processing: str = "stream",
+        every_seconds: float = 60.0,
     ) -> None:
+        if processing not in PROCESSING_MODES:
+            raise PipelineError(f"processing {processing!r} is not one of {', '.join(PROCESSING_MODES)}")
         self.layout = layout
         self.producer = producer
         self.stream = stream
@@ -105,11 +118,15 @@ class LocalPipeline:
         self._watch_thread: threading.Thread | None = None
         self._watch = None
         self.thresholds = thresholds
+        self.processing = processing
+        self.every_seconds = every_seconds
+        self._runs: ScheduledRuns | None = None
+        self._runs_thread: threading.Thread | None = None
 
     @property
     def started(self) -> bool:
         """Both the producer and the stream have started (their status is readable)."""
-        return self._poller is not None and self._stream is not None
+        return self._poller is not None and (self._stream is not None or self._runs is not None)
 
     @property
     def replay_url(self) -> str | None:
@@ -173,6 +190,9 @@ class LocalPipeline:
         self._producer_thread.start()
 
     def _start_stream(self) -> None:
+        if self.processing == "scheduled":
+            self._start_runs()
+            return
         from pyspark.sql import SparkSession
 
         from jobs import build_session, start_stream
@@ -192,10 +212,32 @@ class LocalPipeline:
         if self._watch is not None:
             self._watch.started()
 
+    def _start_runs(self) -> None:
+        """Scheduled mode: a run now and one each slot of ``every_seconds``, checked every second."""
+        stream = self.stream
+        self._runs = ScheduledRuns(self.layout, self.every_seconds, on_run_end=self._run_ended, job_options={
+            "trigger_seconds": stream.trigger_seconds, "max_files_per_trigger": stream.max_files_per_trigger,
+            "watermark": stream.watermark, "shuffle_partitions": stream.shuffle_partitions})
+        self._runs.tick()
+
+        def timer() -> None:
+            while not self._stop.wait(1.0):
+                self._runs.tick()
+
+        self._runs_thread = threading.Thread(target=timer, name="scheduled-runs", daemon=True)
+        self._runs_thread.start()
+
+    def _run_ended(self, result: RunResult) -> None:
+        if self._watch is not None:
+            self._watch.run_ended(result.ok)
+
     def _start_watch(self) -> None:
         """Write the stream's state every second for ``cryptopipe status`` (:mod:`cryptopipe.health`)."""
-        thresholds = self.thresholds or Thresholds.from_intervals(self.producer.interval_seconds,
-                                                                   self.stream.trigger_seconds)
+        if self.processing == "scheduled":
+            default = Thresholds.for_schedule(self.producer.interval_seconds, self.every_seconds, LOCAL_RUN_SECONDS)
+        else:
+            default = Thresholds.from_intervals(self.producer.interval_seconds, self.stream.trigger_seconds)
+        thresholds = self.thresholds or default
         self._watch = StreamWatch(self.layout.stream_state, thresholds)
         self._watch.started()
 
@@ -209,6 +251,10 @@ class LocalPipeline:
         self._watch_thread.start()
 
     def _write_watch(self) -> None:
+        if self._runs is not None:
+            totals = self._run_totals()
+            self._watch.record(self._runs.running, totals.rows_read, totals.rows_quarantined)
+            return
         stream = self._stream
         totals = stream.status() if stream is not None else None
         self._watch.record(stream is not None and stream.is_active,
@@ -238,8 +284,23 @@ class LocalPipeline:
         """Start the stream again on its checkpoint, as a restarted driver does."""
         self._start_stream()
 
+    def _run_totals(self) -> Status:
+        """The finished scheduled runs' totals, from their batch lines; the newest tick from the warehouse."""
+        results = list(self._runs.results)
+        return Status(
+            polls=0, rows_landed=0, rows_rejected=0, batches=sum(r.batches for r in results),
+            rows_read=sum(r.records_in for r in results), rows_loaded=sum(r.loaded for r in results),
+            rows_quarantined=sum(r.quarantined for r in results), newest_loaded=_newest_tick(self.layout),
+        )
+
     def status(self) -> Status:
         produced = self._poller.stats.snapshot()
+        if self._runs is not None:
+            runs = self._run_totals()
+            return Status(polls=produced.polls, rows_landed=produced.rows_landed,
+                          rows_rejected=produced.records_rejected, batches=runs.batches, rows_read=runs.rows_read,
+                          rows_loaded=runs.rows_loaded, rows_quarantined=runs.rows_quarantined,
+                          newest_loaded=runs.newest_loaded)
         streamed = self._stream.status()
         return Status(
             polls=produced.polls,
@@ -266,6 +327,7 @@ class LocalPipeline:
 
     def check_stream(self) -> None:
         """Raise if the stream has died (its error is Spark's, with the cause)."""
+        # Scheduled mode: a failed run is the next slot's to replay, and the health files say so.
         if self._stream is not None and not self._stream.is_active:
             self._stream.await_termination(0)
             raise PipelineError("the stream stopped unexpectedly; see the log above")
@@ -283,6 +345,10 @@ class LocalPipeline:
         if self._poller is not None:
             self._poller.close()
         self.stop_stream()
+        if self._runs_thread is not None:
+            self._runs_thread.join(timeout=5)
+        if self._runs is not None:
+            self._runs.stop()
         if self._own_spark is not None:
             self._own_spark.stop()
         if self._replay is not None:
@@ -298,3 +364,14 @@ class LocalPipeline:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _newest_tick(layout: LocalLayout) -> datetime | None:
+    """The newest ``last_updated`` in the local warehouse, or None before it has one."""
+    from jobs.loaders.duckdb import open_reader
+
+    if not layout.warehouse.exists():
+        return None
+    with open_reader(layout.warehouse) as con:
+        (newest,) = con.execute(f"SELECT max(last_updated) FROM {TICKS_TABLE}").fetchone()
+    return newest

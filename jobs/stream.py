@@ -36,7 +36,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from core.health import STREAM_STARTED, stream_mark
+from core.health import RUN_FINISHED, STREAM_STARTED, stream_mark
 from jobs.config import StreamConfig, parse_args
 from jobs.dedup import QUARANTINE_ID, drop_duplicate_ticks
 from jobs.batch_files import BatchFiles
@@ -287,7 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if spark is not None:
             spark.stop()
-    log.info("stream finished: %s", status)
+    if config.available_now:  # a scheduled run's sign of success (core/health.py)
+        log.info("%s %s", stream_mark(RUN_FINISHED), status)
+    else:
+        log.info("stream finished: %s", status)
     return 0
 
 

@@ -85,6 +85,12 @@ def _cost(sources: Sources, document: Path) -> str:
     return table(sources.environments)
 
 
+def _cost_scheduled(sources: Sources, document: Path) -> str:
+    from cost import scheduled, table
+
+    return table([scheduled(cfg) for cfg in sources.environments])
+
+
 def _cost_storage_write(sources: Sources, document: Path) -> str:
     from cost import storage_write_table
 
@@ -122,6 +128,7 @@ SECTIONS: dict[str, Generator] = {
     "access:capabilities": _access("capabilities"),
     "access:grants": _access("grants"),
     "cost": _cost,
+    "cost-scheduled": _cost_scheduled,
     "cost-storage-write": _cost_storage_write,
     "deploy-settings": _deploy_settings,
     "job-options": _job_options,

@@ -32,6 +32,11 @@ def observe(layout: LocalLayout, now: float | None = None) -> tuple[Observation,
     lines = inside[-1][1] - start[1] if inside and start else 0
     quarantined = inside[-1][2] - start[2] if inside and start else 0
     last_running = (stream or {}).get("last_running_at")
+    thresholds = Thresholds(**stream["thresholds"]) if stream else None
+    runs = (stream or {}).get("runs", {})
+    if thresholds is not None and thresholds.schedule_seconds is not None:
+        # Scheduled mode: silence is the time since a run last ended well (or since the runs began).
+        last_running = runs.get("last_ok_at") or runs.get("since")
     seen = Observation(
         data_age_seconds=_data_age(layout.warehouse, now),
         producer_heartbeat_age_seconds=None if beat is None else max(now - beat, 0.0),
@@ -40,8 +45,9 @@ def observe(layout: LocalLayout, now: float | None = None) -> tuple[Observation,
         driver_starts_last_hour=len([t for t in (stream or {}).get("starts", []) if t >= now - HOUR_SECONDS]),
         lines_last_window=lines,
         quarantined_last_window=quarantined,
+        last_run_failed=bool(runs.get("last_failed")),
     )
-    return seen, Thresholds(**stream["thresholds"]) if stream else None
+    return seen, thresholds
 
 
 #: The month's CoinGecko credits, judged from the producer's own projection (its heartbeat's

@@ -35,12 +35,25 @@ class StreamWatch:
         self._last_totals = (0, 0)
         self._last_running_at: float | None = None
         self._before_window = (0.0, 0, 0)  # the totals as the window began
+        # Scheduled mode: when the watch began, when a run last ended well, whether the last one failed.
+        self._since: float | None = None
+        self._last_run_ok_at: float | None = None
+        self._last_run_failed = False
         self._lock = threading.Lock()  # the watch thread and a stop both record
 
     def started(self, now: float | None = None) -> None:
         """A stream (a driver, in the cloud) started: counts towards the restarts per hour."""
         self._starts.append(time.time() if now is None else now)
+        if self._since is None:
+            self._since = self._starts[-1]
         self._last_totals = (0, 0)  # a new stream counts from zero
+
+    def run_ended(self, ok: bool, now: float | None = None) -> None:
+        """A scheduled run ended, well or not (the runs' totals still come through :meth:`record`)."""
+        with self._lock:
+            if ok:
+                self._last_run_ok_at = time.time() if now is None else now
+            self._last_run_failed = not ok
 
     def record(self, running: bool, lines: int, quarantined: int, now: float | None = None) -> None:
         """The stream's state and its running totals now; writes the file."""
@@ -62,6 +75,7 @@ class StreamWatch:
             "written_at": now, "running": running, "last_running_at": self._last_running_at,
             "starts": list(self._starts), "window": [self._before_window, *self._samples],
             "thresholds": asdict(self.thresholds),
+            "runs": {"since": self._since, "last_ok_at": self._last_run_ok_at, "last_failed": self._last_run_failed},
         })
 
 

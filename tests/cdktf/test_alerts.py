@@ -18,7 +18,7 @@ from alert_conditions import FIRES_ON_NO_DATA, QUIET_ON_NO_DATA, RUNNING_JOBS_ME
 from alerts import BUDGET_THRESHOLDS, Alerts
 from api_calls import BILLING_ACCOUNT_GRANTS
 from config import ConfigError, environment, load_environments
-from core.health import ALERTS, DATA_AGE_FIELD, QUARANTINED_FIELD, RECORDS_FIELD, batch_fields, read_field
+from core.health import ALERTS, DATA_AGE_FIELD, Thresholds, QUARANTINED_FIELD, RECORDS_FIELD, batch_fields, read_field
 from effective_access import ROLE_DATA
 from log_metrics import data_age_bounds, log_filters, value_extractor
 
@@ -252,3 +252,26 @@ def test_billing_account_roles_hold_the_budget_calls_the_deployers_narrowest_the
     assert len(roles[role]) == min(len(held) for held in roles.values() if set(permissions) <= held)
     role, _ = BILLING_ACCOUNT_GRANTS["planner"]
     assert not [p for p in roles[role] if re.search(r"\.(create|update|delete|set[A-Z]\w*)$", p)]
+
+
+def test_scheduled_mode_alerts_on_a_missed_or_failed_run_instead_of_a_stopped_stream():
+    """Between runs the cluster is stopped: no running job, no idle line, a driver start per run. The
+    cause alert is then 'no run ended well' for the interval plus a run's time, firing on no data."""
+    from alert_conditions import FIRES_ON_NO_DATA, condition_count, conditions
+    from core.health import RUN_FINISHED, stream_mark
+    from log_metrics import log_filters
+
+    thresholds = Thresholds.for_schedule(60, 3600, 900)
+    by_key = conditions(thresholds, "cluster", lambda key: f"user/{key}")
+    assert list(by_key) == ["data-freshness", "producer-down", "run-missed", "quarantine-rate"]
+    (missed,) = by_key["run-missed"]
+    body = missed["condition_threshold"]
+    assert body["filter"].startswith('metric.type="user/runs-finished"')
+    assert body["duration"] == "4500s" and body["evaluation_missing_data"] == FIRES_ON_NO_DATA
+    scheduled_metrics = log_filters(scheduled=True)
+    assert stream_mark(RUN_FINISHED) in scheduled_metrics["runs-finished"]
+    assert {"stream-reports", "stream-starts", "runs-finished"} - set(scheduled_metrics) == {
+        "stream-reports", "stream-starts"}  # no idle lines, a driver start per run
+    assert "runs-finished" not in log_filters()
+    assert condition_count(thresholds) == 4 and condition_count(Thresholds.from_intervals(60, 10)) == 6
+    # the job writes the line the metric counts at the end of a run: tests/cryptopipe/test_scheduled_local.py

@@ -177,3 +177,24 @@ def test_the_default_deployment_polls_every_minute_on_the_smallest_plan_that_las
     cfg = environment("dev", VALID)
     assert (cfg.interval_seconds, cfg.api_plan) == (60, "basic")
     assert {env.name: env.api_plan for env in load_environments()} == {"dev": "basic", "prod": "basic"}
+
+
+def test_scheduled_mode_derives_its_alert_thresholds_from_the_schedule():
+    base = {"project": "my-project-1", "state_bucket": "my-tfstate-1"}
+    hourly = environment("qa", {**base, "processing": "scheduled"}).alert_thresholds
+    assert (hourly.schedule_seconds, hourly.stream_silence_seconds) == (3600, 3600 + 15 * 60)
+    assert hourly.freshness_seconds == 3600 + 15 * 60 + 3 * 60
+    quarter = environment("qa", {**base, "processing": "scheduled", "schedule_minutes": 15,
+                                 "alert_freshness_minutes": 40}).alert_thresholds
+    assert quarter.freshness_seconds == 2400 and quarter.stream_silence_seconds == 30 * 60
+    assert environment("qa", base).alert_thresholds.schedule_seconds is None
+    with pytest.raises(ConfigError, match="schedule_minutes.*45 is invalid"):
+        environment("qa", {**base, "schedule_minutes": 45})
+
+
+def test_a_scheduled_environment_is_refused_at_synth_until_the_stacks_build_it():
+    import main
+
+    cfg = environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1", "processing": "scheduled"})
+    with pytest.raises(ConfigError, match="'qa': processing = 'scheduled' has no cloud resources yet"):
+        main.synth(environments=[cfg])

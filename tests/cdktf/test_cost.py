@@ -88,3 +88,24 @@ def test_poll_sizes_match_the_bundled_replay():
                                         poll_id="20261130T160501123Z-1f2e3d4c5b6a").accepted)
     assert len(landed) / 250 == pytest.approx(cost.POLL_BYTES_PER_COIN, rel=0.2)
     assert len(json.dumps(records)) / 250 == pytest.approx(cost.RESPONSE_BYTES_PER_COIN, rel=0.2)
+
+
+def test_dev_in_scheduled_mode_costs_at_most_a_dollar_fifty_a_day_with_every_lines_formula():
+    dev = cost.scheduled(CONFIGS["dev"])
+    lines = cost.lines(dev)
+    assert sum(line.dollars for line in lines) <= 1.50
+    assert [line.item for line in lines] == [line.item for line in cost.lines(CONFIGS["dev"])]  # rows line up
+    assert all(line.formula and "stream mode" not in line.formula for line in lines)
+    by_item = {line.item: line for line in lines}
+    hours = 24 * cost.SCHEDULED_RUN_MINUTES / 60  # hourly runs of the assumed length
+    assert by_item["Dataproc nodes"].dollars == pytest.approx(0.1340 * hours)
+    assert by_item["Dataproc nodes"].formula.endswith("× 24 runs × 5 min")
+    assert by_item["Dataproc boot disks, pd-balanced"].dollars == pytest.approx(50 * 0.10 / 30.4)  # kept all day
+    assert by_item["Cloud Monitoring alert conditions"].formula.startswith("4 × ")  # no cluster gauge, no restarts
+    assert cost.loading_batches_per_day(dev) == 24  # an hour's 60 polls fit one batch of 200 files
+    every_15 = cost.scheduled(environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
+                                                 "schedule_minutes": 15}))
+    assert cost.runs_per_day(every_15) == 96 and cost.cluster_hours_per_day(every_15) == pytest.approx(8.0)
+    # stream mode's rows of the scheduled mode's services cost nothing
+    stream = {line.item: line for line in cost.lines(CONFIGS["dev"])}
+    assert stream["Workflows steps (scheduled runs)"].dollars == stream["Cloud Scheduler job"].dollars == 0

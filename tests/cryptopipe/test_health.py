@@ -170,3 +170,37 @@ def test_status_shows_the_months_credits_red_while_the_producers_projection_runs
     layout.producer_heartbeat.write_text(json.dumps({"time": "2026-11-30T23:00:00+00:00",
                                                      "credits": Credits(keyless).state().as_json()}))
     assert "coingecko-credits" not in {v.alert.key for v in pipeline_health(layout)}
+
+
+def test_scheduled_thresholds_derive_from_the_schedule_and_a_runs_time():
+    hourly = Thresholds.for_schedule(60, 3600, 300)
+    assert hourly.freshness_seconds == 3600 + 300 + 3 * 60  # the interval, a run, the polls' slack
+    assert hourly.stream_silence_seconds == 3600 + 300 and hourly.schedule_seconds == 3600
+    assert Thresholds.for_schedule(60, 900, 300).freshness_seconds == 1380  # every 15 min: 23 min
+    stream = Thresholds.from_intervals(60, 10)
+    assert stream.schedule_seconds is None and stream.freshness_seconds < Thresholds.for_schedule(
+        60, 900, 300).freshness_seconds
+
+
+def test_scheduled_mode_judges_a_missed_or_failed_run_instead_of_a_stopped_stream(tmp_path):
+    """Between runs nothing runs, which is fine; no good run for the interval plus a run's time,
+    or a failed last run, is red."""
+    layout = LocalLayout(tmp_path)
+    thresholds = Thresholds.for_schedule(10, 60, 30)
+    watch = StreamWatch(layout.stream_state, thresholds)
+    watch.started(now=1000.0)
+    watch.record(False, 0, 0, now=1000.0)
+    by_key = {v.alert.key: v for v in pipeline_health(layout, now=1119.0)}
+    assert "stream-not-running" not in by_key and by_key["run-missed"].ok  # no run yet; 60 + 30 s is under Monitoring's 2 min floor
+    assert not {v.alert.key: v for v in pipeline_health(layout, now=1121.0)}["run-missed"].ok
+    watch.run_ended(True, now=1200.0)
+    watch.record(False, 36, 1, now=1200.0)  # idle between runs
+    verdict = {v.alert.key: v for v in pipeline_health(layout, now=1280.0)}["run-missed"]
+    assert verdict.ok and verdict.value == "idle, last good run 80 s ago" and verdict.threshold == "2 min without a good run"
+    watch.run_ended(False, now=1285.0)  # the next run failed: red at the watch's next write
+    watch.record(False, 40, 1, now=1285.0)
+    verdict = {v.alert.key: v for v in pipeline_health(layout, now=1286.0)}["run-missed"]
+    assert not verdict.ok and verdict.value.endswith("the last run failed")
+    watch.run_ended(True, now=1350.0)
+    watch.record(False, 44, 1, now=1350.0)
+    assert {v.alert.key: v for v in pipeline_health(layout, now=1351.0)}["run-missed"].ok
