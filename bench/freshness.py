@@ -24,11 +24,38 @@ import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bench.common import REPO, WORK, BenchFailure, LoadSampler, MemorySampler, percentile, write_result
 
 WATCH_PERIOD = 0.5
+#: How long the pipeline may take to make its first rows queryable.
+FIRST_ROWS_WITHIN_SECONDS = 300
+
+
+def watch_polls(
+    poll_ids: Callable[[], Iterable[str]], minutes: float, what: str, *, check: Callable[[], None]
+) -> tuple[dict[str, datetime], float]:
+    """When each poll id first became queryable, watched from ``what``'s start until ``minutes``
+    after its first rows; and how long those first rows took. ``check`` raises if the pipeline died."""
+    seen: dict[str, datetime] = {}
+    first_rows_after = None
+    started = time.monotonic()
+    end = None
+    while end is None or time.monotonic() < end:
+        check()
+        now = datetime.now(timezone.utc)
+        for poll_id in poll_ids():
+            seen.setdefault(poll_id, now)
+        if seen and first_rows_after is None:
+            first_rows_after = time.monotonic() - started
+            end = time.monotonic() + minutes * 60
+            print(f"{what}: first rows queryable {first_rows_after:.1f} s after start", flush=True)
+        if end is None and time.monotonic() - started > FIRST_ROWS_WITHIN_SECONDS:
+            raise BenchFailure(f"no rows queryable {FIRST_ROWS_WITHIN_SECONDS} s after starting {what}")
+        time.sleep(WATCH_PERIOD)
+    return seen, first_rows_after
 
 
 def _poll_ids(warehouse: Path) -> dict[str, datetime] | None:
@@ -62,29 +89,18 @@ def main(minutes: float = 5.0) -> dict[str, Any]:
     shutil.rmtree(root, ignore_errors=True)
     warehouse = root / "warehouse.duckdb"
     command = [str(REPO / ".venv/bin/cryptopipe"), "up", "--source", "replay", "--data-dir", str(root), "--no-dashboard"]
-    seen: dict[str, datetime] = {}
-    first_rows_after = None
     with LoadSampler() as load:
-        t0 = time.monotonic()
         log = (WORK / "freshness-up.log").open("w")
         proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+        def running() -> None:
+            if proc.poll() is not None:
+                raise BenchFailure(f"cryptopipe up exited early ({proc.returncode}); see {log.name}")
+
         try:
             with MemorySampler(root=proc.pid) as memory:
-                end = None
-                while end is None or time.monotonic() < end:
-                    if proc.poll() is not None:
-                        raise BenchFailure(f"cryptopipe up exited early ({proc.returncode}); see {log.name}")
-                    now = datetime.now(timezone.utc)
-                    ids = _poll_ids(warehouse)
-                    for poll_id in ids or {}:
-                        seen.setdefault(poll_id, now)
-                    if ids and first_rows_after is None:
-                        first_rows_after = time.monotonic() - t0
-                        end = time.monotonic() + minutes * 60
-                        print(f"freshness: first rows queryable {first_rows_after:.1f} s after start", flush=True)
-                    if end is None and time.monotonic() - t0 > 300:
-                        raise BenchFailure("no rows queryable 300 s after starting cryptopipe up")
-                    time.sleep(WATCH_PERIOD)
+                seen, first_rows_after = watch_polls(lambda: _poll_ids(warehouse) or (), minutes, "cryptopipe up",
+                                                     check=running)
                 memory.sample()
         finally:
             proc.send_signal(signal.SIGINT)

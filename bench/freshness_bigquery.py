@@ -20,11 +20,10 @@ import importlib.util
 import os
 import shutil
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from bench.common import REPO, WORK, BenchFailure, LoadSampler, write_result
-from bench.freshness import WATCH_PERIOD, _landed_keys, _stats
+from bench.freshness import _landed_keys, _stats, watch_polls
 
 PROJECT, DATASET = "bench-project", "freshness"
 TRIGGER_SECONDS = 1.0
@@ -49,33 +48,21 @@ def main(minutes: float = 3.0) -> dict[str, Any]:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     layout = LocalLayout(root)
-    seen: dict[str, datetime] = {}
-    first_rows_after = None
     with LoadSampler() as load, _emulator_module().Emulator(log=WORK / "freshness-bigquery-emulator.log") as emulator:
         emulator.create_tables(PROJECT, DATASET)
         os.environ.update(emulator.environment)
         client = emulator.client(PROJECT)
         table = f"`{PROJECT}.{DATASET}.market_ticks`"
-        places = StreamConfig.locations(landing=layout.landing, archive=layout.archive,
-                                        checkpoint=layout.checkpoint, staging=layout.staging)
+        places = StreamConfig.locations(**{name: getattr(layout, name)
+                                           for name in ("landing", "archive", "checkpoint", "staging")})
         stream = StreamConfig(**places, warehouse=f"bigquery://{PROJECT}.{DATASET}", bigquery_write="storage-write",
                               trigger_seconds=TRIGGER_SECONDS)
         pipeline = LocalPipeline(layout, producer_config(layout, "replay"), stream, replay_port=0)
-        t0 = time.monotonic()
         with pipeline:
-            end = None
-            while end is None or time.monotonic() < end:
-                pipeline.check_stream()
-                now = datetime.now(timezone.utc)
-                for (poll_id,) in client.query(f"SELECT DISTINCT poll_id FROM {table}").result():
-                    seen.setdefault(poll_id, now)
-                if seen and first_rows_after is None:
-                    first_rows_after = time.monotonic() - t0
-                    end = time.monotonic() + minutes * 60
-                    print(f"freshness-bigquery: first rows queryable {first_rows_after:.1f} s after start", flush=True)
-                if end is None and time.monotonic() - t0 > 300:
-                    raise BenchFailure("no rows queryable 300 s after starting the pipeline")
-                time.sleep(WATCH_PERIOD)
+            seen, first_rows_after = watch_polls(
+                lambda: [poll_id for (poll_id,) in client.query(f"SELECT DISTINCT poll_id FROM {table}").result()],
+                minutes, "the pipeline", check=pipeline.check_stream,
+            )
         polls = list(client.query(
             f"SELECT poll_id, MIN(ingested_at), COUNT(*), COUNT(DISTINCT _load_id) FROM {table} GROUP BY poll_id"
         ).result())

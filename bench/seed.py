@@ -25,6 +25,7 @@ from dataclasses import replace
 from pyspark.sql import SparkSession
 
 from core.tables import QUARANTINE_FIELDS, QUARANTINE_TABLE, TICK_FIELDS, TICKS_TABLE
+from core.uris import file_uri
 from jobs import (
     JOB_SQL_CONF,
     SESSION_CONF,
@@ -67,7 +68,7 @@ def _append(con, table: str, columns: list[str], files: list[str]) -> int:  # no
 
 
 def _path(uri: str) -> str:
-    return uri.removeprefix("file://").removeprefix("file:")
+    return file_uri(uri).path
 
 
 def seed_session(spark: SparkSession) -> SparkSession:

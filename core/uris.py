@@ -14,6 +14,9 @@ makes them all read an address the same way, so a typo fails at start-up naming 
 option and the value, not deep inside Hadoop or a client library. Callers pass their
 own error type, so the failure is the one their users already handle.
 
+Files the engine names are a fifth form, read by :func:`file_uri`: Hadoop writes
+``file:/abs``, ``file:///abs`` and ``gs://bucket/path`` for the files it lists and stages.
+
 Nothing here touches the disk or the network: a relative path stays relative, and
 whether a bucket or dataset exists is for the caller to find out.
 """
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TypeVar
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 #: Cloud Storage's rule for bucket names.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
@@ -162,3 +165,24 @@ def _normalised(path: str) -> str:
     if ".." in PurePosixPath(path).parts:
         raise _Refused("contains '..'")
     return str(PurePosixPath(path))
+
+
+@dataclass(frozen=True)
+class FileUri:
+    """A file as Hadoop names it: ``scheme`` (``file`` for a bare path), ``bucket`` (gs:// only) and ``path``."""
+
+    scheme: str
+    bucket: str
+    path: str
+
+    @property
+    def object_path(self) -> str:
+        """``bucket/path`` for gs://, the path itself for a local file: what Arrow's file systems take."""
+        return f"{self.bucket}{self.path}" if self.scheme == "gs" else self.path
+
+
+def file_uri(uri: str) -> FileUri:
+    """``file:/a``, ``file:///a``, ``/a`` or ``gs://b/a`` read alike, the path unquoted:
+    the checkpoint's log, a scan's rows and Spark's writers spell one file differently."""
+    parts = urlsplit(uri)
+    return FileUri(parts.scheme or "file", parts.netloc, unquote(parts.path))

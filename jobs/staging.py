@@ -22,13 +22,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from urllib.parse import unquote, urlsplit
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from core.schema import FieldSpec, market_tick, spark_schema
 from core.tables import BACKFILL, LOAD_ID, ORIGIN, QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
+from core.uris import file_uri
 from jobs.batch_files import BatchFiles
 from jobs.dedup import QUARANTINE_ID
 from jobs.loaders.base import LoadId, StagedFiles
@@ -180,5 +180,5 @@ class BatchStager:
 def _file_key(uri: str) -> tuple[str, str, str]:
     """A file URI as (scheme, authority, path): the source's log writes ``file:///a``
     where the scan's rows say ``file:/a``."""
-    parts = urlsplit(uri)
-    return parts.scheme, parts.netloc, unquote(parts.path)
+    file = file_uri(uri)
+    return file.scheme, file.bucket, file.path

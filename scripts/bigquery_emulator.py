@@ -27,6 +27,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path (the tests)
+from toolvenv import ensure_tool_venv  # noqa: E402
+
 BQEMULATOR_VERSION = "1.4.0"
 #: bqemulator registers numpy UDFs at start-up but does not declare numpy.
 EXTRA_PINS = ("numpy==2.4.6",)
@@ -36,18 +39,8 @@ _STARTUP_SECONDS = 120
 
 
 def ensure_venv() -> Path:
-    """The emulator venv's python, installing the pinned bqemulator when missing or another version."""
-    python = VENV / "bin" / "python"
-    installed = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('bqemulator'))"],
-        capture_output=True, text=True,
-    ) if python.exists() else None
-    if installed is None or installed.stdout.strip() != BQEMULATOR_VERSION:
-        print(f"bigquery_emulator.py: installing bqemulator=={BQEMULATOR_VERSION} into {VENV}", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        f"bqemulator=={BQEMULATOR_VERSION}", *EXTRA_PINS], check=True)
-    return python
+    """The emulator venv's python, with the pinned bqemulator."""
+    return ensure_tool_venv(VENV, "bqemulator", BQEMULATOR_VERSION, EXTRA_PINS)
 
 
 def _free_port() -> int:

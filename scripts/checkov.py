@@ -31,6 +31,9 @@ import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path (the tests)
+from toolvenv import ensure_tool_venv  # noqa: E402
+
 CHECKOV_VERSION = "3.3.30"
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-checkov"
@@ -39,18 +42,7 @@ SKIPS_FILE = ROOT / "cdktf" / "checkov-skips.toml"
 
 def ensure_checkov() -> Path:
     """The pinned checkov executable, installed into .venv-checkov when missing or another version."""
-    checkov = VENV / "bin" / "checkov"
-    python = VENV / "bin" / "python"
-    installed = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('checkov'))"],
-        capture_output=True, text=True,
-    ) if python.exists() else None
-    if installed is None or installed.stdout.strip() != CHECKOV_VERSION:
-        print(f"checkov.py: installing checkov=={CHECKOV_VERSION} into {VENV}", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        f"checkov=={CHECKOV_VERSION}"], check=True)
-    return checkov
+    return ensure_tool_venv(VENV, "checkov", CHECKOV_VERSION).with_name("checkov")
 
 
 def skips_for(stack: str, skips_file: Path = SKIPS_FILE) -> dict[str, str]:

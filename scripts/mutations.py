@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_SCRIPT = "scripts/bigquery_emulator.py"
-COPIED = ("core", "jobs", "producer", "cryptopipe", "tests", "pyproject.toml", EMULATOR_SCRIPT)
+COPIED = ("core", "jobs", "producer", "cryptopipe", "tests", "pyproject.toml", EMULATOR_SCRIPT, "scripts/toolvenv.py")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ from pyarrow import fs as pafs
 from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
 from core.schema import arrow_schema
 from core.tables import LOAD_ID
+from core.uris import file_uri
 from jobs.errors import ConfigError, WarehouseError
 from jobs.loaders.base import LoadId, LoadResult, StagedFiles
 from jobs.loaders.bigquery import _QUARANTINE, _TICKS, BigQueryWarehouse, _check_is_our_load, _Table, load_job_id
@@ -526,16 +527,16 @@ def _read_staged(uris: Sequence[str], schema: pa.Schema) -> pa.Table:
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """The Arrow file system and path of a Hadoop-style URI (``file:/abs``, ``file:///abs``, ``gs://b/p``)."""
-    parts = urlsplit(uri)
-    if parts.scheme in ("", "file"):
-        return pafs.LocalFileSystem(), parts.path
-    if parts.scheme == "gs":
+    file = file_uri(uri)
+    if file.scheme == "file":
+        return pafs.LocalFileSystem(), file.path
+    if file.scheme == "gs":
         emulator = os.environ.get(GCS_EMULATOR_HOST)
         if not emulator:
-            return pafs.GcsFileSystem(), f"{parts.netloc}{parts.path}"
+            return pafs.GcsFileSystem(), file.object_path
         where = urlsplit(emulator)
         return (pafs.GcsFileSystem(anonymous=True, scheme=where.scheme, endpoint_override=where.netloc),
-                f"{parts.netloc}{parts.path}")
+                file.object_path)
     raise ConfigError(f"the Storage Write path reads local or gs:// files only, got {uri!r}")
 
 

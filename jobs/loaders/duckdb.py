@@ -18,13 +18,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import duckdb
 
 from core.schema import duckdb_columns, market_tick
 from core.tables import APPENDED_FIELDS, QUARANTINE_FIELDS, QUARANTINE_TABLE, TICKS_TABLE, TICK_FIELDS
-from core.uris import EXAMPLES, DuckDBFile, parse_warehouse
+from core.uris import EXAMPLES, DuckDBFile, file_uri, parse_warehouse
 from core.views import create_duckdb_views
 from jobs.errors import ConfigError, WarehouseError, WarehouseLockedError
 from jobs.loaders.base import LoadId, LoadResult, StagedFiles, Warehouse
@@ -175,7 +174,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], 
 
 def _local_file(uri: str) -> str:
     # Hadoop lists local files as file:/abs/path (or file:///abs/path).
-    parts = urlsplit(uri)
-    if parts.scheme not in ("", "file"):
+    file = file_uri(uri)
+    if file.scheme != "file":
         raise ConfigError(f"the duckdb warehouse reads local files only, got {uri!r}")
-    return parts.path
+    return file.path

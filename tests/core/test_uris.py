@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.uris import BigQueryDataset, DuckDBFile, GcsPath, LocalPath, UriError, parse_location, parse_warehouse
+from core.uris import (
+    BigQueryDataset, DuckDBFile, GcsPath, LocalPath, UriError, file_uri, parse_location, parse_warehouse,
+)
 
 
 @pytest.mark.parametrize(
@@ -79,3 +81,18 @@ def test_a_refusal_is_the_callers_own_error():
 
     with pytest.raises(ConfigError, match="landing URI: 'gs://' does not name a valid bucket"):
         parse_location("gs://", option="landing URI", error=ConfigError)
+
+
+@pytest.mark.parametrize(
+    ("uri", "scheme", "bucket", "path", "object_path"),
+    [
+        ("file:/data/staging/part-0.parquet", "file", "", "/data/staging/part-0.parquet", "/data/staging/part-0.parquet"),
+        ("file:///data/a%20b.ndjson", "file", "", "/data/a b.ndjson", "/data/a b.ndjson"),
+        ("/data/x.parquet", "file", "", "/data/x.parquet", "/data/x.parquet"),
+        ("gs://bkt/staging/batch_id=1/p.parquet", "gs", "bkt", "/staging/batch_id=1/p.parquet",
+         "bkt/staging/batch_id=1/p.parquet"),
+    ],
+)
+def test_a_file_hadoop_names_reads_the_same_however_it_is_spelled(uri, scheme, bucket, path, object_path):
+    file = file_uri(uri)
+    assert (file.scheme, file.bucket, file.path, file.object_path) == (scheme, bucket, path, object_path)
