@@ -50,7 +50,10 @@ CDKTF_TESTS = Path(__file__).parent / "cdktf"
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group each test by the first costly session resource it uses (in the order above),
-    or as a CDKTF test; tests that use none are spread over the workers one by one."""
+    or as a CDKTF test; tests that use none are spread over the workers one by one. The
+    ``slow`` tests (a minute or more each, mostly waiting on processes they kill and
+    restart) go first, so the workers run them side by side instead of ending on them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         group = next((group for fixture, group in COSTLY_SESSION_FIXTURES.items() if fixture in fixtures), None)

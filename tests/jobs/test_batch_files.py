@@ -60,3 +60,42 @@ def test_only_files_without_rows_in_the_batch_are_looked_at(spark, pipeline: Pip
 
     assert asked == [["empty.ndjson", "repeat.ndjson"]]
     assert (status.files_in, status.rows_loaded, status.duplicates_dropped, status.rows_quarantined) == (4, 2, 1, 1)
+
+
+@pytest.mark.spark
+def test_a_driver_dying_between_the_source_entry_and_the_batch_offsets_loses_and_breaks_nothing(
+    spark, pipeline: Pipeline
+):
+    """The checkpoint of a driver killed after the file source wrote its entry for batch 2 and
+    before the query wrote batch 2's offsets: the next run plans batch 2 over two source entries,
+    so from then on source entry n is not batch n, and each batch's files must be read through
+    the offset log (an earlier version read entry n, and the next batch failed on a file of
+    another batch that Spark had already archived)."""
+    import shutil
+    from contextlib import closing
+
+    from jobs.loaders.duckdb import connect
+
+    for n in range(1, 4):
+        pipeline.land([line(f"coin-{n}")], name=f"poll-{n}")
+    pipeline.run(spark, "--max-files-per-trigger", "1")
+    # Undo batch 2 as if it never ran, keeping the source's entry 2 (poll-3, still under landing/).
+    for log in ("offsets", "commits"):
+        for name in ("2", ".2.crc"):
+            (pipeline.checkpoint / log / name).unlink()
+    (batch_2,) = [load_id for (load_id,) in pipeline.query("SELECT load_id FROM _loads") if load_id.endswith("/2")]
+    with closing(connect(pipeline.warehouse, read_only=False, timeout=10)) as con:
+        con.execute("DELETE FROM market_ticks WHERE _load_id = ?", [batch_2])
+        con.execute("DELETE FROM _loads WHERE load_id = ?", [batch_2])
+    assert (pipeline.checkpoint / "sources" / "0" / "2").exists() and pipeline.files(pipeline.landing) == ["poll-3.ndjson"]
+    shutil.rmtree(pipeline.staging, ignore_errors=True)
+
+    for n in range(4, 6):
+        pipeline.land([line(f"coin-{n}")], name=f"poll-{n}")
+    pipeline.run(spark, "--max-files-per-trigger", "1")
+
+    files = BatchFiles(spark, Location.parse(str(pipeline.checkpoint), option="--checkpoint"))
+    assert [sorted(Path(uri).name for uri in files.of_batch(batch)) for batch in (2, 3)] == [
+        ["poll-3.ndjson", "poll-4.ndjson"], ["poll-5.ndjson"]]
+    assert pipeline.query("SELECT coin_id, count(*) FROM market_ticks GROUP BY coin_id ORDER BY coin_id") == [
+        (f"coin-{n}", 1) for n in range(1, 6)]
