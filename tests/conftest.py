@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import itertools
 import os
+
+# gRPC's C core logs each closed loopback connection at INFO (the Storage Write stand-in's);
+# before any test imports grpc, so the output keeps to what failed.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
