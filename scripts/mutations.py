@@ -72,7 +72,7 @@ MUTATIONS = (
               "keep_theirs_in_every_minute",)),
     Mutation("storage write commits without checking the finalized row count", "jobs/loaders/bigquery_storage.py",
              "        if finalized.row_count != rows.num_rows:", "        if False:",
-             ("tests/jobs/test_bigquery_storage.py",)),
+             ("tests/jobs/test_storage_write_strict.py", "tests/jobs/test_bigquery_storage.py")),
 )
 
 
