@@ -29,17 +29,15 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from core.timefmt import utc_now
 from cryptopipe.dashboard.backends import DuckDBBackend, QueryBackend, backend_from_uri
 from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest, DashboardError, NotFound
-from cryptopipe.dashboard.service import REFRESH_SECONDS, STALE_AFTER_SECONDS, DashboardService
+from cryptopipe.dashboard.service import DashboardService
 from cryptopipe.httpserve import LOOPBACK, BackgroundServer
 
 log = logging.getLogger(__name__)
@@ -77,7 +75,9 @@ class DashboardServer(BackgroundServer):
 
     ``warehouse`` is the DuckDB file's path, a ``--warehouse`` URI
     (``duckdb:///abs/path.duckdb``, ``bigquery://project.dataset``) or a ready
-    :class:`QueryBackend`. ``port=0`` picks a free port (see :attr:`url`).
+    :class:`QueryBackend`. ``port=0`` picks a free port (see :attr:`url`). ``settings``
+    are :class:`DashboardService`'s (``vs_currency``, ``stale_after_seconds``,
+    ``refresh_seconds``, ``alerts``, ``clock``), its defaults when left out.
     :meth:`stop` waits for requests in flight (at most one warehouse read each).
     """
 
@@ -89,21 +89,10 @@ class DashboardServer(BackgroundServer):
         *,
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
-        vs_currency: str = "usd",
-        stale_after_seconds: float = STALE_AFTER_SECONDS,
-        refresh_seconds: float = REFRESH_SECONDS,
-        alerts: Callable[[], list[dict[str, Any]]] | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        **settings: Any,
     ) -> None:
         super().__init__(host=host, port=port)
-        self.service = DashboardService(
-            _backend(warehouse),
-            vs_currency=vs_currency,
-            stale_after_seconds=stale_after_seconds,
-            refresh_seconds=refresh_seconds,
-            alerts=alerts,
-            clock=clock,
-        )
+        self.service = DashboardService(_backend(warehouse), **settings)
 
     def _bind(self, address: tuple[str, int]) -> _HTTPServer:
         """Raises :class:`DashboardError` if the port is taken."""

@@ -419,13 +419,6 @@ class Market:
         return tuple(rows)
 
 
-def frame(
-    k: int,
-    vs_currency: str = "usd",
-    *,
-    order: str = "market_cap_desc",
-    frame_seconds: float = 60.0,
-    shift: timedelta = timedelta(0),
-) -> list[dict[str, Any]]:
+def frame(k: int, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """Frame ``k`` of the bundled market; arguments as for :meth:`Market.frame`."""
-    return Market.bundled().frame(k, vs_currency, order=order, frame_seconds=frame_seconds, shift=shift)
+    return Market.bundled().frame(k, *args, **kwargs)
