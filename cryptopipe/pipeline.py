@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.health import Thresholds
 from core.tables import TICKS_TABLE
@@ -252,8 +252,8 @@ class LocalPipeline:
 
     def _write_watch(self) -> None:
         if self._runs is not None:
-            totals = self._run_totals()
-            self._watch.record(self._runs.running, totals.rows_read, totals.rows_quarantined)
+            totals = self._loading()
+            self._watch.record(self._runs.running, totals["rows_read"], totals["rows_quarantined"])
             return
         stream = self._stream
         totals = stream.status() if stream is not None else None
@@ -284,34 +284,23 @@ class LocalPipeline:
         """Start the stream again on its checkpoint, as a restarted driver does."""
         self._start_stream()
 
-    def _run_totals(self) -> Status:
-        """The finished scheduled runs' totals, from their batch lines; the newest tick from the warehouse."""
-        results = list(self._runs.results)
-        return Status(
-            polls=0, rows_landed=0, rows_rejected=0, batches=sum(r.batches for r in results),
-            rows_read=sum(r.records_in for r in results), rows_loaded=sum(r.loaded for r in results),
-            rows_quarantined=sum(r.quarantined for r in results), newest_loaded=_newest_tick(self.layout),
-        )
+    def _loading(self) -> dict[str, Any]:
+        """The stream's side of :class:`Status`: the running stream's totals, or in scheduled mode
+        the finished runs' (from their batch lines) with the newest tick from the warehouse."""
+        if self._runs is not None:
+            results = list(self._runs.results)
+            return {"batches": sum(r.batches for r in results), "rows_read": sum(r.records_in for r in results),
+                    "rows_loaded": sum(r.loaded for r in results),
+                    "rows_quarantined": sum(r.quarantined for r in results),
+                    "newest_loaded": _newest_tick(self.layout)}
+        streamed = self._stream.status()
+        return {"batches": streamed.batches, "rows_read": streamed.rows_in, "rows_loaded": streamed.rows_loaded,
+                "rows_quarantined": streamed.rows_quarantined, "newest_loaded": streamed.newest_event_time}
 
     def status(self) -> Status:
         produced = self._poller.stats.snapshot()
-        if self._runs is not None:
-            runs = self._run_totals()
-            return Status(polls=produced.polls, rows_landed=produced.rows_landed,
-                          rows_rejected=produced.records_rejected, batches=runs.batches, rows_read=runs.rows_read,
-                          rows_loaded=runs.rows_loaded, rows_quarantined=runs.rows_quarantined,
-                          newest_loaded=runs.newest_loaded)
-        streamed = self._stream.status()
-        return Status(
-            polls=produced.polls,
-            rows_landed=produced.rows_landed,
-            rows_rejected=produced.records_rejected,
-            batches=streamed.batches,
-            rows_read=streamed.rows_in,
-            rows_loaded=streamed.rows_loaded,
-            rows_quarantined=streamed.rows_quarantined,
-            newest_loaded=streamed.newest_event_time,
-        )
+        return Status(polls=produced.polls, rows_landed=produced.rows_landed, rows_rejected=produced.records_rejected,
+                      **self._loading())
 
     @property
     def producer_done(self) -> bool:

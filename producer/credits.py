@@ -36,17 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from core.coingecko_plans import USAGE_CHECK_SECONDS, calls_needed
-from core.timefmt import utc_millis
+from core.timefmt import utc_millis, utc_now
 from producer.config import ProducerConfig
 from producer.errors import BadPayload
 from producer.files import replace_json
 
 #: The ledger's folder inside ``spool_dir``.
 FOLDER = "credits"
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def month_of(moment: datetime) -> str:
