@@ -29,11 +29,15 @@ EVENT_FIELD = "event"
 #: The producer's event for one poll: its absence means the producer is down or stuck.
 POLL_EVENT = "poll"
 #: The producer's event on where the month's CoinGecko credits stand (producer/credits.py):
-#: at start, after each check of the account's count, and whenever the projection turns.
+#: at start, after each check of the account's count, whenever the projection turns, and
+#: at least every :data:`CREDITS_REPORT_SECONDS`.
 CREDITS_EVENT = "credits"
 #: Its field that is true while the credits, at the configured interval, run out before the
 #: month ends (polls are stretched and back-fill waits meanwhile).
 CREDITS_SHORT_FIELD = "short"
+#: The producer repeats the ``credits`` event at least this often, so a short projection keeps
+#: its alert open for as long as it lasts, and the alert closes within about as long after.
+CREDITS_REPORT_SECONDS = 3600
 
 #: First word of the stream's line when a driver starts (one per driver restart).
 STREAM_STARTED = "stream_started"
@@ -51,10 +55,15 @@ QUARANTINED_FIELD = "quarantined"
 DATA_AGE_FIELD = "data_age_seconds"
 
 
+def json_marker(field: str, value: str | bool) -> str:
+    """The text a producer JSON line with ``field`` set to ``value`` contains, e.g. ``"short":true``:
+    the formatter writes compact JSON, and the quotes keep ``poll_overran`` and ``credits_short`` out."""
+    return json.dumps({field: value}, separators=(",", ":"))[1:-1]
+
+
 def event_marker(event: str) -> str:
-    """The text every producer JSON line of ``event`` contains, e.g. ``"event":"poll"``: the
-    formatter writes compact JSON, and the closing quote keeps ``poll_overran`` out."""
-    return json.dumps({EVENT_FIELD: event}, separators=(",", ":"))[1:-1]
+    """The text every producer JSON line of ``event`` contains, e.g. ``"event":"poll"``."""
+    return json_marker(EVENT_FIELD, event)
 
 
 def stream_mark(word: str) -> str:
@@ -154,8 +163,8 @@ class Alert:
 
     key: str
     title: str
-    threshold: str
-    """The :class:`Thresholds` field that decides it."""
+    threshold: str | None
+    """The :class:`Thresholds` field that decides it; None: the producer's own projection does."""
     meaning: str
     fires_when: str
 
@@ -181,7 +190,13 @@ RUN_MISSED = Alert("run-missed", "Scheduled run missed or failed", "stream_silen
                    "not start, fail, or one hangs.",
                    "no run ended well for the threshold (the interval between runs plus a run's time), or the "
                    "last run failed")
-ALERTS_BY_KEY: Mapping[str, Alert] = {alert.key: alert for alert in (*ALERTS, RUN_MISSED)}
+#: The month's CoinGecko credits, judged by the producer's own projection (the ``credits`` event's
+#: ``short``; locally its heartbeat's ``credits``): a cause alert beside the pipeline's, every plan.
+CREDITS_SHORT = Alert("coingecko-credits", "CoinGecko credits", None,
+                      "The month's call credits run out before the month at the configured interval: polls are "
+                      "stretched and back-fill waits.",
+                      "the producer's projection of the month's credits runs out before the month ends")
+ALERTS_BY_KEY: Mapping[str, Alert] = {alert.key: alert for alert in (*ALERTS, RUN_MISSED, CREDITS_SHORT)}
 
 
 def alerts_for(thresholds: Thresholds) -> tuple[Alert, ...]:
@@ -192,8 +207,15 @@ def alerts_for(thresholds: Thresholds) -> tuple[Alert, ...]:
     return tuple(RUN_MISSED if alert.key == "stream-not-running" else alert for alert in ALERTS)
 
 
+def policies_for(thresholds: Thresholds) -> tuple[Alert, ...]:
+    """Every alert policy of an environment with ``thresholds``: the pipeline's, then the credits'."""
+    return (*alerts_for(thresholds), CREDITS_SHORT)
+
+
 def describe_threshold(alert: Alert, thresholds: Thresholds) -> str:
     """The threshold as a person reads it, e.g. ``7 min`` or ``5 %``."""
+    if alert.threshold is None:
+        return "out before the month ends"
     value = getattr(thresholds, alert.threshold)
     if alert.threshold == "quarantine_percent":
         return f"{value:g} %"

@@ -41,7 +41,7 @@ import httpx
 from google.cloud import storage
 
 from core.coingecko_plans import USAGE_CHECK_SECONDS
-from core.health import CREDITS_EVENT, POLL_EVENT
+from core.health import CREDITS_EVENT, CREDITS_REPORT_SECONDS, POLL_EVENT
 from core.totals import Totals
 from core.timefmt import utc_millis
 from producer.backfill import Backfiller, BackfillTask
@@ -151,6 +151,7 @@ class Poller:
         self.backfiller = Backfiller(config, client=client, landing=landing)
         self.credit_state: CreditState | None = None
         self._next_usage_check: datetime | None = None
+        self._credits_logged_at: datetime | None = None
 
     @classmethod
     def from_config(
@@ -233,14 +234,18 @@ class Poller:
 
     def _observe_credits(self, *, reconciled: bool = False) -> None:
         """Where the month's credits stand now (:attr:`credit_state`); the ``credits`` event at the
-        first look, after a reconcile, and whenever the projection turns. Never raises."""
+        first look, after a reconcile, whenever the projection turns, and at least every
+        ``CREDITS_REPORT_SECONDS`` (the cloud alert's window needs the repeat). Never raises."""
         try:
             state = self.client.credits.state()
         except (OSError, ValueError, TypeError) as exc:
             log_event(log, logging.WARNING, "credits_ledger_failed", error=f"{type(exc).__name__}: {exc}")
             return
         previous, self.credit_state = self.credit_state, state
-        if previous is None or reconciled or previous.short != state.short:
+        now = self.client.credits.clock()
+        due = self._credits_logged_at is None or (now - self._credits_logged_at).total_seconds() >= CREDITS_REPORT_SECONDS
+        if previous is None or reconciled or previous.short != state.short or due:
+            self._credits_logged_at = now
             log_event(log, logging.WARNING if state.short else logging.INFO, CREDITS_EVENT, **state.as_json())
 
     def _check_usage_between_polls(self, stop: threading.Event, deadline: float) -> None:

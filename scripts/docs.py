@@ -85,6 +85,12 @@ def _cost(sources: Sources, document: Path) -> str:
     return table(sources.environments)
 
 
+def _cost_summary(sources: Sources, document: Path) -> str:
+    from infra.reports.cost import summary_table
+
+    return summary_table(sources.environments)
+
+
 def _cost_scheduled(sources: Sources, document: Path) -> str:
     from infra.reports.cost import scheduled, table
 
@@ -129,6 +135,7 @@ SECTIONS: dict[str, Generator] = {
     "access:grants": _access("grants"),
     "cost": _cost,
     "cost-scheduled": _cost_scheduled,
+    "cost-summary": _cost_summary,
     "cost-storage-write": _cost_storage_write,
     "deploy-settings": _deploy_settings,
     "job-options": _job_options,

@@ -236,10 +236,15 @@ class EnvironmentConfig(StrictSettings):
         name = InitSettingsSource(cls, {"name": init_settings.init_kwargs.get("name")})
         return name, env_settings, init_settings
 
+    @property
+    def coingecko_need(self) -> MonthlyNeed:
+        """What the producer's polls need of the CoinGecko plan in the longest month."""
+        return MonthlyNeed.of(self.api_plan, self.monthly_credits, interval_seconds=self.interval_seconds,
+                              coins=len(self.coin_ids) or self.top_n, currencies=1)
+
     @model_validator(mode="after")
     def _fits_together(self) -> EnvironmentConfig:
-        need = MonthlyNeed.of(self.api_plan, self.monthly_credits, interval_seconds=self.interval_seconds,
-                              coins=len(self.coin_ids) or self.top_n, currencies=1)
+        need = self.coingecko_need
         if need.credits is None and self.api_plan != "none":
             raise Refused("monthly_credits", None, f"plan {self.api_plan!r} documents no credits: expected the "
                           "contract's call credits a month")

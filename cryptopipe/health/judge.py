@@ -10,7 +10,15 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from core.health import QUARANTINE_WINDOW_SECONDS, Alert, Observation, Thresholds, Verdict, judge
+from core.health import (
+    CREDITS_SHORT,
+    QUARANTINE_WINDOW_SECONDS,
+    Observation,
+    Thresholds,
+    Verdict,
+    describe_threshold,
+    judge,
+)
 from core.tables import BACKFILL, ORIGIN, TICKS_TABLE
 from cryptopipe.health.state import GONE_AFTER_SECONDS, HOUR_SECONDS, read_json
 from core.layout import LocalLayout
@@ -50,16 +58,7 @@ def observe(layout: LocalLayout, now: float | None = None) -> tuple[Observation,
     return seen, thresholds
 
 
-#: The month's CoinGecko credits, judged from the producer's own projection (its heartbeat's
-#: ``credits``, the ``credits`` event's fields), so it has no threshold of core/health.py's.
-#: Not in core/health.py's ALERTS: the cloud has no policy for it yet (docs/OPERATIONS.md).
-CREDITS_ALERT = Alert("coingecko-credits", "CoinGecko credits", "",
-                      "The month's call credits run out before the month at the configured interval: polls are "
-                      "stretched and back-fill waits.",
-                      "the producer's projection of the month's credits runs out before the month ends")
-
-
-def credits_verdict(heartbeat: dict | None) -> Verdict | None:
+def credits_verdict(heartbeat: dict | None, thresholds: Thresholds) -> Verdict | None:
     """The credits' verdict from the producer's heartbeat; None when its plan has no monthly cap
     (or no producer wrote one)."""
     credits = (heartbeat or {}).get("credits")
@@ -72,15 +71,16 @@ def credits_verdict(heartbeat: dict | None) -> Verdict | None:
                  f"polls every {stretched:.0f} s, back-fill waits")
     else:
         value = f"{left}, {credits['needed_to_month_end']:,} needed to {credits['month_ends_at'][:10]}"
-    return Verdict(CREDITS_ALERT, not credits["short"], value, "out before the month ends")
+    return Verdict(CREDITS_SHORT, not credits["short"], value, describe_threshold(CREDITS_SHORT, thresholds))
 
 
 def pipeline_health(layout: LocalLayout, now: float | None = None) -> list[Verdict]:
     """Each alert's verdict for the local pipeline on ``layout``, with the thresholds its run
     wrote (a live run's defaults when none did), and the credits' when the plan has a monthly cap."""
     seen, thresholds = observe(layout, now)
-    credits = credits_verdict(read_json(layout.producer_heartbeat))
-    return judge(seen, thresholds or live_thresholds()) + ([credits] if credits else [])
+    thresholds = thresholds or live_thresholds()
+    credits = credits_verdict(read_json(layout.producer_heartbeat), thresholds)
+    return judge(seen, thresholds) + ([credits] if credits else [])
 
 
 def live_thresholds() -> Thresholds:

@@ -14,7 +14,17 @@ import re
 
 import pytest
 
-from core.health import ALERTS, DATA_AGE_FIELD, QUARANTINED_FIELD, RECORDS_FIELD, Thresholds, batch_fields, read_field
+from core.health import (
+    CREDITS_REPORT_SECONDS,
+    CREDITS_SHORT,
+    DATA_AGE_FIELD,
+    QUARANTINED_FIELD,
+    RECORDS_FIELD,
+    Thresholds,
+    batch_fields,
+    policies_for,
+    read_field,
+)
 from infra.access.api_calls import BILLING_ACCOUNT_GRANTS
 from infra.access.model import ROLE_DATA
 from infra.environments import ConfigError, environment, load_environments
@@ -43,9 +53,10 @@ def _conditions(policy: dict) -> dict[str, dict]:
 
 
 def test_one_policy_per_alert_with_its_runbook(stack):
+    alerts = policies_for(CONFIGS[stack.directory.name].alert_thresholds)
     policies = _policies(stack)
-    assert set(policies) == {alert.title for alert in ALERTS}
-    for alert in ALERTS:
+    assert set(policies) == {alert.title for alert in alerts}
+    for alert in alerts:
         policy = policies[alert.title]
         assert policy["combiner"] == "OR"
         assert f'section "{alert.title}"' in policy["documentation"]["content"]
@@ -152,6 +163,48 @@ def test_producer_down_and_stream_not_running_fire_on_absence_and_restarts(stack
     assert restarts["threshold_value"] == t.max_driver_restarts_per_hour
     assert restarts["aggregations"][0]["alignment_period"] == "3600s"
     assert restarts["evaluation_missing_data"] == QUIET_ON_NO_DATA  # no start line: no restart
+
+
+def test_credits_fire_on_a_short_projection_within_a_window_longer_than_the_producers_repeat(stack):
+    """The producer repeats a short projection at least every CREDITS_REPORT_SECONDS: a window of
+    that long or shorter would let the incident close between two lines while credits stay short."""
+    [condition] = _policies(stack)[CREDITS_SHORT.title]["conditions"]
+    body = condition["condition_threshold"]
+    assert _metric_of(stack, body["filter"])["filter"] == log_filters()["credits-short"]
+    assert (body["comparison"], body["threshold_value"], body["duration"]) == ("COMPARISON_GT", 0, "0s")
+    assert body["evaluation_missing_data"] == QUIET_ON_NO_DATA  # a silent producer is "Producer down"'s
+    [aggregation] = body["aggregations"]
+    assert CREDITS_REPORT_SECONDS < int(aggregation["alignment_period"].rstrip("s")) <= 2 * CREDITS_REPORT_SECONDS
+    assert aggregation["per_series_aligner"] == "ALIGN_DELTA"
+
+
+@pytest.mark.parametrize("short", [True, False])
+def test_the_credits_metric_counts_the_producers_own_short_lines_only(tmp_path, short):
+    """The producer's real ``credits`` line (its state, its JSON formatter) on the serial console,
+    as Logging holds it: counted when short, not otherwise, and never the heartbeat's other events."""
+    import logging
+    from datetime import datetime, timezone
+
+    from producer import Credits, ProducerConfig
+    from producer.logs import JsonFormatter, log_event
+    from tests.logging_filter import matches
+
+    config = ProducerConfig(api_plan="demo", api_key="k", interval_seconds=300, landing_uri=str(tmp_path / "landing"),
+                            spool_dir=str(tmp_path / "spool"))
+    credits = Credits(config, clock=lambda: datetime(2026, 11, 30, 12, tzinfo=timezone.utc))
+    credits.record(9_990 if short else 10)
+    logger, lines = logging.getLogger("producer.poller"), []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(JsonFormatter().format(record))
+    logger.addHandler(handler)
+    try:
+        log_event(logger, logging.WARNING, "credits", **credits.state().as_json())
+        log_event(logger, logging.WARNING, "credits_reconciled", short=True)  # another event, the same field
+    finally:
+        logger.removeHandler(handler)
+    serial = "projects/p/logs/serialconsole.googleapis.com%2Fserial_port_1_output"
+    entries = [{"resource": {"type": "gce_instance"}, "logName": serial, "textPayload": line} for line in lines]
+    assert [matches(log_filters()["credits-short"], entry) for entry in entries] == [short, False]
 
 
 def test_quarantine_rate_is_quarantined_over_read_lines_of_15_minutes(stack):
@@ -262,7 +315,8 @@ def test_scheduled_mode_alerts_on_a_missed_or_failed_run_instead_of_a_stopped_st
 
     thresholds = Thresholds.for_schedule(60, 3600, 900)
     by_key = conditions(thresholds, "cluster", lambda key: f"user/{key}")
-    assert list(by_key) == ["data-freshness", "producer-down", "run-missed", "quarantine-rate"]
+    assert list(by_key) == [alert.key for alert in policies_for(thresholds)] == [
+        "data-freshness", "producer-down", "run-missed", "quarantine-rate", "coingecko-credits"]
     (missed,) = by_key["run-missed"]
     body = missed["condition_threshold"]
     assert body["filter"].startswith('metric.type="user/runs-finished"')
@@ -272,5 +326,5 @@ def test_scheduled_mode_alerts_on_a_missed_or_failed_run_instead_of_a_stopped_st
     assert {"stream-reports", "stream-starts", "runs-finished"} - set(scheduled_metrics) == {
         "stream-reports", "stream-starts"}  # no idle lines, a driver start per run
     assert "runs-finished" not in log_filters()
-    assert condition_count(thresholds) == 4 and condition_count(Thresholds.from_intervals(60, 10)) == 6
+    assert condition_count(thresholds) == 5 and condition_count(Thresholds.from_intervals(60, 10)) == 7
     # the job writes the line the metric counts at the end of a run: tests/cryptopipe/test_scheduled_local.py

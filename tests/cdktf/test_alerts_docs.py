@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.health import ALERTS
+from core.health import ALERTS, CREDITS_SHORT, RUN_MISSED
 from infra.monitoring.log_metrics import log_filters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ def _section(title: str) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("alert", ALERTS, ids=lambda a: a.key)
+@pytest.mark.parametrize("alert", (*ALERTS, RUN_MISSED, CREDITS_SHORT), ids=lambda a: a.key)
 def test_each_alert_has_a_runbook_section_with_three_checks_and_a_recovery(alert):
     section = _section(alert.title)
     checks = section.split("First checks:", 1)[1]

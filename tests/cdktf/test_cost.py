@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from infra.environments import environment, load_environments
+from infra.monitoring.conditions import condition_count
 from infra.reports import cost
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
@@ -101,7 +102,9 @@ def test_dev_in_scheduled_mode_costs_at_most_a_dollar_fifty_a_day_with_every_lin
     assert by_item["Dataproc nodes"].dollars == pytest.approx(0.1340 * hours)
     assert by_item["Dataproc nodes"].formula.endswith("× 24 runs × 5 min")
     assert by_item["Dataproc boot disks, pd-balanced"].dollars == pytest.approx(50 * 0.10 / 30.4)  # kept all day
-    assert by_item["Cloud Monitoring alert conditions"].formula.startswith("4 × ")  # no cluster gauge, no restarts
+    conditions = condition_count(dev.alert_thresholds)
+    assert conditions == condition_count(CONFIGS["dev"].alert_thresholds) - 2  # no cluster gauge, no restarts
+    assert by_item["Cloud Monitoring alert conditions"].formula.startswith(f"{conditions} × ")
     assert cost.loading_batches_per_day(dev) == 24  # an hour's 60 polls fit one batch of 200 files
     every_15 = cost.scheduled(environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
                                                  "schedule_minutes": 15}))
@@ -109,3 +112,13 @@ def test_dev_in_scheduled_mode_costs_at_most_a_dollar_fifty_a_day_with_every_lin
     # stream mode's rows of the scheduled mode's services cost nothing
     stream = {line.item: line for line in cost.lines(CONFIGS["dev"])}
     assert stream["Workflows steps (scheduled runs)"].dollars == stream["Cloud Scheduler job"].dollars == 0
+
+
+def test_the_readme_summary_prices_each_environment_and_names_the_coingecko_plan_its_polls_need():
+    demo = environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1", "api_plan": "demo",
+                              "interval_seconds": 300})
+    rows = [row.split(" | ") for row in cost.summary_table([CONFIGS["dev"], demo]).splitlines()[2:]]
+    dev, qa = ({cells[0].strip("| "): cells for cells in rows}[name] for name in ("dev", "qa"))
+    assert dev[2] == f"${sum(line.dollars for line in cost.lines(CONFIGS['dev'])):,.2f}"
+    assert dev[4:] == ["`basic`", f"{CONFIGS['dev'].coingecko_need.calls:,}", "100,000", "$35 |"]
+    assert qa[4:] == ["`demo`", "8,928", "10,000", "free |"]  # a poll every 300 s of 31 days: 8,928 calls

@@ -19,7 +19,7 @@ from infra.environments import load_environments
 ROOT = Path(__file__).resolve().parents[2]
 #: The sections each document must carry: a table that restates code, written by it.
 EXPECTED = {
-    "README.md": ["up-options"],
+    "README.md": ["up-options", "cost-summary"],
     "SECURITY.md": ["access:capabilities"],
     "docs/DEPLOY.md": ["alerts", "cost", "cost-scheduled", "cost-storage-write", "deploy-settings", "access:capabilities",
                        "access:grants"],

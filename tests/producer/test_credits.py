@@ -89,9 +89,11 @@ def test_a_reconcile_showing_fewer_credits_stretches_polls_and_holds_back_fill(
     """Another client of the key spent most of the month's credits: the producer's own count knows
     nothing of it; the account's does, and the producer slows down to last the month."""
     caplog.set_level(logging.INFO)
-    clock = WallClock(month_end(NOV_30_NOON) - timedelta(seconds=10))  # ten seconds of November left
-    # The configured credits would last the month at this pace; the account's 1,000 will not.
-    config = make_config(api_plan="analyst", api_key="k", base_url=account.url, coin_ids=COINS, interval_seconds=0.2,
+    clock = WallClock(month_end(NOV_30_NOON) - timedelta(seconds=25))  # 25 seconds of November left
+    # The configured credits would last the month at this pace; the account's 1,000 will not. The
+    # interval leaves the /key check, which must end a quarter interval before the next poll, about
+    # 20 times what a poll and the check take idle: under two suites at once, 0.2 s was too tight.
+    config = make_config(api_plan="analyst", api_key="k", base_url=account.url, coin_ids=COINS, interval_seconds=0.5,
                          monthly_credits=10**8, health_file=str(tmp_path / "health.json"))  # fmt: skip
     account.spend_credits(1_000 - 25)
     with Poller.from_config(config, credits=Credits(config, clock=clock)) as poller:
@@ -99,15 +101,15 @@ def test_a_reconcile_showing_fewer_credits_stretches_polls_and_holds_back_fill(
         poller.backfiller.plan([BackfillTask("bitcoin", "btc", "Bitcoin", end - timedelta(hours=1), end)])
         poller.run(threading.Event(), max_polls=3)
 
-    # poll, /key (977 used: 23 left, one set aside for the next check), then polls 10 s / 22 apart
+    # poll, /key (977 used: 23 left, one set aside for the next check), then polls 25 s / 22 apart
     paths = [request.path.rsplit("/", 1)[-1] for request in account.requests]
     assert paths == ["markets", "key", "markets", "markets"]  # no chart: back-fill waited
     starts = [request.at for request in account.requests if request.path.endswith("markets")]
-    assert min(later - earlier for earlier, later in zip(starts, starts[1:])) >= 0.4  # 0.45 s, not 0.2
+    assert min(later - earlier for earlier, later in zip(starts, starts[1:])) >= 1.0  # 1.14 s, not 0.5
     [reconciled] = events(caplog, "credits_reconciled")
     assert (reconciled["counted"], reconciled["account_used"]) == (2, 977)
     short = [event for event in events(caplog, "credits") if event["short"]]
-    assert short[0]["interval_seconds"] == pytest.approx(10 / 22) and short[0]["remaining"] == 23
+    assert short[0]["interval_seconds"] == pytest.approx(25 / 22) and short[0]["remaining"] == 23
     assert [r.levelname for r in caplog.records if getattr(r, "cryptopipe_event", {}).get("short")][0] == "WARNING"
     assert "live polls need" in events(caplog, "backfill_waiting")[0]["error"]
     heartbeat = json.loads((tmp_path / "health.json").read_text())["credits"]
@@ -138,3 +140,24 @@ def test_on_demand_back_fill_refuses_to_spend_what_live_polls_need(make_config, 
                                                r"need 144 until it ends \(2026-12-01T00:00:00.000Z\)"):
             backfiller.run_task(task, BackfillReport(), deadline=client.clock() + 5, stop=threading.Event())
     assert credits.ledger.read().used == 9_900  # nothing was sent
+
+
+def test_the_credits_event_repeats_at_least_hourly_so_the_cloud_alert_stays_open_while_short(
+    make_config, replay, caplog
+):
+    """The cloud's policy counts short=true lines over a window a little longer than
+    CREDITS_REPORT_SECONDS: without the repeat, an unchanged short projection would log once and
+    the incident close while the credits stay short."""
+    caplog.set_level(logging.INFO)
+    clock = WallClock(NOV_30_NOON)
+    config = make_config(api_plan="demo", api_key="k", top_n=5, interval_seconds=300)
+    credits = Credits(config, clock=clock)
+    credits.record(9_990)  # ten left for 144 polls: short, and it stays short
+    with Poller.from_config(config, credits=credits) as poller:
+        stamps = []
+        for minutes in (0, 30, 59, 61, 90, 125):
+            clock.now = NOV_30_NOON + timedelta(minutes=minutes)
+            poller.run(threading.Event(), max_polls=1)
+            stamps.append(len(events(caplog, "credits")))
+    assert stamps == [1, 1, 1, 2, 2, 3]  # the first look, then again each hour after the last
+    assert all(event["short"] for event in events(caplog, "credits"))

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.health import QUARANTINE_WINDOW_SECONDS, Thresholds, whole_minutes
+from core.health import CREDITS_REPORT_SECONDS, QUARANTINE_WINDOW_SECONDS, Thresholds, whole_minutes
 
 #: Dataproc's gauge of the jobs running on a cluster (GA, per cluster, label job_type).
 RUNNING_JOBS_METRIC = "dataproc.googleapis.com/cluster/job/running_count"
@@ -42,7 +42,7 @@ def _seconds(value: int) -> str:
 
 
 def conditions(t: Thresholds, cluster_name: str, metric_type: Callable[[str], str]) -> dict[str, list[dict[str, Any]]]:
-    """Each alert's conditions, by alert key (core/health.py ALERTS). ``metric_type(key)`` names the
+    """Each alert's conditions, by alert key (core/health.py ``policies_for``). ``metric_type(key)`` names the
     log-based metric of ``key`` (log_metrics.log_filters); ``cluster_name`` is the Dataproc cluster's."""
     def metric(key: str, resource: str) -> str:
         return f'metric.type="{metric_type(key)}" AND resource.type="{resource}"'
@@ -112,6 +112,16 @@ def conditions(t: Thresholds, cluster_name: str, metric_type: Callable[[str], st
                                   "per_series_aligner": "ALIGN_MEAN"}],
                 "denominator_aggregations": [{"alignment_period": _seconds(QUARANTINE_WINDOW_SECONDS),
                                               "per_series_aligner": "ALIGN_MEAN"}]}},
+        ],
+        # The producer repeats the credits event at least hourly, so a window a little longer holds
+        # a short=true line for as long as the projection is short. No line is no news here: a
+        # silent producer is "Producer down"'s, and a plan with no monthly cap is never short.
+        "coingecko-credits": [
+            {"display_name": "credits projected to run out before the month ends", "condition_threshold": {
+                "filter": metric("credits-short", VM), "comparison": "COMPARISON_GT", "threshold_value": 0,
+                "duration": "0s", "evaluation_missing_data": QUIET_ON_NO_DATA,
+                "aggregations": [{"alignment_period": _seconds(whole_minutes(1.25 * CREDITS_REPORT_SECONDS)),
+                                  **count}]}},
         ],
     }
 

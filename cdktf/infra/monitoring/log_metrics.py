@@ -20,6 +20,8 @@ import json
 import re
 
 from core.health import (
+    CREDITS_EVENT,
+    CREDITS_SHORT_FIELD,
     DATA_AGE_FIELD,
     POLL_EVENT,
     QUARANTINED_FIELD,
@@ -30,6 +32,7 @@ from core.health import (
     STREAM_STARTED,
     event_marker,
     field_pattern,
+    json_marker,
     stream_mark,
 )
 
@@ -54,6 +57,8 @@ def log_filters(scheduled: bool = False) -> dict[str, str]:
     batch = f"{STREAM_LOG} AND {has(STREAM_TEXT, stream_mark(STREAM_BATCH))}"
     filters = {
         "polls": f"{PRODUCER_LOG} AND {has(PRODUCER_TEXT, event_marker(POLL_EVENT))}",
+        "credits-short": f"{PRODUCER_LOG} AND {has(PRODUCER_TEXT, event_marker(CREDITS_EVENT))} AND "
+                         f"{has(PRODUCER_TEXT, json_marker(CREDITS_SHORT_FIELD, True))}",
         "data-age": f"{batch} AND {has(STREAM_TEXT, DATA_AGE_FIELD + '=')}",
         "records": batch,
         "quarantined": batch,

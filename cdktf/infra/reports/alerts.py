@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.health import ALERTS, describe_threshold
+from core.health import describe_threshold, policies_for
 from infra.environments import EnvironmentConfig
 from infra.monitoring.log_metrics import log_filters
 
 
 def alerts_table(environments: Sequence[EnvironmentConfig], runbook: str = "docs/OPERATIONS.md") -> str:
-    """One row per alert, its threshold per environment; each links its runbook section."""
+    """One row per alert of any environment, its threshold per environment (– where an environment's
+    mode has no such policy); each links its runbook section."""
     names = [cfg.name for cfg in environments]
     rows = ["| alert | what it means | fires when | " + " | ".join(names) + " |",
             "|---|---|---|" + "---|" * len(names)]
-    for alert in ALERTS:
+    policies = {cfg.name: policies_for(cfg.alert_thresholds) for cfg in environments}
+    for alert in dict.fromkeys(alert for cfg in environments for alert in policies[cfg.name]):
         anchor = alert.title.lower().replace(" ", "-")
-        values = " | ".join(describe_threshold(alert, cfg.alert_thresholds) for cfg in environments)
+        values = " | ".join(describe_threshold(alert, cfg.alert_thresholds) if alert in policies[cfg.name] else "–"
+                            for cfg in environments)
         rows.append(f"| [{alert.title}]({runbook}#{anchor}) | {alert.meaning} | {alert.fires_when} | "
                     f"{values} |")
     return "\n".join(rows)

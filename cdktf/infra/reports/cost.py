@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.coingecko_plans import PLANS
 from infra.environments import FLOW_LOG_CONFIG, EnvironmentConfig
 from infra.monitoring.conditions import condition_count
 
@@ -396,6 +397,22 @@ def table(configs: list[EnvironmentConfig]) -> str:
     rows.append(
         "| **total** | " + " | ".join(f"{month} | {total}" for month, total in zip(months, totals, strict=True)) + " |"
     )
+    return "\n".join(rows)
+
+
+def summary_table(configs: list[EnvironmentConfig]) -> str:
+    """The README's cost in brief: per environment, Google Cloud a day and a month (this module's
+    lines), and the CoinGecko plan its polls need, with the month's calls and the plan's price."""
+    rows = ["| environment | processing | Google Cloud a day | ≈ a month | CoinGecko plan | calls a month (31 days) "
+            "| plan's credits | plan's price a month (billed yearly) |", "|---|---|---:|---:|---|---:|---:|---:|"]
+    for cfg in configs:
+        day = sum(line.dollars for line in lines(cfg))
+        need, plan = cfg.coingecko_need, PLANS[cfg.api_plan]
+        credits = "no cap" if need.credits is None else f"{need.credits:,}"
+        price = ("free" if plan.usd_a_month == 0 or plan.key_header is None
+                 else "quoted" if plan.usd_a_month is None else f"${plan.usd_a_month}")
+        rows.append(f"| {cfg.name} | {cfg.processing} | {_dollars(day)} | ${day * DAYS_PER_MONTH:,.0f} | "
+                    f"`{cfg.api_plan}` | {need.calls:,} | {credits} | {price} |")
     return "\n".join(rows)
 
 
