@@ -38,7 +38,7 @@ from cryptopipe.health.render import dashboard_alerts, status_table
 from core.layout import LocalLayout
 from cryptopipe.pipeline import PROCESSING_MODES, LocalPipeline, Status
 from cryptopipe.settings import (
-    SOURCES, default_interval_seconds, producer_config, producer_default, stream_config,
+    SOURCES, default_interval_seconds, producer_config, producer_default, producer_setting, stream_config,
     default_trigger_seconds,
 )
 
@@ -54,7 +54,7 @@ STATUS_REFRESH_SECONDS = 1.0
 
 #: `up`'s options that set a producer setting: ProducerConfig field -> click parameter.
 PRODUCER_OPTIONS = {
-    "interval_seconds": "interval", "top_n": "top_n", "coin_ids": "coin_ids", "vs_currency": "vs_currency",
+    "interval_seconds": "interval", "top_n": "top_n", "coin_ids": "coin_ids", "vs_currencies": "vs_currencies",
 }
 
 # Options more than one command takes, each declared once.
@@ -70,8 +70,8 @@ TOP_N = click.option("--top-n", type=click.IntRange(min=1), default=None, show_d
                      help="The top N coins by market cap.")
 COIN_IDS = click.option("--coin-ids", default=None,
                         help="These coins instead of the top N (comma-separated CoinGecko ids).")
-VS_CURRENCY = click.option("--vs-currency", default=None, show_default=producer_default("vs_currency"),
-                           help="Quote currency.")
+VS_CURRENCIES = click.option("--vs-currencies", default=None, show_default=",".join(producer_default("vs_currencies")),
+                             help="Quote currencies, comma-separated (usd,eur,btc): one request a page and currency.")
 
 
 def _fail(message: str) -> None:
@@ -147,7 +147,7 @@ def _live_status(console: Console) -> Iterator[Live]:
               help="Seconds between polls.")
 @TOP_N
 @COIN_IDS
-@VS_CURRENCY
+@VS_CURRENCIES
 @click.option("--trigger-seconds", type=click.FloatRange(min=0.1), default=None,
               show_default=f"{default_trigger_seconds():g}", help="Seconds between the stream's micro-batches.")
 @click.option("--replay-port", type=click.IntRange(min=0, max=65535), default=0, show_default="any free port",
@@ -162,7 +162,7 @@ def _live_status(console: Console) -> Iterator[Live]:
               help="Seconds between scheduled runs (with --processing scheduled).")
 @VERBOSE
 @click.pass_context
-def up(ctx, source, layout, duration, max_polls, interval, top_n, coin_ids, vs_currency, trigger_seconds,
+def up(ctx, source, layout, duration, max_polls, interval, top_n, coin_ids, vs_currencies, trigger_seconds,
        replay_port, dashboard_port, no_dashboard, processing, every, verbose):
     """Run the replay server (with --source replay), the producer and the stream until Ctrl-C."""
     producer, stream = _settings(ctx, layout)
@@ -244,15 +244,23 @@ def query(sql: str, layout: LocalLayout, max_rows: int) -> None:
               help="Address to serve on. The dashboard has no login: keep it on loopback.")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=DEFAULT_PORT, show_default=True,
               help="Port to serve on (0: any free port).")
-@VS_CURRENCY
+@VS_CURRENCIES
 @click.option("--stale-after", type=click.FloatRange(min=1), default=STALE_AFTER_SECONDS, show_default=True,
               help="Seconds after which the freshness indicator turns red.")
-def dashboard(layout, warehouse, host, port, vs_currency, stale_after):
+@click.pass_context
+def dashboard(ctx, layout, warehouse, host, port, vs_currencies, stale_after):
     """Serve the live dashboard (log-scale prices, latest prices, freshness) until Ctrl-C."""
+    from producer.config import InvalidSetting
+
+    try:
+        currencies = None if vs_currencies is None else producer_setting("vs_currencies", vs_currencies)
+    except InvalidSetting as error:
+        param = next(p for p in ctx.command.params if p.name == "vs_currencies")
+        raise click.BadParameter(f"{error.value!r}: {error.reason}", ctx, param) from None
     try:
         server = DashboardServer(
             warehouse or layout.warehouse, host=host, port=port,
-            vs_currency=vs_currency or producer_default("vs_currency"), stale_after_seconds=stale_after,
+            vs_currencies=currencies, stale_after_seconds=stale_after,
             alerts=None if warehouse else functools.partial(dashboard_alerts, layout),
         ).start()  # fmt: skip
     except DashboardError as error:
@@ -289,17 +297,19 @@ def status(layout: LocalLayout) -> None:
 @click.option("--to", "end", required=True, metavar="TIME", help="End of the range, at most now.")
 @COIN_IDS
 @TOP_N
+@VS_CURRENCIES
 @SOURCE
 @DATA_DIR
 @click.pass_context
-def backfill_command(ctx, start, end, coin_ids, top_n, source, layout):
+def backfill_command(ctx, start, end, coin_ids, top_n, vs_currencies, source, layout):
     """Fill a range from CoinGecko's market charts (5-minutely within a day, hourly to 90 days, daily beyond)."""
     from cryptopipe.backfill import backfill
     from producer import BackfillError
     from producer.backfill import CoinSetUnavailable, parse_moment
     from producer.config import InvalidSetting
 
-    settings = {name: value for name, value in (("coin_ids", coin_ids), ("top_n", top_n)) if value is not None}
+    settings = {name: value for name, value in (("coin_ids", coin_ids), ("top_n", top_n),
+                                                ("vs_currencies", vs_currencies)) if value is not None}
     try:
         report = backfill(layout, source, parse_moment(start, "--from"), parse_moment(end, "--to"), **settings)
     except (BackfillError, InvalidSetting) as error:
@@ -307,7 +317,8 @@ def backfill_command(ctx, start, end, coin_ids, top_n, source, layout):
     except (CoinSetUnavailable, PipelineError) as error:
         _fail(str(error))
     err.print(
-        f"back-fill: {report.tasks} coins · {report.landed_rows} rows in {report.landed_objects} objects landed"
+        f"back-fill: {report.tasks} charts (coin × currency) · {report.landed_rows} rows in"
+        f" {report.landed_objects} objects landed"
         f" · {report.already_done} already back-filled · {report.clipped} cut to what was not back-filled yet"
         f" · {report.rejected_points} points rejected"
     )

@@ -162,7 +162,7 @@ class LocalPipeline:
 
         try:
             self._dashboard = DashboardServer(
-                self.layout.warehouse, port=self.dashboard_port, vs_currency=self.producer.vs_currency,
+                self.layout.warehouse, port=self.dashboard_port, vs_currencies=self.producer.vs_currencies,
                 alerts=functools.partial(dashboard_alerts, self.layout),
             ).start()
         except (DashboardError, OSError) as error:

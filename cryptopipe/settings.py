@@ -8,7 +8,8 @@ defaults from here and from those classes, never a copy of them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any
 
 from cryptopipe.errors import PipelineError
 from core.layout import LocalLayout
@@ -35,6 +36,23 @@ def producer_default(field: str) -> Any:
     from producer import ProducerConfig
 
     return ProducerConfig.model_fields[field].default
+
+
+def producer_setting(field: str, value: Any) -> Any:
+    """``value`` checked and converted by the producer's own rules for ``field`` (``"usd,eur"`` ->
+    ``("usd", "eur")``), for a part that takes one producer setting without the rest; a
+    refused value raises :class:`producer.config.InvalidSetting`."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from core.settings import problems
+    from producer import ProducerConfig
+    from producer.config import InvalidSetting
+
+    spec = ProducerConfig.model_fields[field]
+    try:
+        return TypeAdapter(Annotated[spec.annotation, *spec.metadata]).validate_python(value)
+    except ValidationError as error:
+        raise InvalidSetting(replace(problems(error)[0], field=field)) from None
 
 
 def default_trigger_seconds() -> float:

@@ -1,9 +1,9 @@
 """Back-fill: fill a stretch without polls from CoinGecko's market charts, each point landed once.
 
-One call of ``/coins/{id}/market_chart/range`` covers one coin and one range; each of
-its points becomes a market tick (price, market cap, volume at its ``last_updated``;
+One call of ``/coins/{id}/market_chart/range`` covers one coin, one quote currency and
+one range; each of its points becomes a market tick (price, market cap, volume at its ``last_updated``;
 symbol and name from the live data; ``origin = 'backfill'``), validated by the one
-schema, and the points of one (coin, range) become one landing object, through a
+schema, and the points of one (coin, currency, range) become one landing object, through a
 spool of its own like every poll (docs/PRODUCER.md "Back-fill").
 
 Exactly once, although the stream archives what it read (so a landing name is free
@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -99,16 +99,27 @@ def spare_requests_per_minute(config: ProducerConfig) -> int:
 
 @dataclass(frozen=True)
 class BackfillTask:
-    """One coin's range to fill; symbol and name come from live data."""
+    """One coin's range to fill in one quote currency; symbol and name come from live data."""
 
     coin_id: str
     symbol: str
     name: str
     start: datetime
     end: datetime
+    vs_currency: str
 
-    def poll_id(self, vs_currency: str) -> str:
-        return backfill_poll_id(self.coin_id, vs_currency, self.start, self.end)
+    @property
+    def label(self) -> str:
+        """The coin and currency, for logs and reports: ``bitcoin (eur)``."""
+        return f"{self.coin_id} ({self.vs_currency})"
+
+    @property
+    def poll_id(self) -> str:
+        return backfill_poll_id(self.coin_id, self.vs_currency, self.start, self.end)
+
+    def piece(self, start: datetime, end: datetime) -> BackfillTask:
+        """The same coin and currency over ``start``-``end``."""
+        return replace(self, start=start, end=end)
 
     def to_json(self) -> dict[str, str]:
         return {**asdict(self), "start": utc_millis(self.start), "end": utc_millis(self.end)}
@@ -132,7 +143,7 @@ class BackfillReport:
     rejected_points: int = 0
     requests: int = 0
     failed: dict[str, str] = field(default_factory=dict)
-    """Coin id -> why its chart could not be fetched."""
+    """Coin and currency (:attr:`BackfillTask.label`) -> why its chart could not be fetched."""
     spooled: int = 0
     """Objects still waiting in the spool (the landing zone was unreachable)."""
 
@@ -157,8 +168,8 @@ class Backfiller:
     """Fetches, spools and lands back-fill tasks for one config.
 
     Shares the poller's client (and so its budget and its ``Retry-After``) and landing
-    zone; keeps its spool, its pending plan and the last poll's event time under
-    ``<spool_dir>/backfill``, so all of it survives a restart. One process at a time
+    zone; keeps its spool, its pending plan and the last poll's event time per quote
+    currency under ``<spool_dir>/backfill``, so all of it survives a restart. One process at a time
     works on it (a lock file): the producer's service between polls, or ``backfill``
     on demand.
     """
@@ -178,22 +189,33 @@ class Backfiller:
 
     # -- state that survives a restart -----------------------------------------
 
-    def last_poll(self) -> datetime | None:
-        """Newest event time of the last poll that reached the spool (so lands), if any."""
+    def _last_polls(self) -> dict[str, str]:
         try:
-            return datetime.fromisoformat(json.loads(self._last_poll_file.read_text())["newest_last_updated"])
+            newest = json.loads(self._last_poll_file.read_text())["newest_last_updated"]
         except FileNotFoundError:
-            return None
+            return {}
+        # Written before polls had several currencies: one time, which stands for each.
+        return {currency: newest for currency in self.config.vs_currencies} if isinstance(newest, str) else newest
 
-    def saw_poll(self, newest_last_updated: datetime) -> None:
-        replace_json(self._last_poll_file, {"newest_last_updated": utc_millis(newest_last_updated)})
+    def last_poll(self, vs_currency: str) -> datetime | None:
+        """Newest event time in ``vs_currency`` of the last poll that reached the spool (so lands), if any."""
+        newest = self._last_polls().get(vs_currency)
+        return None if newest is None else datetime.fromisoformat(newest)
+
+    def saw_poll(self, vs_currency: str, newest_last_updated: datetime) -> None:
+        replace_json(self._last_poll_file,
+                     {"newest_last_updated": {**self._last_polls(), vs_currency: utc_millis(newest_last_updated)}})
 
     def pending(self) -> list[BackfillTask]:
         """Planned tasks not yet fetched, oldest plan first."""
         try:
-            return [BackfillTask.from_json(raw) for raw in json.loads(self._plan_file.read_text())]
+            planned = json.loads(self._plan_file.read_text())
         except FileNotFoundError:
             return []
+        # A task planned before tasks had a currency was a gap in every currency polled.
+        return [BackfillTask.from_json(raw if "vs_currency" in raw else {**raw, "vs_currency": currency})
+                for raw in planned
+                for currency in ((raw["vs_currency"],) if "vs_currency" in raw else self.config.vs_currencies)]
 
     def plan(self, tasks: Iterable[BackfillTask]) -> None:
         """Add tasks to the plan (persisted at once); a task already planned is not added twice."""
@@ -219,7 +241,7 @@ class Backfiller:
 
     def done(self, task: BackfillTask) -> bool:
         """Whether ``task`` was landed (its marker exists) or waits in the spool."""
-        return self._landed_or_spooled(task.poll_id(self.config.vs_currency))
+        return self._landed_or_spooled(task.poll_id)
 
     def _landed_or_spooled(self, poll_id: str) -> bool:
         return poll_id in self.spool.pending() or self.landing.exists(marker_name(poll_id))
@@ -235,9 +257,8 @@ class Backfiller:
         so an exact rerun is found done even when the coverage file was lost); a piece
         whose marker exists or that waits in the spool is skipped and recorded as covered.
         """
-        vs_currency = self.config.vs_currency
         span = span_of(task.start, task.end)
-        spans = uncovered(span, self.coverage.covered(task.coin_id, vs_currency))
+        spans = uncovered(span, self.coverage.covered(task.coin_id, task.vs_currency))
         if not spans:
             report.already_done += 1
             return []
@@ -245,11 +266,11 @@ class Backfiller:
             pieces = [task]
         else:
             report.clipped += 1
-            pieces = [BackfillTask(task.coin_id, task.symbol, task.name, moment(a), moment(b)) for a, b in spans]
+            pieces = [task.piece(moment(a), moment(b)) for a, b in spans]
         todo = []
         for piece in pieces:
             if self.done(piece):
-                self.coverage.add(piece.coin_id, vs_currency, span_of(piece.start, piece.end))
+                self.coverage.add(piece.coin_id, piece.vs_currency, span_of(piece.start, piece.end))
                 report.already_done += 1
             else:
                 todo.append(piece)
@@ -285,14 +306,15 @@ class Backfiller:
         short = self.credits_short()
         if short:
             raise CreditsShort(short)
-        poll_id = task.poll_id(self.config.vs_currency)
+        poll_id = task.poll_id
         chart = self.client.fetch_chart(
-            task.coin_id, task.start, task.end, deadline=deadline, stop=stop, budget=self.budget
+            task.coin_id, task.vs_currency, task.start, task.end, deadline=deadline, stop=stop, budget=self.budget
         )
         report.requests += chart.attempts
         if chart.points is None:
-            report.failed[task.coin_id] = chart.error or "no answer"
-            log_event(log, logging.WARNING, "backfill_failed", coin_id=task.coin_id, error=chart.error)
+            report.failed[task.label] = chart.error or "no answer"
+            log_event(log, logging.WARNING, "backfill_failed", coin_id=task.coin_id, vs_currency=task.vs_currency,
+                      error=chart.error)  # fmt: skip
             return False
         # The request is in whole seconds and CoinGecko's bounds are loose: keep exactly the
         # task's points, so a piece clipped next to a covered span never repeats its edge.
@@ -300,7 +322,7 @@ class Backfiller:
         points = [point for point in chart.points if first <= point.at_ms <= last]
         validation: Validation = validate_records(
             chart_records(task, points),
-            vs_currency=self.config.vs_currency,
+            vs_currency=task.vs_currency,
             ingested_at=chart.received_at,
             poll_id=poll_id,
             origin=BACKFILL,
@@ -309,10 +331,10 @@ class Backfiller:
         for rejection in validation.rejected[:5]:
             log_event(log, logging.WARNING, "record_rejected", poll_id=poll_id, coin_id=task.coin_id,
                       index=rejection.index, reason=rejection.reason)  # fmt: skip
-        self.coverage.begin(poll_id, task.coin_id, self.config.vs_currency, span)
+        self.coverage.begin(poll_id, task.coin_id, task.vs_currency, span)
         self.spool.add(poll_id, to_ndjson(validation.accepted))
         self.coverage.finish(poll_id)
-        report.failed.pop(task.coin_id, None)
+        report.failed.pop(task.label, None)
         return True
 
     def drain(self, report: BackfillReport) -> bool:
@@ -409,10 +431,13 @@ def check_range(start: datetime, end: datetime, now: datetime) -> None:
         )
 
 
-def live_coins(client: CoinGeckoClient, *, deadline: float, stop: threading.Event) -> list[dict[str, Any]]:
-    """The config's coin set as ``/coins/markets`` records (their ids, symbols and names)."""
+def live_coins(
+    client: CoinGeckoClient, vs_currency: str, *, deadline: float, stop: threading.Event
+) -> list[dict[str, Any]]:
+    """The config's coin set as ``/coins/markets`` records in ``vs_currency`` (their ids, symbols
+    and names: the same in every currency, so one currency's pages name them)."""
     records: list[dict[str, Any]] = []
-    for request in client.page_requests():
+    for request in client.page_requests(vs_currency):
         page = client.fetch_page(request, deadline=deadline, stop=stop)
         if page.records is None:
             message = f"cannot read the coin set from /coins/markets ({request.label}): {page.error}"
@@ -433,12 +458,13 @@ def run_backfill(
     stop: threading.Event | None = None,
     now: datetime | None = None,
 ) -> BackfillReport:
-    """Back-fill ``start``-``end`` for the config's coins (``coin_ids`` or the top N), now.
+    """Back-fill ``start``-``end`` for the config's coins (``coin_ids`` or the top N) in each of
+    its quote currencies, now: a chart a coin and currency.
 
     Raises :class:`BackfillError` for a bad range, an unknown coin, no spare budget
     (nothing was fetched) or no spare credits (:class:`CreditsShort`, also mid-way),
     :class:`CoinSetUnavailable` when the coin set cannot be
-    read. Coins whose chart fails after the retries are in ``report.failed``; what
+    read. Coins and currencies whose chart fails after the retries are in ``report.failed``; what
     landed stays landed, and running the same back-fill again fetches only the rest.
     Parts of the range back-filled before (by any range) are not fetched again.
     """
@@ -453,11 +479,12 @@ def run_backfill(
     short = backfiller.credits_short()
     if short:
         raise CreditsShort(short)
-    coins = live_coins(client, deadline=time.monotonic() + ON_DEMAND_CHART_SECONDS, stop=stop)
+    coins = live_coins(client, config.vs_currencies[0], deadline=time.monotonic() + ON_DEMAND_CHART_SECONDS, stop=stop)
     unknown = sorted(set(config.coin_ids) - {coin["id"] for coin in coins})
     if unknown:
         raise BackfillError(f"unknown coin id(s): {', '.join(unknown)}; /coins/markets does not know them")
-    tasks = [BackfillTask(c["id"], c.get("symbol"), c.get("name"), start, end) for c in coins]
+    tasks = [BackfillTask(c["id"], c.get("symbol"), c.get("name"), start, end, vs_currency)
+             for c in coins for vs_currency in config.vs_currencies]
     report = BackfillReport(tasks=len(tasks))
     with backfiller.claimed(wait=True):
         backfiller.settle()

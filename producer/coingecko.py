@@ -48,11 +48,11 @@ _HINTS = {
     401: "check api_key and api_plan (demo keys go to api.coingecko.com, pro keys to pro-api.coingecko.com)",
     403: "check api_key and api_plan (demo keys go to api.coingecko.com, pro keys to pro-api.coingecko.com)",
     404: "check base_url: it should end in /api/v3",
-    400: "check vs_currency and coin_ids",
+    400: "check vs_currencies (GET /simple/supported_vs_currencies lists CoinGecko's) and coin_ids",
 }
 _CHART_HINTS = {
     404: "no such coin: check the coin id against /coins/markets",
-    400: "check vs_currency and the range",
+    400: "check vs_currencies (GET /simple/supported_vs_currencies lists CoinGecko's) and the range",
 }
 
 
@@ -68,8 +68,9 @@ class PageRequest:
 
     @property
     def label(self) -> str:
-        """Short name for logs."""
-        return f"page {self.params['page']}" if "ids" not in self.params else f"ids {self.params['ids'][:40]}"
+        """Short name for logs: ``usd page 2``, ``eur ids bitcoin,ethereum``."""
+        which = f"page {self.params['page']}" if "ids" not in self.params else f"ids {self.params['ids'][:40]}"
+        return f"{self.params['vs_currency']} {which}"
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class CoinGeckoClient:
     Usage::
 
         with CoinGeckoClient(config) as client:
-            for request in client.page_requests():
+            for request in client.page_requests("usd"):
                 page = client.fetch_page(request, deadline=time.monotonic() + 45, stop=threading.Event())
 
     ``budget`` defaults to ``config.requests_per_minute`` per 60 s; ``transport`` to
@@ -176,14 +177,14 @@ class CoinGeckoClient:
     def close(self) -> None:
         self._http.close()
 
-    def page_requests(self) -> list[PageRequest]:
-        """Every request one poll makes.
+    def page_requests(self, vs_currency: str) -> list[PageRequest]:
+        """Every request one poll makes in ``vs_currency`` (a poll makes them for each of its currencies).
 
         Top N: ``ceil(N / 250)`` pages of 250 by market cap (one smaller page when N
         is below 250); explicit ids: one request per 250 ids, which keeps URLs short.
         """
         cfg = self._config
-        common = {"vs_currency": cfg.vs_currency, "order": "market_cap_desc"}
+        common = {"vs_currency": vs_currency, "order": "market_cap_desc"}
         if cfg.coin_ids:
             chunks = [cfg.coin_ids[i : i + MAX_PER_PAGE] for i in range(0, len(cfg.coin_ids), MAX_PER_PAGE)]
             return [
@@ -218,6 +219,7 @@ class CoinGeckoClient:
     def fetch_chart(
         self,
         coin_id: str,
+        vs_currency: str,
         start: datetime,
         end: datetime,
         *,
@@ -225,19 +227,19 @@ class CoinGeckoClient:
         stop: threading.Event,
         budget: RequestBudget | None = None,
     ) -> ChartResult:
-        """``/coins/{coin_id}/market_chart/range`` from ``start`` to ``end``, with the
+        """``/coins/{coin_id}/market_chart/range`` in ``vs_currency`` from ``start`` to ``end``, with the
         retries, waits and budget of :meth:`fetch_page`; never raises for a fault of the API.
 
         ``budget``, when given, is taken before this client's own: the back-fill's
         share, so live polls keep theirs (docs/PRODUCER.md "Back-fill").
         """
         params = {
-            "vs_currency": self._config.vs_currency,
+            "vs_currency": vs_currency,
             "from": str(int(start.timestamp())),
             "to": str(math.ceil(end.timestamp())),  # whole seconds that include ``end``
         }
         path = CHART_PATH.format(coin_id=coin_id)
-        label = f"chart {coin_id}"
+        label = f"chart {coin_id} {vs_currency}"
         call = self._with_retries(
             label,
             lambda: self._request(params, deadline, path=path, parse=parse_chart, hints=_CHART_HINTS),

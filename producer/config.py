@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from core.coingecko_plans import PLAN_NAMES, PLANS, MonthlyNeed, Plan, pages_for
@@ -31,6 +31,16 @@ PRO_HOST = urlsplit(PRO_API_URL).hostname
 _Count = Annotated[int, Field(ge=1)]
 _Seconds = Annotated[float, Field(gt=0)]
 _SECRET_VERSION = rf"(projects/({PROJECT_ID}|[0-9]+)/secrets/[A-Za-z0-9_-]+/versions/([0-9]+|latest))?"
+
+
+def _distinct(values: tuple[str, ...]) -> tuple[str, ...]:
+    """At least one item, and none twice (a currency asked twice would spend its credits twice)."""
+    if not values:
+        raise ValueError("expected at least one currency code such as usd")
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise ValueError(f"expected each currency once, got {', '.join(repeated)} more than once")
+    return values
 
 
 def variable(field: str) -> str:
@@ -89,8 +99,14 @@ class ProducerConfig(StrictSettings):
     project's id or number); read once at start-up with the VM's service account
     (``roles/secretmanager.secretAccessor``). Needs ``google-cloud-secret-manager``."""
 
-    vs_currency: Annotated[str, matching(r"[a-z0-9]+", "a lower-case CoinGecko currency code such as usd")] = "usd"
-    """Quote currency of every price."""
+    vs_currencies: Annotated[
+        CommaSeparated,
+        matching(r"[a-z0-9]+", "comma-separated lower-case CoinGecko currency codes such as usd,eur,btc"),
+        AfterValidator(_distinct),
+    ] = ("usd",)
+    """Quote currencies, comma-separated (``usd,eur,btc``): a poll asks for every page in each, one request a page and
+    currency, and lands them all as one object; back-fill fills each currency's gaps (docs/PRODUCER.md, "Quote
+    currencies")."""
 
     top_n: _Count = 250
     """How many coins, by market cap: ``ceil(N / 250)`` requests per poll. Ignored when ``COIN_IDS`` is set."""
@@ -211,8 +227,8 @@ class ProducerConfig(StrictSettings):
 
     @property
     def currencies(self) -> int:
-        """Quote currencies each poll asks for, one request a page and currency (one: ``vs_currency``)."""
-        return 1
+        """Quote currencies each poll asks for, one request a page and currency."""
+        return len(self.vs_currencies)
 
     @property
     def monthly_need(self) -> MonthlyNeed:
@@ -244,6 +260,7 @@ class ProducerConfig(StrictSettings):
         values = self.model_dump()
         values["api_key"] = "***" if self.api_key else "(unset)"
         values["coin_ids"] = list(self.coin_ids)
+        values["vs_currencies"] = list(self.vs_currencies)
         return values
 
     def with_api_key(self, key: str) -> ProducerConfig:
@@ -258,6 +275,8 @@ def variables_table() -> str:
     def shown(default: Any) -> str:
         if default in ("", (), None):
             return "(unset)"
+        if isinstance(default, tuple):
+            return f"`{','.join(default)}`"
         return f"`{default:g}`" if isinstance(default, float) else f"`{default}`"
 
     rows = [(f"`{variable(name)}`", shown(field.default), " ".join(field.description.replace("``", "`").split()))

@@ -1,8 +1,9 @@
 """The poll loop: fetch, validate, spool, land, on a fixed schedule, forever.
 
-One cycle: fetch every page (:mod:`producer.coingecko`), validate every record
-(:mod:`producer.validate`), write the accepted ones durably to the spool as one
-NDJSON poll, then drain the spool into the landing zone, oldest first. Polls start
+One cycle: fetch every page in every quote currency (:mod:`producer.coingecko`),
+validate every record (:mod:`producer.validate`), write the accepted ones durably to
+the spool as one NDJSON poll, every currency in that one object (docs/PRODUCER.md,
+"Quote currencies"), then drain the spool into the landing zone, oldest first. Polls start
 at ``start + k * interval``: a slow or failed poll does not shift the next one, and
 its fetch may use at most ``FETCH_SHARE`` of the interval so landing still fits.
 
@@ -290,7 +291,10 @@ class Poller:
         poll_time = datetime.now(timezone.utc)
         report = PollReport(poll_id=new_poll_id(poll_time))
 
-        validation = self._fetch(report, stop, fetch_deadline=started + (deadline - started) * FETCH_SHARE)
+        by_currency = self._fetch(report, stop, fetch_deadline=started + (deadline - started) * FETCH_SHARE)
+        validation = Validation()
+        for part in by_currency.values():
+            validation.extend(part)
         report.fetch_ms = _ms(time.monotonic() - started)
         if report.pages_failed:
             report.status = "failed" if report.pages_failed == report.pages else "partial"
@@ -309,61 +313,67 @@ class Poller:
             records_rejected=report.rejected,
         )
         self.stats.saw_last_updated(validation.newest_last_updated)
-        if validation.accepted and not report.dropped and validation.newest_last_updated is not None:
-            self._plan_backfill(validation)
+        if not report.dropped:
+            for vs_currency, part in by_currency.items():
+                if part.accepted and part.newest_last_updated is not None:
+                    self._plan_backfill(vs_currency, part)
         self.stats.set(last_poll_at=poll_time, last_poll_status=report.status, spool_depth=report.spool_depth)
         level = logging.ERROR if report.dropped else logging.INFO if report.status == "ok" else logging.WARNING
         log_event(log, level, POLL_EVENT, **asdict(report))
         return report
 
-    def _plan_backfill(self, validation: Validation) -> None:
-        """Plan a back-fill when this poll's data starts long after the last landed poll's.
+    def _plan_backfill(self, vs_currency: str, validation: Validation) -> None:
+        """Plan a back-fill when this poll's data in ``vs_currency`` starts long after the last
+        landed poll's in that currency.
 
         Event times, not clocks: a gap is a stretch without data, whether the producer
-        was down, its polls failed, or CoinGecko stood still; the last poll's newest
-        event time is kept in a file, so a restart finds the gap too.
+        was down, its polls failed, or CoinGecko stood still; per currency, since one
+        currency's requests can fail while the others' land. The last poll's newest event
+        time in each currency is kept in a file, so a restart finds the gap too.
         """
         newest = validation.newest_last_updated
-        previous = self.backfiller.last_poll()
+        previous = self.backfiller.last_poll(vs_currency)
         threshold = self.config.backfill_after_intervals * self.config.interval_seconds
         if previous is not None and threshold and (newest - previous).total_seconds() > threshold:
             tasks = [
-                BackfillTask(record["coin_id"], record["symbol"], record["name"], previous, newest)
+                BackfillTask(record["coin_id"], record["symbol"], record["name"], previous, newest, vs_currency)
                 for record in validation.accepted
             ]
             self.backfiller.plan(tasks)
-            log_event(log, logging.WARNING, "gap_found", start=utc_millis(previous), end=utc_millis(newest),
-                      coins=len(tasks))  # fmt: skip
+            log_event(log, logging.WARNING, "gap_found", vs_currency=vs_currency, start=utc_millis(previous),
+                      end=utc_millis(newest), coins=len(tasks))  # fmt: skip
         if previous is None or newest > previous:
-            self.backfiller.saw_poll(newest)
+            self.backfiller.saw_poll(vs_currency, newest)
 
     def _backfill_between_polls(self, stop: threading.Event, deadline: float) -> None:
         """Work on planned back-fill until shortly before the next poll; never raises."""
         # Leave the next poll its start: a chart request must end a quarter interval before.
         self.backfiller.step(stop, deadline=deadline - self.config.interval_seconds * (1 - FETCH_SHARE))
 
-    def _fetch(self, report: PollReport, stop: threading.Event, fetch_deadline: float) -> Validation:
-        validation = Validation()
+    def _fetch(self, report: PollReport, stop: threading.Event, fetch_deadline: float) -> dict[str, Validation]:
+        """Every page in every quote currency, one currency after the other, validated per
+        currency; a page that fails leaves the others' records (the poll is ``partial``, and
+        :attr:`PollReport.errors` names the page and its currency)."""
+        by_currency: dict[str, Validation] = {}
         api_seconds = 0.0
-        for request in self.client.page_requests():
-            report.pages += 1
-            page = self.client.fetch_page(request, deadline=fetch_deadline, stop=stop)
-            report.attempts += page.attempts
-            if page.records is None:
-                report.pages_failed += 1
-                report.errors.append(f"{request.label}: {page.error}")
-                continue
-            api_seconds += page.latency_seconds
-            validation.extend(
-                validate_records(
-                    page.records,
-                    vs_currency=self.config.vs_currency,
-                    ingested_at=page.received_at,
-                    poll_id=report.poll_id,
+        for vs_currency in self.config.vs_currencies:
+            validation = by_currency[vs_currency] = Validation()
+            for request in self.client.page_requests(vs_currency):
+                report.pages += 1
+                page = self.client.fetch_page(request, deadline=fetch_deadline, stop=stop)
+                report.attempts += page.attempts
+                if page.records is None:
+                    report.pages_failed += 1
+                    report.errors.append(f"{request.label}: {page.error}")
+                    continue
+                api_seconds += page.latency_seconds
+                validation.extend(
+                    validate_records(
+                        page.records, vs_currency=vs_currency, ingested_at=page.received_at, poll_id=report.poll_id
+                    )
                 )
-            )
         report.api_latency_ms = _ms(api_seconds)
-        return validation
+        return by_currency
 
     def _land(self, report: PollReport, data: bytes, deadline: float) -> None:
         """Spool the poll (if it has records), then drain the spool in order."""

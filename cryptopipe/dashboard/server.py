@@ -10,6 +10,9 @@ Routes (GET only):
 - ``/api/coin?id=bitcoin&window=1h``: one coin's figures and candles;
 - ``/api/health``: the freshness indicator and the page's settings.
 
+Each takes ``currency=eur``, one of the quote currencies the producer polls (the
+service's ``vs_currencies``; the first when left out).
+
 Errors are JSON ``{"error": "..."}``: 400 for a bad or unknown parameter, 404 for an
 unknown path or coin, 503 when the warehouse cannot answer and there is no earlier
 answer to serve.
@@ -57,10 +60,11 @@ _COIN_PAGE = re.compile(r"/coin/[^/]+")
 # API path -> the parameters it takes, and what answers it.
 _Answer = Callable[[DashboardService, dict[str, str]], dict[str, Any]]
 _ROUTES: dict[str, tuple[tuple[str, ...], _Answer]] = {
-    "/api/latest": (("q", "sort", "order"), lambda service, params: service.latest(**params)),
-    "/api/candles": (("window", "coins", "top"), lambda service, params: service.candles(**params)),
-    "/api/coin": (("id", "window"), lambda service, params: service.coin(params.get("id"), params.get("window"))),
-    "/api/health": ((), lambda service, params: service.health()),
+    "/api/latest": (("q", "sort", "order", "currency"), lambda service, params: service.latest(**params)),
+    "/api/candles": (("window", "coins", "top", "currency"), lambda service, params: service.candles(**params)),
+    "/api/coin": (("id", "window", "currency"),
+                  lambda service, params: service.coin(params.get("id"), params.get("window"), params.get("currency"))),
+    "/api/health": (("currency",), lambda service, params: service.health(**params)),
 }
 # The page loads nothing from elsewhere; say so, so a browser refuses if it ever tried.
 _SECURITY_HEADERS = {
@@ -76,7 +80,7 @@ class DashboardServer(BackgroundServer):
     ``warehouse`` is the DuckDB file's path, a ``--warehouse`` URI
     (``duckdb:///abs/path.duckdb``, ``bigquery://project.dataset``) or a ready
     :class:`QueryBackend`. ``port=0`` picks a free port (see :attr:`url`). ``settings``
-    are :class:`DashboardService`'s (``vs_currency``, ``stale_after_seconds``,
+    are :class:`DashboardService`'s (``vs_currencies``, ``stale_after_seconds``,
     ``refresh_seconds``, ``alerts``, ``clock``), its defaults when left out.
     :meth:`stop` waits for requests in flight (at most one warehouse read each).
     """
@@ -191,7 +195,7 @@ def _parameters(query: str, path: str, accepted: tuple[str, ...]) -> dict[str, s
     given = {name: values[-1] for name, values in parse_qs(query).items()}
     unknown = sorted(set(given) - set(accepted))
     if unknown:
-        takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
+        takes = f"it takes {', '.join(accepted)}"
         raise BadRequest(f"unknown parameter {', '.join(map(repr, unknown))} for {path}; {takes}")
     return given
 

@@ -3,7 +3,8 @@
 :class:`DashboardService` turns the views into the answers the page needs:
 ``latest()`` (the latest-prices table, searched and sorted), ``candles()`` (the
 overview chart's series), ``coin()`` (one coin's figures and candles) and
-``health()`` (the freshness indicator). It keeps the last good answer of each query:
+``health()`` (the freshness indicator), each in one of the quote currencies the
+producer polls (``currency``; the first when not given). It keeps the last good answer of each query:
 reused for the backend's ``reuse_seconds`` so refreshing browsers cannot load the
 warehouse, and served (marked ``cached``, with the reason) while the warehouse cannot
 answer, e.g. while the stream holds the DuckDB file longer than a reader waits.
@@ -16,7 +17,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from cryptopipe.dashboard.backends import QueryBackend, Rows
 from cryptopipe.dashboard.errors import BackendUnavailable, BadRequest, NotFound
 from cryptopipe.dashboard.listing import Ordering, matching
 from cryptopipe.dashboard.queries import CANDLES, LATEST, Query
+from cryptopipe.settings import producer_default
 
 #: The chart's windows, by the name the API and the page use.
 WINDOWS: dict[str, timedelta] = {
@@ -67,13 +69,13 @@ class Answer:
 
 
 class DashboardService:
-    """The API's answers for one backend and quote currency; safe to call from many threads."""
+    """The API's answers for one backend and its quote currencies; safe to call from many threads."""
 
     def __init__(
         self,
         backend: QueryBackend,
         *,
-        vs_currency: str = "usd",
+        vs_currencies: Sequence[str] | None = None,
         stale_after_seconds: float = STALE_AFTER_SECONDS,
         refresh_seconds: float = REFRESH_SECONDS,
         alerts: Callable[[], list[dict[str, Any]]] | None = None,
@@ -85,22 +87,26 @@ class DashboardService:
         """The current time (UTC): the data's age, the windows' start and ``served_at`` are
         measured from it; a test freezes it so the page's geometry does not depend on the wall clock."""
         """The pipeline's alert verdicts (cryptopipe/health/), when the dashboard watches a local run."""
-        self.vs_currency = vs_currency
+        self.vs_currencies: tuple[str, ...] = tuple(vs_currencies or producer_default("vs_currencies"))
+        """The currencies a request may ask for (the producer's): the first when it names none."""
         self.stale_after_seconds = stale_after_seconds
         self.refresh_seconds = refresh_seconds
         self._answers: OrderedDict[tuple[Any, ...], tuple[float, Answer]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def latest(self, q: str | None = None, sort: str | None = None, order: str | None = None) -> dict[str, Any]:
-        """``rows``: each coin's newest tick in ``vs_currency`` whose name or symbol contains
+    def latest(
+        self, q: str | None = None, sort: str | None = None, order: str | None = None, currency: str | None = None
+    ) -> dict[str, Any]:
+        """``rows``: each coin's newest tick in ``currency`` whose name or symbol contains
         ``q``, by ``sort`` (:data:`~cryptopipe.dashboard.listing.SORTS`) in ``order``;
         ``total``: the coins before the search. Raises :class:`BadRequest` for bad values.
         """
         ordering = Ordering.parse(sort, order)
-        answer = self._latest()
+        currency = self._currency(currency)
+        answer = self._latest(currency)
         rows = ordering.apply(matching(answer.rows, q))
         return {
-            **self._meta(answer),
+            **self._meta(currency, answer),
             "q": (q or "").strip(),
             "sort": ordering.sort,
             "order": ordering.order,
@@ -108,48 +114,52 @@ class DashboardService:
             "rows": [_jsonable(row) for row in rows],
         }
 
-    def candles(self, window: str | None = None, coins: str | None = None, top: str | None = None) -> dict[str, Any]:
+    def candles(
+        self, window: str | None = None, coins: str | None = None, top: str | None = None, currency: str | None = None
+    ) -> dict[str, Any]:
         """One series per coin: minute starts (``t``, epoch ms) with open/high/low/close/
-        total_volume/samples, and the coin's ``symbol`` and ``name``.
+        total_volume/samples in ``currency``, and the coin's ``symbol`` and ``name``.
 
         ``window`` is one of :data:`WINDOWS`; ``coins`` a comma-separated list of ids,
         else the ``top`` coins by market cap. Raises :class:`BadRequest` for bad values.
         """
         window = _window(window)
-        chosen = self._coins(coins, top)
+        currency = self._currency(currency)
+        chosen = self._coins(coins, top, currency)
         since = _since(window, self.clock())
-        answer = self._answer(CANDLES, {"vs_currency": self.vs_currency, "coins": chosen, "since": since})
-        names = {row["coin_id"]: row for row in self._latest().rows}
+        answer = self._answer(CANDLES, {"vs_currency": currency, "coins": chosen, "since": since})
+        names = {row["coin_id"]: row for row in self._latest(currency).rows}
         series = [
             {"coin_id": coin, **_labels(names.get(coin)), **points} for coin, points in _series(answer.rows).items()
         ]
         return {
-            **self._meta(answer),
+            **self._meta(currency, answer),
             "window": window,
             "since": utc_millis(since),
             "coins": chosen,
             "series": series,
         }
 
-    def coin(self, coin_id: str | None, window: str | None = None) -> dict[str, Any]:
-        """One coin: ``coin``, its latest figures with their ``age_seconds``, and ``candles``,
-        its one-minute candles over ``window`` (as in :meth:`candles`).
+    def coin(self, coin_id: str | None, window: str | None = None, currency: str | None = None) -> dict[str, Any]:
+        """One coin: ``coin``, its latest figures in ``currency`` with their ``age_seconds``, and
+        ``candles``, its one-minute candles over ``window`` (as in :meth:`candles`).
 
-        Raises :class:`BadRequest` for a malformed id or window, :class:`NotFound` for a coin
-        without a latest price in ``vs_currency``.
+        Raises :class:`BadRequest` for a malformed id, window or currency, :class:`NotFound` for
+        a coin without a latest price in ``currency``.
         """
         coin_id = _coin_id(coin_id, "id")
         window = _window(window)
-        latest = self._latest()
+        currency = self._currency(currency)
+        latest = self._latest(currency)
         row = next((row for row in latest.rows if row["coin_id"] == coin_id), None)
         if row is None:
-            raise NotFound(f"no coin {coin_id!r} among the latest {self.vs_currency} prices")
+            raise NotFound(f"no coin {coin_id!r} among the latest {currency} prices")
         since = _since(window, self.clock())
-        answer = self._answer(CANDLES, {"vs_currency": self.vs_currency, "coins": [coin_id], "since": since})
+        answer = self._answer(CANDLES, {"vs_currency": currency, "coins": [coin_id], "since": since})
         empty = {name: [] for name in ("t", *_CANDLE_FIELDS)}
         age = max(0.0, (self.clock() - row["last_updated"]).total_seconds())
         return {
-            **self._meta(answer, latest),
+            **self._meta(currency, answer, latest),
             "window": window,
             "since": utc_millis(since),
             "stale_after_seconds": self.stale_after_seconds,
@@ -157,12 +167,15 @@ class DashboardService:
             "candles": _series(answer.rows).get(coin_id, empty),
         }
 
-    def health(self) -> dict[str, Any]:
-        """The freshness indicator: ``fresh``, ``stale``, ``empty`` or ``unavailable``, and why."""
+    def health(self, currency: str | None = None) -> dict[str, Any]:
+        """The freshness indicator of ``currency``'s prices: ``fresh``, ``stale``, ``empty`` or
+        ``unavailable``, and why; with the page's settings (``vs_currencies``, the switch's choices)."""
+        currency = self._currency(currency)
         settings = {
             "warehouse": self.backend.uri,
             "warehouse_name": self.backend.name,
-            "vs_currency": self.vs_currency,
+            "vs_currency": currency,
+            "vs_currencies": list(self.vs_currencies),
             "stale_after_seconds": self.stale_after_seconds,
             "refresh_seconds": self.refresh_seconds,
             "windows": list(WINDOWS),
@@ -172,14 +185,14 @@ class DashboardService:
         if self.alerts is not None:
             settings["alerts"] = self._alert_verdicts()
         try:
-            answer = self._latest()
+            answer = self._latest(currency)
         except BackendUnavailable as error:
             return {**settings, **self._status("unavailable", str(error))}
         if not answer.rows:
             return {
                 **settings,
                 **answer.meta(),
-                **self._status("empty", f"no {self.vs_currency} ticks in the last day yet"),
+                **self._status("empty", f"no {currency} ticks in the last day yet"),
             }
         newest = max(row["last_updated"] for row in answer.rows)
         age = max(0.0, (self.clock() - newest).total_seconds())  # a tick stamped a moment ahead is fresh
@@ -206,7 +219,16 @@ class DashboardService:
         except (OSError, ValueError, WarehouseError) as error:  # the freshness indicator still answers
             return f"unavailable: {error}"
 
-    def _coins(self, coins: str | None, top: str | None) -> list[str]:
+    def _currency(self, currency: str | None) -> str:
+        """``currency`` if the producer polls it, the first of them if None or blank; BadRequest otherwise."""
+        if not currency:
+            return self.vs_currencies[0]
+        if currency not in self.vs_currencies:
+            raise BadRequest(f"currency {currency[:20]!r} is not one of {', '.join(self.vs_currencies)} "
+                             "(the quote currencies the producer polls)")
+        return currency
+
+    def _coins(self, coins: str | None, top: str | None, currency: str) -> list[str]:
         if coins:
             chosen = list(dict.fromkeys(_coin_id(c.strip(), "coins") for c in coins.split(",") if c.strip()))
             if not 1 <= len(chosen) <= MAX_COINS:
@@ -218,11 +240,11 @@ class DashboardService:
             raise BadRequest(f"top {top!r} is not a whole number") from None
         if not 1 <= n <= MAX_COINS:
             raise BadRequest(f"top {n} is not between 1 and {MAX_COINS}")
-        return [row["coin_id"] for row in self._latest().rows[:n]]
+        return [row["coin_id"] for row in self._latest(currency).rows[:n]]
 
-    def _latest(self) -> Answer:
-        # One query, one cached answer, whatever the page searches or sorts by.
-        return self._answer(LATEST, {"vs_currency": self.vs_currency})
+    def _latest(self, currency: str) -> Answer:
+        # One query, one cached answer per currency, whatever the page searches or sorts by.
+        return self._answer(LATEST, {"vs_currency": currency})
 
     def _answer(self, query: Query, params: Mapping[str, Any]) -> Answer:
         """Fresh rows, or rows read within ``reuse_seconds``, or the last good rows marked stale."""
@@ -244,12 +266,13 @@ class DashboardService:
                 self._answers.popitem(last=False)
         return answer
 
-    def _meta(self, *answers: Answer) -> dict[str, Any]:
-        """When the answers were read (the oldest of them), and the first one's problem if any is old."""
+    def _meta(self, currency: str, *answers: Answer) -> dict[str, Any]:
+        """The currency the answers are in, when they were read (the oldest of them), and the
+        first one's problem if any is old."""
         problem = next((answer.problem for answer in answers if answer.problem), None)
         return {
             "served_at": utc_millis(self.clock()),
-            "vs_currency": self.vs_currency,
+            "vs_currency": currency,
             "queried_at": utc_millis(min(answer.queried_at for answer in answers)),
             "cached": problem is not None,
             "problem": problem,

@@ -72,8 +72,11 @@ FIELDS: Final = (
 )
 
 #: Units of a quote currency per US dollar. Fixed (mid-2025 levels) so that a replayed
-#: frame never depends on a live exchange-rate feed.
-RATES: Final = {"usd": 1.0, "eur": 0.88, "gbp": 0.74, "jpy": 144.0}
+#: frame never depends on a live exchange-rate feed, and every currency's prices are the
+#: US-dollar market times one number, so they agree with each other. ``btc`` is the
+#: snapshot's bitcoin price: bitcoin starts at 1 BTC, then moves with its dollar walk (on
+#: CoinGecko it stays at 1).
+RATES: Final = {"usd": 1.0, "eur": 0.88, "gbp": 0.74, "jpy": 144.0, "btc": 1 / 104_512}
 
 #: A coin whose ``last_updated`` is older than this at the snapshot is thin: frozen.
 STALE_AFTER: Final = timedelta(hours=1)
@@ -270,7 +273,10 @@ def _render(row: Mapping[str, Any], rate: float, shift_ms: int) -> dict[str, Any
     for name in _PRICE_FIELDS:
         out[name] = _significant(None if row[name] is None else row[name] * rate, 6)
     for name in _WHOLE_FIELDS:
-        out[name] = None if row[name] is None else round(row[name] * rate)
+        # Whole units, except in a currency worth more than a hundred dollars (btc), where a
+        # small coin's cap would round to nothing: there CoinGecko sends fractions too.
+        out[name] = None if row[name] is None else round(row[name] * rate) if rate > 0.01 else _significant(
+            row[name] * rate, 10)
     change = row["market_cap_change_24h"]
     out["market_cap_change_24h"] = _significant(None if change is None else change * rate, 10)
     for name in _PERCENT_FIELDS:

@@ -28,6 +28,10 @@ Endpoints (JSON; anything else is a 404 with a JSON error):
   ``rate_limit_request_per_minute``, ``monthly_call_credit``,
   ``current_total_monthly_calls``, ``current_remaining_monthly_calls``; a 401 without an
   ``x-cg-pro-api-key`` header (only paid keys may ask), a 404 when the replay plays no account.
+- ``GET /api/v3/simple/supported_vs_currencies``: the quote currencies the replay converts
+  to (:data:`~cryptopipe.replay.market.RATES`), as CoinGecko lists its own
+  (https://docs.coingecko.com/reference/simple-supported-currencies); any other
+  ``vs_currency`` is a 400 ``{"error": "invalid vs_currency"}``, as CoinGecko answers it.
 - ``GET /api/v3/ping``: ``{"gecko_says": "(V3) To the Moon!"}``.
 - ``GET /healthz``: ``{"status": "ok", "frame": k}``; never faulted nor rate limited.
 """
@@ -307,6 +311,8 @@ class ReplayServer(BackgroundServer):
             return Reply.json(200, {"status": "ok", "frame": frame})
         if path == f"{API_PREFIX}/ping":
             return Reply.json(200, {"gecko_says": "(V3) To the Moon!"})
+        if path == f"{API_PREFIX}/simple/supported_vs_currencies":
+            return Reply.json(200, sorted(RATES))
         if path == f"{API_PREFIX}/coins/markets":
             return self._markets(params, frame)
         chart = _CHART_PATH.fullmatch(path)

@@ -130,6 +130,20 @@ def test_latest_prices_gives_newest_row_per_coin(warehouse):
     ]
 
 
+def test_latest_prices_gives_newest_row_per_coin_and_quote_currency(warehouse):
+    t0 = minute_ago(5)
+    load(warehouse, [
+        warehouse_row("bitcoin", 100.0, t0 + timedelta(seconds=10)),
+        warehouse_row("bitcoin", 88.0, t0 + timedelta(seconds=40), vs_currency="eur"),  # the newest of the coin
+        warehouse_row("bitcoin", 87.0, t0 + timedelta(seconds=20), vs_currency="eur"),
+        warehouse_row("bitcoin", 0.00096, t0, vs_currency="btc"),  # the oldest: still btc's latest
+    ])  # fmt: skip
+
+    rows = _rows(warehouse, "SELECT coin_id, vs_currency, price FROM latest_prices ORDER BY vs_currency")
+
+    assert rows == [("bitcoin", "btc", 0.00096), ("bitcoin", "eur", 88.0), ("bitcoin", "usd", 100.0)]
+
+
 def test_latest_prices_reports_freshness_in_seconds_since_event_time(warehouse):
     last_updated = minute_ago(2)
     load(warehouse, [warehouse_row("bitcoin", 100.0, last_updated)])

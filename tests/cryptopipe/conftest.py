@@ -39,8 +39,9 @@ def _top_market(top: int) -> Market:
     return Market({**snapshot, "coins": ranked[:top]})
 
 
-def market_ticks(frame: int, at: datetime, *, top: int) -> list[dict[str, Any]]:
-    """The bundled replay market's top coins at ``frame``, as ticks with event time ``at``.
+def market_ticks(frame: int, at: datetime, *, top: int, vs_currency: str = "usd") -> list[dict[str, Any]]:
+    """The bundled replay market's top coins at ``frame`` in ``vs_currency`` (a code the replay
+    converts to), as ticks with event time ``at``.
 
     Each record goes through the producer's validation, so the rows are what the
     stream would load; ``last_updated`` is pinned to ``at`` so consecutive frames
@@ -48,8 +49,8 @@ def market_ticks(frame: int, at: datetime, *, top: int) -> list[dict[str, Any]]:
     """
     stamp = at.isoformat()
     rows = []
-    for record in _top_market(top).frame(frame):
-        landing = landed(record, last_updated=stamp, ingested_at=stamp, poll_id=f"test-{frame}")
+    for record in _top_market(top).frame(frame, vs_currency):
+        landing = landed(record, vs_currency=vs_currency, last_updated=stamp, ingested_at=stamp, poll_id=f"test-{frame}")
         times = {name: datetime.fromisoformat(landing[name]) for name in ("last_updated", "ingested_at")}
         rows.append({**landing, **times})
     return rows

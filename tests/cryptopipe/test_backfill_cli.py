@@ -87,7 +87,7 @@ def test_backfill_lands_exact_rows_once_and_again_adds_nothing_even_after_archiv
     result = _backfill(data, start, end, "--coin-ids", ",".join(COINS))
 
     assert result.exit_code == 0, result.output
-    assert "2 coins · 14 rows in 2 objects landed · 0 already back-filled" in _said(result)
+    assert "2 charts (coin × currency) · 14 rows in 2 objects landed · 0 already back-filled" in _said(result)
     landed = _landed(data)
     assert len(landed) == 2
     for name, rows in landed.items():
@@ -215,7 +215,7 @@ def test_garbage_from_the_history_endpoint_fails_that_coin_clearly_and_a_rerun_c
     result = _backfill(data, start, end, "--coin-ids", "bitcoin,ethereum")
 
     assert result.exit_code == 1, result.output
-    assert "error: no chart for bitcoin: ApiUnavailable: HTTP 502" in _said(result)  # the last of four failures
+    assert "error: no chart for bitcoin (usd): ApiUnavailable: HTTP 502" in _said(result)  # the last of four failures
     assert "run the same back-fill again" in _said(result)
     assert {rows[0]["coin_id"] for rows in _landed(data).values()} == {"ethereum"}
 

@@ -47,8 +47,11 @@ def test_up_on_replay_loads_rows_that_query_shows_for_at_least_100_coins(spark, 
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["--vs-currency", "USD"],
-         "Invalid value for '--vs-currency': 'USD': expected a lower-case CoinGecko currency code such as usd"),
+        (["--vs-currencies", "usd,EUR"],
+         "Invalid value for '--vs-currencies': 'usd,EUR': expected comma-separated lower-case CoinGecko currency "
+         "codes such as usd,eur,btc"),
+        (["--vs-currencies", "usd,eur,usd"],
+         "Invalid value for '--vs-currencies': 'usd,eur,usd': expected each currency once, got usd more than once"),
         (["--coin-ids", "bitcoin,Ethereum!"],
          "Invalid value for '--coin-ids': 'bitcoin,Ethereum!': expected comma-separated CoinGecko ids"),
         # 10 requests a minute (the live default) cannot poll every 5 s

@@ -57,6 +57,55 @@ def test_latest_lists_newest_tick_per_coin_by_market_cap_rank(warehouse, serve):
     }  # fmt: skip
 
 
+def _two_currencies(warehouse) -> None:
+    """Bitcoin and ether in usd and eur, eur's prices 0.9 of usd's; bitcoin's newest eur tick
+    is newer than its newest usd tick, so a view or answer that mixed them would show it in usd."""
+    t0 = minute_ago(3)
+    load(warehouse, [
+        warehouse_row("bitcoin", 60000.0, t0 + timedelta(seconds=5), symbol="btc", market_cap_rank=1),
+        warehouse_row("bitcoin", 54000.0, t0 + timedelta(seconds=8), symbol="btc", market_cap_rank=1,
+                      vs_currency="eur"),
+        warehouse_row("ethereum", 3000.0, t0 + timedelta(seconds=10), symbol="eth", market_cap_rank=2),
+        warehouse_row("ethereum", 2700.0, t0 + timedelta(seconds=10), symbol="eth", market_cap_rank=2,
+                      vs_currency="eur"),
+    ])  # fmt: skip
+
+
+def test_each_answer_is_in_the_currency_asked_for_and_the_first_one_when_none_is(warehouse, serve):
+    _two_currencies(warehouse)
+    server = serve(vs_currencies=("usd", "eur"))
+
+    for currency, bitcoin, ether in (("usd", 60000.0, 3000.0), ("eur", 54000.0, 2700.0), (None, 60000.0, 3000.0)):
+        asked = f"currency={currency}" if currency else ""
+        latest = get(server, f"/api/latest?{asked}").json()
+        candles = get(server, f"/api/candles?window=15m&top=2&{asked}").json()
+        coin = get(server, f"/api/coin?id=bitcoin&window=15m&{asked}").json()
+        health = get(server, f"/api/health?{asked}").json()
+        answered = currency or "usd"
+        assert [latest["vs_currency"], candles["vs_currency"], coin["vs_currency"], health["vs_currency"]] == [
+            answered] * 4
+        assert [(r["coin_id"], r["price"]) for r in latest["rows"]] == [("bitcoin", bitcoin), ("ethereum", ether)]
+        assert [(s["coin_id"], s["close"]) for s in candles["series"]] == [
+            ("bitcoin", [bitcoin]), ("ethereum", [ether])
+        ]  # fmt: skip
+        assert (coin["coin"]["price"], coin["candles"]["close"]) == (bitcoin, [bitcoin])
+        assert health["vs_currencies"] == ["usd", "eur"] and health["status"] == "fresh"
+
+
+def test_a_currency_the_producer_does_not_poll_is_a_400_naming_those_it_does(warehouse, serve):
+    _two_currencies(warehouse)
+    server = serve(vs_currencies=("usd", "eur"))
+
+    for path in ("/api/latest?currency=btc", "/api/candles?currency=btc", "/api/coin?id=bitcoin&currency=btc",
+                 "/api/health?currency=EUR"):  # fmt: skip
+        response = get(server, path)
+        assert response.status_code == 400, path
+        asked = path.rsplit("=", 1)[1]
+        assert response.json() == {
+            "error": f"currency '{asked}' is not one of usd, eur (the quote currencies the producer polls)"
+        }
+
+
 def test_candles_without_coins_gives_top_coins_in_window(warehouse, serve):
     _two_coins(warehouse)
     t0 = minute_ago(3)

@@ -404,3 +404,72 @@ def test_backfilled_stretches_are_drawn_dashed_in_the_overview_and_faint_on_the_
 
     assert api_statuses and set(api_statuses) == {200}
     assert page_errors == []
+
+
+def _amount(v: float) -> str:
+    """A price's digits as format.js writes them at and above 0.001 (whole from 1,000, cents
+    from 1, four significant digits below)."""
+    if v >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:,.2f}" if v >= 1 else repr(float(format(v, ".4g")))
+
+
+def test_the_currency_switch_shows_each_currencys_prices_in_its_own_format_and_keeps_it_in_the_address(
+    warehouse, browser
+):
+    """usd and btc prices of the same market (btc at the replay's fixed rate), on a frozen clock."""
+    from playwright.sync_api import expect
+
+    now = frozen_now(second=20)
+    latest = {}
+    for currency in ("usd", "btc"):
+        for frame, minutes_ago in enumerate((2, 1, 0)):
+            ticks = market_ticks(frame, now - timedelta(minutes=minutes_ago), top=12, vs_currency=currency)
+            load(warehouse, ticks)
+        latest[currency] = {tick["coin_id"]: tick for tick in ticks}
+    server = DashboardServer(DuckDBBackend(warehouse.path), port=0, refresh_seconds=60, clock=lambda: now,
+                             vs_currencies=("usd", "btc")).start()  # fmt: skip
+    page, api_statuses, page_errors = _open(browser, LAPTOP)
+    # What the page must show for bitcoin and ether in each currency: $ before, BTC after.
+    usd_btc, usd_eth = (f"${_amount(latest['usd'][c]['price'])}" for c in ("bitcoin", "ethereum"))
+    btc_btc, btc_eth = (f"{_amount(latest['btc'][c]['price'])} BTC" for c in ("bitcoin", "ethereum"))
+    price = page.locator('#latest tr[data-coin="bitcoin"] td.price')
+    ether = page.locator('#latest tr[data-coin="ethereum"] td.price')
+    buttons = page.locator("#currency button")
+    try:
+        page.goto(server.url)
+        expect(buttons).to_have_text(["usd", "btc"])
+        expect(page.locator('#currency button[aria-pressed="true"]')).to_have_text("usd")
+        expect(price).to_have_text(usd_btc)
+        expect(ether).to_have_text(usd_eth)
+        expect(page.locator('#latest tr[data-coin="bitcoin"] td.mcap')).to_have_text(re.compile(r"^\$[\d.]+[KMBT]$"))
+
+        page.click('#currency button[data-currency="btc"]')
+        expect(page.locator("#latest")).to_have_attribute("data-currency", "btc")
+        expect(price).to_have_text(btc_btc)
+        expect(ether).to_have_text(btc_eth)
+        expect(page.locator('#latest tr[data-coin="bitcoin"] td.mcap')).to_have_text(re.compile(r"^[\d.]+[KMBT]? BTC$"))
+        expect(page.locator('#legend li[data-coin="bitcoin"] .price')).to_have_text(btc_btc)
+        assert page.url == server.url + "?currency=btc"
+
+        # The coin's page keeps the currency; switching there switches its figures.
+        page.click('#latest tr[data-coin="bitcoin"] a')
+        expect(page.locator("#coin-price")).to_have_text(btc_btc)
+        assert page.url == server.url + "coin/bitcoin?currency=btc"
+        expect(page.locator("#coin-readout")).to_contain_text(" BTC")
+        page.click('#currency button[data-currency="usd"]')
+        expect(page.locator("#coin-price")).to_have_text(usd_btc)
+        assert page.url == server.url + "coin/bitcoin"
+
+        # The address alone picks it; one the producer does not poll falls back to the first.
+        page.goto(server.url + "?currency=btc")
+        expect(price).to_have_text(btc_btc)
+        page.goto(server.url + "?currency=eur")
+        expect(price).to_have_text(usd_btc)
+        assert page.url == server.url
+    finally:
+        page.close()
+        server.stop()
+
+    assert api_statuses and set(api_statuses) == {200}
+    assert page_errors == []

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from cryptopipe.replay import MISSING, Fault, Market, ReplayServer, frame
 from cryptopipe.replay.faults import RATE_LIMIT_MESSAGE
-from cryptopipe.replay.market import FIELDS, ORDERS
+from cryptopipe.replay.market import FIELDS, ORDERS, RATES
 
 from ..conftest import landed
 
@@ -127,6 +127,24 @@ def test_markets_rejects_a_missing_or_unknown_vs_currency(client, params, error)
     response = client.get("/coins/markets", params=params)
     assert response.status_code == 400
     assert response.json() == {"error": error}
+
+
+def test_supported_vs_currencies_lists_every_code_markets_and_charts_accept_and_only_those(client):
+    codes = client.get("/simple/supported_vs_currencies").json()
+    assert codes == sorted(codes) and {"usd", "eur", "btc"} <= set(codes)
+    for code in (*codes, "xyz"):
+        markets = client.get("/coins/markets", params={"vs_currency": code, "ids": "bitcoin"})
+        chart = client.get("/coins/bitcoin/market_chart/range", params={"vs_currency": code, "from": 0, "to": 1})
+        assert (markets.status_code, chart.status_code) == ((200, 200) if code in codes else (400, 400)), code
+
+
+def test_markets_in_btc_keep_the_fractions_of_small_coins_caps(client):
+    usd = {r["id"]: r for r in frame(0)}
+    btc = {r["id"]: r for r in frame(0, "btc")}
+    smallest = min((r for r in usd.values() if r["market_cap"]), key=lambda r: r["market_cap"])
+    assert 0 < btc[smallest["id"]]["market_cap"] < 1e4 and btc[smallest["id"]]["market_cap"] != round(
+        btc[smallest["id"]]["market_cap"])
+    assert btc["bitcoin"]["current_price"] == pytest.approx(usd["bitcoin"]["current_price"] * RATES["btc"], rel=1e-5)
 
 
 def test_ping_says_to_the_moon(client):

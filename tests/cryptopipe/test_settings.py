@@ -36,8 +36,8 @@ def test_producer_config_takes_options_over_variables_over_defaults(tmp_path, mo
     config = producer_config(layout, "replay", top_n=20, coin_ids="bitcoin, ethereum", interval_seconds=2)
     assert (config.top_n, config.coin_ids, config.interval_seconds) == (20, ("bitcoin", "ethereum"), 2)
     with pytest.raises(InvalidSetting) as refused:
-        producer_config(layout, "replay", vs_currency="USD")
-    assert refused.value.field == "vs_currency"
+        producer_config(layout, "replay", vs_currencies="USD")
+    assert refused.value.field == "vs_currencies"
     with pytest.raises(PipelineError, match="source 'file' is not one of live, replay"):
         producer_config(layout, "file")
 

@@ -86,7 +86,7 @@ def test_gcs_outage_leaves_backfill_in_its_spool_and_it_lands_once_when_gcs_is_b
     with Poller.from_config(config, gcs_client=gcs.client()) as poller:
         backfiller: Backfiller = poller.backfiller
         start = replay.market.as_of + timedelta(minutes=30)
-        task = BackfillTask("bitcoin", "btc", "Bitcoin", start, start + timedelta(minutes=30))
+        task = BackfillTask("bitcoin", "btc", "Bitcoin", start, start + timedelta(minutes=30), "usd")
         backfiller.plan([task])
         gcs.stop()
         # Down before the task starts: whether it landed before cannot be told, so it waits, unfetched.
@@ -106,7 +106,7 @@ def test_gcs_outage_leaves_backfill_in_its_spool_and_it_lands_once_when_gcs_is_b
         again = backfiller.step(threading.Event(), deadline=time.monotonic() + 20)
 
     assert (again.already_done, again.landed_objects, again.requests) == (1, 0, 0)
-    poll_id = task.poll_id("usd")
+    poll_id = task.poll_id
     assert sorted(blob.name for blob in gcs.objects()) == sorted(
         [f"landing/{marker_name(poll_id)}", f"landing/dt={start:%Y-%m-%d}/hour={start:%H}/{poll_id}.ndjson"]
     )
@@ -154,11 +154,11 @@ def test_a_crash_between_noting_a_piece_and_spooling_it_is_settled_by_what_reach
     with Poller.from_config(config) as poller:
         backfiller: Backfiller = poller.backfiller
         start = replay.market.as_of
-        spooled = BackfillTask("bitcoin", "btc", "Bitcoin", start, start + timedelta(minutes=30))
-        lost = BackfillTask("ethereum", "eth", "Ethereum", start, start + timedelta(minutes=30))
+        spooled = BackfillTask("bitcoin", "btc", "Bitcoin", start, start + timedelta(minutes=30), "usd")
+        lost = BackfillTask("ethereum", "eth", "Ethereum", start, start + timedelta(minutes=30), "usd")
         for task in (spooled, lost):  # both noted, then the process died: only bitcoin's object was spooled
-            backfiller.coverage.begin(task.poll_id("usd"), task.coin_id, "usd", span_of(task.start, task.end))
-        backfiller.spool.add(spooled.poll_id("usd"), b"")
+            backfiller.coverage.begin(task.poll_id, task.coin_id, "usd", span_of(task.start, task.end))
+        backfiller.spool.add(spooled.poll_id, b"")
 
         backfiller.settle()
 
@@ -209,8 +209,8 @@ def test_a_drain_cut_off_between_marker_and_data_lands_the_piece_once_although_t
     landed, archived = tmp_path / "landing", tmp_path / "archive"
     landing = RecordingLanding(LocalLandingZone(landed), failing={2})
     end = replay.market.as_of
-    task = BackfillTask("bitcoin", "btc", "Bitcoin", end - timedelta(minutes=30), end)
-    poll_id = task.poll_id(config.vs_currency)
+    task = BackfillTask("bitcoin", "btc", "Bitcoin", end - timedelta(minutes=30), end, "usd")
+    poll_id = task.poll_id
     with CoinGeckoClient(config) as client:
         backfiller = Backfiller(config, client=client, landing=landing)
         report = BackfillReport()
@@ -246,7 +246,7 @@ def test_backfill_never_takes_more_than_the_spare_requests_so_live_polls_keep_th
     end = replay.market.as_of
     half_hour = timedelta(minutes=30)
     tasks = [  # more than the spare budget can take in the time: back-fill always wants a request
-        BackfillTask("bitcoin", "btc", "Bitcoin", end - (k + 1) * half_hour, end - k * half_hour)
+        BackfillTask("bitcoin", "btc", "Bitcoin", end - (k + 1) * half_hour, end - k * half_hour, "usd")
         for k in range(spare * minutes * 2)
     ]
     clock, stop = SteppedClock(), threading.Event()
@@ -260,7 +260,7 @@ def test_backfill_never_takes_more_than_the_spare_requests_so_live_polls_keep_th
             if backfiller.run_task(tasks[len(backfill_at)], BackfillReport(), deadline=deadline, stop=stop):
                 backfill_at.append(clock.now)
             if clock.now % config.interval_seconds == 0:
-                for request in client.page_requests():
+                for request in client.page_requests("usd"):
                     page = client.fetch_page(request, deadline=deadline, stop=stop)
                     assert page.records is not None, f"the live poll at {clock.now:g} s found no request slot"
             clock.now += step

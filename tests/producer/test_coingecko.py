@@ -31,13 +31,13 @@ FAULTS = {
 
 
 def fetch_first_page(client: CoinGeckoClient, deadline_seconds: float = 10.0):
-    request = client.page_requests()[0]
+    request = client.page_requests("usd")[0]
     return client.fetch_page(request, deadline=time.monotonic() + deadline_seconds, stop=NO_STOP)
 
 
 def test_page_requests_cover_top_n_in_pages_of_250(make_config):
     with CoinGeckoClient(make_config(top_n=600, requests_per_minute=6000)) as client:
-        requests = client.page_requests()
+        requests = client.page_requests("usd")
     assert [(r.params["page"], r.params["per_page"], r.limit) for r in requests] == [
         ("1", "250", 250),
         ("2", "250", 250),
@@ -47,14 +47,14 @@ def test_page_requests_cover_top_n_in_pages_of_250(make_config):
 
 def test_page_requests_ask_for_fewer_when_top_n_is_below_250(make_config):
     with CoinGeckoClient(make_config(top_n=20)) as client:
-        [request] = client.page_requests()
+        [request] = client.page_requests("usd")
     assert (request.params["per_page"], request.limit) == ("20", 20)
 
 
 def test_page_requests_chunk_ids_by_250_when_coin_ids_are_set(make_config):
     ids = tuple(f"coin-{i}" for i in range(300))
     with CoinGeckoClient(make_config(coin_ids=ids)) as client:
-        requests = client.page_requests()
+        requests = client.page_requests("usd")
     assert [r.params["ids"].split(",") for r in requests] == [list(ids[:250]), list(ids[250:])]
 
 
@@ -158,7 +158,7 @@ def test_fetch_page_stops_retrying_when_stop_is_set(make_config, replay):
     replay.inject(*[Fault.status(500)] * 4)
     stop = threading.Event()
     with CoinGeckoClient(make_config(top_n=5, backoff_base_seconds=30, backoff_cap_seconds=30)) as client:
-        request = client.page_requests()[0]
+        request = client.page_requests("usd")[0]
         threading.Timer(0.3, stop.set).start()
         page = client.fetch_page(request, deadline=time.monotonic() + 100, stop=stop)
     assert page.records is None and page.attempts == 1

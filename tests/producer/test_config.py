@@ -40,7 +40,7 @@ def test_from_env_overrides_defaults_when_variables_are_set(environ):
     assert config.coin_ids == ("bitcoin", "ethereum")
     assert config.interval_seconds == 30.0
     assert config.landing_uri == "gs://bucket/landing"
-    assert config.vs_currency == "usd"  # untouched default
+    assert config.vs_currencies == ("usd",)  # untouched default
 
 
 def test_from_env_keyword_overrides_beat_environment(environ):
@@ -68,9 +68,9 @@ def test_from_env_rejects_non_number_naming_variable_and_value(environ):
 
 def test_invalid_setting_carries_field_value_and_reason_for_other_wordings():
     with pytest.raises(InvalidSetting) as refused:
-        ProducerConfig(vs_currency="USD")
-    assert (refused.value.field, refused.value.value) == ("vs_currency", "USD")
-    assert refused.value.reason == "expected a lower-case CoinGecko currency code such as usd"
+        ProducerConfig(vs_currencies="usd,EUR")
+    assert (refused.value.field, refused.value.value) == ("vs_currencies", "usd,EUR")
+    assert refused.value.reason == "expected comma-separated lower-case CoinGecko currency codes such as usd,eur,btc"
 
 
 def test_config_uses_pro_host_when_plan_is_paid():
@@ -150,7 +150,9 @@ def test_plans_carry_their_documented_credits_overridable_by_monthly_credits():
         ("interval_seconds", 0),
         ("monthly_credits", 0),
         ("max_attempts", 0),
-        ("vs_currency", "US D"),
+        ("vs_currencies", "US D"),
+        ("vs_currencies", "usd,eur,usd"),
+        ("vs_currencies", " , "),
         ("api_plan", "gold"),
         ("base_url", "ftp://x"),
         ("coin_ids", "bitcoin,Ethereum!"),

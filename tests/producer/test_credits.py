@@ -47,7 +47,8 @@ def test_every_attempt_is_counted_429s_and_back_fill_included_and_the_count_outl
     replay.inject(Fault.status(429), Fault.status(500))  # page 1 takes three attempts
     with Poller.from_config(config, credits=Credits(config, clock=clock)) as poller:
         report = poller.poll_once()
-        task = BackfillTask("bitcoin", "btc", "Bitcoin", replay.market.as_of - timedelta(hours=1), replay.market.as_of)
+        task = BackfillTask("bitcoin", "btc", "Bitcoin", replay.market.as_of - timedelta(hours=1), replay.market.as_of,
+                            "usd")
         assert poller.backfiller.run_task(task, BackfillReport(), deadline=poller.client.clock() + 30,
                                           stop=threading.Event())
     assert report.attempts == 4 and len(replay.requests) == 5  # the poll's four, the chart's one
@@ -98,7 +99,7 @@ def test_a_reconcile_showing_fewer_credits_stretches_polls_and_holds_back_fill(
     account.spend_credits(1_000 - 25)
     with Poller.from_config(config, credits=Credits(config, clock=clock)) as poller:
         end = account.market.as_of
-        poller.backfiller.plan([BackfillTask("bitcoin", "btc", "Bitcoin", end - timedelta(hours=1), end)])
+        poller.backfiller.plan([BackfillTask("bitcoin", "btc", "Bitcoin", end - timedelta(hours=1), end, "usd")])
         poller.run(threading.Event(), max_polls=3)
 
     # poll, /key (977 used: 23 left, one set aside for the next check), then polls 25 s / 22 apart
@@ -135,7 +136,7 @@ def test_on_demand_back_fill_refuses_to_spend_what_live_polls_need(make_config, 
     credits.record(9_900)  # 100 left, live polls need 144 until the month ends
     with CoinGeckoClient(config, credits=credits) as client:
         backfiller = Backfiller(config, client=client, landing=LocalLandingZone(tmp_path / "landing"))
-        task = BackfillTask("bitcoin", "btc", "Bitcoin", NOV_30_NOON - timedelta(hours=1), NOV_30_NOON)
+        task = BackfillTask("bitcoin", "btc", "Bitcoin", NOV_30_NOON - timedelta(hours=1), NOV_30_NOON, "usd")
         with pytest.raises(CreditsShort, match=r"100 of 10,000 call credits are left this month and live polls "
                                                r"need 144 until it ends \(2026-12-01T00:00:00.000Z\)"):
             backfiller.run_task(task, BackfillReport(), deadline=client.clock() + 5, stop=threading.Event())

@@ -1,5 +1,6 @@
 // The dashboard page: which view the address names (the list at /, a coin at
-// /coin/<id>), the controls kept in the address so a view can be shared, and the
+// /coin/<id>), the controls kept in the address so a view can be shared (the quote
+// currency among them: ?currency=eur, one of those the API's health lists), and the
 // refresh loop that polls /api/health and the view's own API every refresh_seconds.
 // One refresh at a time; a failed one keeps the last picture and says why.
 
@@ -35,6 +36,8 @@ function fromURL() {
   const sort = Object.hasOwn(list.NATURAL_ORDER, params.get("sort")) ? params.get("sort") : "rank";
   const order = ["asc", "desc"].includes(params.get("order")) ? params.get("order") : list.NATURAL_ORDER[sort];
   const windows = settings ? settings.windows : [params.get("window")];
+  // Until the settings are known, any currency asked for; then one the producer polls.
+  const currencies = settings ? settings.vs_currencies : [params.get("currency")];
   return {
     coin: match ? decodeURIComponent(match[1]) : null,
     q: params.get("q") || "",
@@ -43,12 +46,18 @@ function fromURL() {
     window: windows.includes(params.get("window")) ? params.get("window") : DEFAULT_WINDOW,
     top: TOPS.includes(params.get("top")) ? params.get("top") : "8",
     scale: params.get("scale") === "linear" ? "linear" : "log",
+    currency: currencies.includes(params.get("currency")) ? params.get("currency") : defaultCurrency(),
   };
+}
+
+function defaultCurrency() {
+  return settings ? settings.vs_currencies[0] : null;
 }
 
 // Only what differs from the defaults, so a plain view has a plain address.
 function toURL(v) {
   const params = new URLSearchParams();
+  if (v.currency && v.currency !== defaultCurrency()) params.set("currency", v.currency);
   if (v.window !== DEFAULT_WINDOW) params.set("window", v.window);
   if (v.coin) {
     if (v.scale !== "log") params.set("scale", v.scale);
@@ -114,6 +123,9 @@ function showControls() {
   for (const button of document.querySelectorAll("#scale button")) {
     button.setAttribute("aria-pressed", String(button.dataset.scale === view.scale));
   }
+  for (const button of document.querySelectorAll("#currency button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.currency === view.currency));
+  }
   list.showSort(view);
 }
 
@@ -122,7 +134,16 @@ function setup(health) {
   for (const id of ["window", "coin-window"]) {
     for (const name of settings.windows) $(id).add(new Option(name, name));
   }
-  view = fromURL(); // now that the windows are known
+  $("currency").replaceChildren(...settings.vs_currencies.map((code) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.currency = code;
+    button.textContent = code;
+    return button;
+  }));
+  $("currency").hidden = settings.vs_currencies.length < 2;
+  view = fromURL(); // now that the windows and currencies are known
+  history.replaceState(history.state, "", toURL(view)); // a currency it does not poll is left out
   showView();
   $("warehouse").textContent = settings.warehouse_name;
 }
@@ -152,6 +173,11 @@ async function refreshView() {
   }
 }
 
+// The freshness of the currency shown; before the settings are known, of the default one.
+function healthPath() {
+  return settings ? "/api/health?" + new URLSearchParams({ currency: view.currency }) : "/api/health";
+}
+
 async function refresh() {
   if (loop.running) {
     loop.again = true; // the view changed mid-refresh: go again right after
@@ -161,8 +187,11 @@ async function refresh() {
   loop.again = false;
   clearTimeout(loop.timer);
   try {
-    const health = await getJSON("/api/health");
-    if (!settings) setup(health);
+    let health = await getJSON(healthPath());
+    if (!settings) {
+      setup(health);
+      if (health.vs_currency !== view.currency) health = await getJSON(healthPath());
+    }
     showFreshness(health);
     if (health.status !== "unavailable") await refreshView();
     $("updated").textContent = "refreshed " + new Date().toLocaleTimeString();
@@ -204,6 +233,10 @@ $("search").addEventListener("input", () => {
 $("window").addEventListener("change", () => update({ window: $("window").value }));
 $("coin-window").addEventListener("change", () => update({ window: $("coin-window").value }));
 $("top").addEventListener("change", () => update({ top: $("top").value }));
+$("currency").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-currency]");
+  if (button) update({ currency: button.dataset.currency });
+});
 $("scale").addEventListener("click", (event) => {
   const button = event.target.closest("button[data-scale]");
   if (button) update({ scale: button.dataset.scale });

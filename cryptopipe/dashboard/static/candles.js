@@ -4,7 +4,7 @@
 // CoinGecko reports volume only over a rolling 24 hours, so the pane is a line of that
 // figure per minute, on its own fitted axis: bars of it would all be about as tall.
 //
-//   const at = render(svg, {t, open, high, low, close, total_volume}, {from, to}, "log");
+//   const at = render(svg, {t, open, high, low, close, total_volume}, {from, to}, "log", "usd");
 //   at(x)   // index of the candle under x (for a readout), or -1
 
 import { MINUTE, fittedLogScale, linearScale } from "./axes.js";
@@ -16,7 +16,7 @@ const VOLUME_SHARE = 0.2; // of the plot's height
 const PANE_GAP = 24;
 const CHAR_PX = 6.6; // a label character at the chart's 11px font, for the left margin
 
-export function render(svg, candles, range, scaleKind) {
+export function render(svg, candles, range, scaleKind, currency) {
   const prices = candles.low.concat(candles.high).filter((v) => v > 0);
   const { width, height } = canvas(svg, prices.length ? undefined : "no candles in this window yet");
   if (!prices.length) return () => -1;
@@ -28,7 +28,7 @@ export function render(svg, candles, range, scaleKind) {
   const y = make(Math.min(...prices), Math.max(...prices), priceHeight);
   const volumes = candles.total_volume.filter((v) => v !== null);
   const yv = volumes.length ? linearScale(Math.min(...volumes), Math.max(...volumes), volumeHeight * 0.9) : null;
-  const labels = y.ticks.map(y.label).concat(yv ? yv.ticks.map(compactMoney) : []);
+  const labels = y.ticks.map(y.label).concat(yv ? yv.ticks.map((v) => compactMoney(v, currency)) : []);
   const left = 12 + CHAR_PX * Math.max(...labels.map((l) => l.length));
   const box = { left, right: width - MARGIN.right, top: MARGIN.top, bottom: MARGIN.top + priceHeight };
   const volumeBox = { ...box, top: box.bottom + PANE_GAP, bottom: height - MARGIN.bottom };
@@ -70,16 +70,16 @@ export function render(svg, candles, range, scaleKind) {
     node("rect", { class: "body", x: x - body / 2, y: top, width: body, height: Math.max(1, yPos(Math.min(open, close)) - top) }, g);
   });
 
-  if (yv) drawVolume(svg, candles, yv, centers, volumeBox);
+  if (yv) drawVolume(svg, candles, yv, centers, volumeBox, currency);
   return (x) => nearest(centers, x);
 }
 
-function drawVolume(svg, candles, scale, centers, box) {
+function drawVolume(svg, candles, scale, centers, box, currency) {
   const yPos = (v) => box.bottom - (box.bottom - box.top) * scale.at(v);
   const g = node("g", { class: "volume" }, svg);
   node("text", { class: "pane-title", x: box.left + 4, y: box.top + 10 }, g, "24 h volume");
   for (const v of [scale.ticks[0], scale.ticks[scale.ticks.length - 1]]) {
-    node("text", { x: box.left - 6, y: yPos(v) + 4, "text-anchor": "end" }, g, compactMoney(v));
+    node("text", { x: box.left - 6, y: yPos(v) + 4, "text-anchor": "end" }, g, compactMoney(v, currency));
   }
   let d = "";
   candles.total_volume.forEach((v, i) => {

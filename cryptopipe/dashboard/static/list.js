@@ -1,5 +1,5 @@
 // The list view: the overview chart of the top coins and the latest-prices table,
-// searched and sorted by the API (/api/latest?q=&sort=&order=).
+// searched and sorted by the API (/api/latest?q=&sort=&order=&currency=).
 
 import { timeRange } from "./axes.js";
 import * as chart from "./chart.js";
@@ -15,9 +15,9 @@ const $ = (id) => document.getElementById(id);
 let drawn = null; // the last candles answer, redrawn on resize
 
 export async function load(view, getJSON) {
-  const table = new URLSearchParams({ sort: view.sort, order: view.order });
+  const table = new URLSearchParams({ sort: view.sort, order: view.order, currency: view.currency });
   if (view.q) table.set("q", view.q);
-  const overview = new URLSearchParams({ window: view.window, top: view.top });
+  const overview = new URLSearchParams({ window: view.window, top: view.top, currency: view.currency });
   const [latest, candles] = await Promise.all([getJSON("/api/latest?" + table), getJSON("/api/candles?" + overview)]);
   return { latest, candles };
 }
@@ -50,9 +50,9 @@ function showTable(latest) {
     const cells = [
       ["rank", r.market_cap_rank ?? "–", r.market_cap_rank],
       ["coin", null],
-      ["num price", money(r.price), r.price],
+      ["num price", money(r.price, latest.vs_currency), r.price],
       ["num change " + (change === null ? "" : change >= 0 ? "up" : "down"), percent(change), change],
-      ["num mcap", compactMoney(r.market_cap), r.market_cap],
+      ["num mcap", compactMoney(r.market_cap, latest.vs_currency), r.market_cap],
       ["num updated", duration((served - Date.parse(r.last_updated)) / 1000), Date.parse(r.last_updated)],
     ];
     cells.forEach(([cls, text, value], i) => {
@@ -67,7 +67,7 @@ function showTable(latest) {
   if (!unchanged) body.replaceChildren(...rows);
   const table = $("latest");
   // What the rows are, as the API answered: the controls may already ask for the next.
-  Object.assign(table.dataset, { q: latest.q, sort: latest.sort, order: latest.order });
+  Object.assign(table.dataset, { q: latest.q, sort: latest.sort, order: latest.order, currency: latest.vs_currency });
   const found = latest.rows.length;
   $("count").textContent = latest.q ? `· ${found} of ${latest.total}` : `· ${latest.total} coins`;
   $("no-match").hidden = found > 0 || !latest.q;
@@ -115,7 +115,7 @@ export function drawChart() {
     swatch.style.background = s.color;
     const price = document.createElement("span");
     price.className = "price";
-    price.textContent = money(s.v[s.v.length - 1]);
+    price.textContent = money(s.v[s.v.length - 1], candles.vs_currency);
     link.append(swatch, s.label, price);
     li.append(link);
     return li;
