@@ -135,3 +135,22 @@ def problems(error: ValidationError | Refused) -> list[Problem]:
         field = str(item["loc"][0]) if item["loc"] else ""
         found.append(Problem(_KINDS.get(item["type"], "invalid"), field, item.get("input"), reason))
     return found
+
+
+def _distinct_currencies(values: tuple[str, ...]) -> tuple[str, ...]:
+    """At least one item, and none twice (a currency asked twice would spend its credits twice)."""
+    if not values:
+        raise ValueError("expected at least one currency code such as usd")
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise ValueError(f"expected each currency once, got {', '.join(repeated)} more than once")
+    return values
+
+
+#: CoinGecko quote currencies, ``usd,eur,btc``: the producer's ``vs_currencies`` and each
+#: environment's, which the CDKTF app hands to the producer's VM.
+CurrencyCodes = Annotated[
+    CommaSeparated,
+    matching(r"[a-z0-9]+", "comma-separated lower-case CoinGecko currency codes such as usd,eur,btc"),
+    AfterValidator(_distinct_currencies),
+]

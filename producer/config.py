@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from core.coingecko_plans import PLAN_NAMES, PLANS, MonthlyNeed, Plan, pages_for
 from core.gcp import PROJECT_ID
-from core.settings import CommaSeparated, Problem, Refused, StrictSettings, matching, problems
+from core.settings import CommaSeparated, CurrencyCodes, Problem, Refused, StrictSettings, matching, problems
 from producer.errors import ConfigError
 
 ENV_PREFIX = "CRYPTOPIPE__PRODUCER__"
@@ -31,16 +31,6 @@ PRO_HOST = urlsplit(PRO_API_URL).hostname
 _Count = Annotated[int, Field(ge=1)]
 _Seconds = Annotated[float, Field(gt=0)]
 _SECRET_VERSION = rf"(projects/({PROJECT_ID}|[0-9]+)/secrets/[A-Za-z0-9_-]+/versions/([0-9]+|latest))?"
-
-
-def _distinct(values: tuple[str, ...]) -> tuple[str, ...]:
-    """At least one item, and none twice (a currency asked twice would spend its credits twice)."""
-    if not values:
-        raise ValueError("expected at least one currency code such as usd")
-    repeated = sorted({value for value in values if values.count(value) > 1})
-    if repeated:
-        raise ValueError(f"expected each currency once, got {', '.join(repeated)} more than once")
-    return values
 
 
 def variable(field: str) -> str:
@@ -99,11 +89,7 @@ class ProducerConfig(StrictSettings):
     project's id or number); read once at start-up with the VM's service account
     (``roles/secretmanager.secretAccessor``). Needs ``google-cloud-secret-manager``."""
 
-    vs_currencies: Annotated[
-        CommaSeparated,
-        matching(r"[a-z0-9]+", "comma-separated lower-case CoinGecko currency codes such as usd,eur,btc"),
-        AfterValidator(_distinct),
-    ] = ("usd",)
+    vs_currencies: CurrencyCodes = ("usd",)
     """Quote currencies, comma-separated (``usd,eur,btc``): a poll asks for every page in each, one request a page and
     currency, and lands them all as one object; back-fill fills each currency's gaps (docs/PRODUCER.md, "Quote
     currencies")."""

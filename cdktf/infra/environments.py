@@ -34,7 +34,16 @@ from core.bigquery_quotas import DEFAULT_TRIGGER_SECONDS, MIN_TRIGGER_SECONDS
 from core.coingecko_plans import PLAN_NAMES, MonthlyNeed
 from core.gcp import PROJECT_ID
 from core.health import Thresholds
-from core.settings import CommaSeparated, Problem, Refused, StrictEnvSource, StrictSettings, matching, problems
+from core.settings import (
+    CommaSeparated,
+    CurrencyCodes,
+    Problem,
+    Refused,
+    StrictEnvSource,
+    StrictSettings,
+    matching,
+    problems,
+)
 
 #: Beside the app's entry point, where a user edits it (cdktf/environments.toml).
 ENVIRONMENTS_FILE = Path(__file__).resolve().parents[1] / "environments.toml"
@@ -137,8 +146,9 @@ class EnvironmentConfig(StrictSettings):
     """Boot disk of each Dataproc node, GB."""
     cluster_temp_retention_days: int = Field(30, ge=1, le=3650)
     """Delete objects of the cluster's temp bucket (Spark event logs, YARN logs) after."""
-    vs_currency: Annotated[str, matching(r"[a-z]{2,6}", "a currency code like 'usd'")] = "usd"
-    """Quote currency."""
+    vs_currencies: CurrencyCodes = ("usd",)
+    """Quote currencies, comma-separated (``usd,eur,btc``): one request a page and currency each poll, so each
+    multiplies the CoinGecko credits a month."""
     top_n: int = Field(250, ge=1, le=1000)
     """Coins polled, by market cap (unless ``coin_ids``)."""
     coin_ids: Annotated[CommaSeparated, matching(r"[a-z0-9][a-z0-9-]*", "CoinGecko coin ids like 'bitcoin'")] = ()
@@ -240,7 +250,7 @@ class EnvironmentConfig(StrictSettings):
     def coingecko_need(self) -> MonthlyNeed:
         """What the producer's polls need of the CoinGecko plan in the longest month."""
         return MonthlyNeed.of(self.api_plan, self.monthly_credits, interval_seconds=self.interval_seconds,
-                              coins=len(self.coin_ids) or self.top_n, currencies=1)
+                              coins=len(self.coin_ids) or self.top_n, currencies=len(self.vs_currencies))
 
     @model_validator(mode="after")
     def _fits_together(self) -> EnvironmentConfig:

@@ -168,6 +168,12 @@ def test_a_producer_schedule_that_cannot_last_the_month_is_refused_at_synth_in_o
     assert environment("dev", {**VALID, "api_plan": "demo", "interval_seconds": 268}).api_plan == "demo"
     with pytest.raises(ConfigError, match=r"'interval_seconds': 300 is invalid: polling every 300 s, 4 pages"):
         environment("dev", {**VALID, "api_plan": "demo", "interval_seconds": 300, "top_n": 1000})
+    # each quote currency is a request a page: three on Basic every minute need 134,664 of its 100,000
+    with pytest.raises(ConfigError, match=r"1 page × 3 currencies a poll, needs 134,664 calls a month .* plan basic"):
+        environment("dev", {**VALID, "vs_currencies": "usd,eur,btc"})
+    assert environment("dev", {**VALID, "vs_currencies": ["usd", "eur"]}).coingecko_need.calls == 2 * 44_640 + 744
+    with pytest.raises(ConfigError, match=r"expected each currency once, got usd more than once"):
+        environment("dev", {**VALID, "vs_currencies": "usd,usd"})
     with pytest.raises(ConfigError, match=r"field 'monthly_credits': None is invalid: plan 'enterprise' documents"):
         environment("dev", {**VALID, "api_plan": "enterprise"})
     assert environment("dev", {**VALID, "api_plan": "enterprise", "monthly_credits": 10**6}).monthly_credits == 10**6

@@ -81,7 +81,7 @@ def test_startup_script_carries_the_producer_configuration(stack):
     bucket = stack.bucket()["name"]
     assert _environment(script) == {
         "CRYPTOPIPE__PRODUCER__API_PLAN": cfg.api_plan,
-        "CRYPTOPIPE__PRODUCER__VS_CURRENCY": cfg.vs_currency,
+        "CRYPTOPIPE__PRODUCER__VS_CURRENCIES": ",".join(cfg.vs_currencies),
         "CRYPTOPIPE__PRODUCER__TOP_N": str(cfg.top_n),
         "CRYPTOPIPE__PRODUCER__INTERVAL_SECONDS": str(cfg.interval_seconds),
         "CRYPTOPIPE__PRODUCER__REQUESTS_PER_MINUTE": str(cfg.requests_per_minute),

@@ -129,7 +129,7 @@ def producer_environment(cfg: EnvironmentConfig, landing_uri: str, secret_versio
     """
     settings = {
         "API_PLAN": cfg.api_plan,
-        "VS_CURRENCY": cfg.vs_currency,
+        "VS_CURRENCIES": ",".join(cfg.vs_currencies),
         "TOP_N": str(cfg.top_n),
         "COIN_IDS": ",".join(cfg.coin_ids) or None,
         "INTERVAL_SECONDS": str(cfg.interval_seconds),
