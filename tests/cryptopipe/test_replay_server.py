@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -131,6 +132,20 @@ def test_markets_rejects_a_missing_or_unknown_vs_currency(client, params, error)
 
 def test_ping_says_to_the_moon(client):
     assert client.get("/ping").json() == {"gecko_says": "(V3) To the Moon!"}
+
+
+def test_a_small_answer_leaves_in_one_write_so_keep_alive_requests_wait_for_no_ack(server):
+    # Headers and body written apart, the body waited for the client's delayed ACK of the
+    # headers under Nagle's algorithm: about 40 ms a keep-alive request (216 a poll at
+    # scale). One write puts the whole answer in the first recv.
+    host, port = server.address
+    with socket.create_connection((host, port), timeout=5) as connection:
+        for _ in range(2):  # the second request reuses the connection, as a pooled client does
+            connection.sendall(b"GET /api/v3/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = connection.recv(65536)
+            head, _, body = first.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            assert json.loads(body) == {"gecko_says": "(V3) To the Moon!"}
 
 
 def test_healthz_reports_the_frame(server):
