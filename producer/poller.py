@@ -120,6 +120,8 @@ class PollReport:
     pages_failed: int = 0
     accepted: int = 0
     rejected: int = 0
+    duplicates: int = 0
+    """Second copies of a coin the poll saw on two pages (it moved between them): one kept."""
     rejections: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
     api_latency_ms: int = 0
@@ -340,13 +342,12 @@ class Poller:
     def _fetch(self, report: PollReport, stop: threading.Event, fetch_deadline: float) -> Validation:
         validation = Validation()
         api_seconds = 0.0
-        for request in self.client.page_requests():
+        for page in self.client.fetch_listing(deadline=fetch_deadline, stop=stop):
             report.pages += 1
-            page = self.client.fetch_page(request, deadline=fetch_deadline, stop=stop)
             report.attempts += page.attempts
             if page.records is None:
                 report.pages_failed += 1
-                report.errors.append(f"{request.label}: {page.error}")
+                report.errors.append(f"{page.request.label}: {page.error}")
                 continue
             api_seconds += page.latency_seconds
             validation.extend(
@@ -358,6 +359,7 @@ class Poller:
                 )
             )
         report.api_latency_ms = _ms(api_seconds)
+        report.duplicates = validation.keep_one_per_coin()
         return validation
 
     def _land(self, report: PollReport, data: bytes, deadline: float) -> None:
