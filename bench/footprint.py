@@ -6,7 +6,7 @@ test-suite time.
   and ``bench freshness`` (``cryptopipe up``); run those first.
 - Synth: wall time of ``.venv/bin/python cdktf/main.py`` (both environments' stacks),
   into a temporary ``CDKTF_OUTDIR`` so the repository's ``cdktf.out`` is not touched,
-  once per CDK family (``CRYPTOPIPE__DEPLOY__CDK_FAMILY``: cdktf, cdktn; cdktf/cdk.py).
+  once per CDK family (``CRYPTOPIPE__DEPLOY__CDK_FAMILY``: cdktf, cdktn; cdktf/infra/cdk.py).
 - Tests: wall time of ``.venv/bin/python -m pytest -q -p no:cacheprovider`` (pytest
   directly: ``scripts/test`` adds the bootstrap's install steps).
 """
@@ -32,7 +32,7 @@ def _timed(command: list[str], env: dict[str, str] | None = None, timeout: float
     return time.monotonic() - started, proc
 
 
-#: The CDK families the app synthesizes with (cdktf/cdk.py), the default first.
+#: The CDK families the app synthesizes with (cdktf/infra/cdk.py), the default first.
 FAMILIES = ("cdktf", "cdktn")
 
 

@@ -169,7 +169,7 @@ def freshness_bigquery_section(doc: dict[str, Any] | None) -> list[str]:
         "|---|---|---|",
         f"| quota behind the floor | 1,500 load jobs per table a day, two a batch: 86,400 × 2 / 1,500 = 115.2 s "
         f"| 10,000 CreateWriteStream an hour per project and region, two a batch: 3,600 × 2 / 10,000 = {floor:g} s |",
-        f"| cloud trigger (`cdktf/config.py`) | {load_jobs:g} s | {cloud:g} s |",
+        f"| cloud trigger (`cdktf/infra/environments.py`) | {load_jobs:g} s | {cloud:g} s |",
         f"| batches a day | {86_400 / load_jobs:,.0f} | {86_400 / cloud:,.0f} |",
         f"| expected data age the pipeline adds: mean / worst | about {load_jobs / 2 + 5:.0f} s / {load_jobs + 30:.0f} s "
         f"| about {cloud / 2 + 5:.0f} s / {cloud + 10:.0f} s |",

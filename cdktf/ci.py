@@ -5,7 +5,7 @@
 
 prints ``workload_identity_provider=…`` and ``service_account=…`` lines, the inputs of
 ``google-github-actions/auth``. The names are the ones the ``bootstrap-<env>`` stack
-creates (both read config.py), so the workflows need no repository variables and
+creates (both read infra/environments.py), so the workflows need no repository variables and
 cannot drift from the bootstrap. Exits 1, naming the missing setting, when the
 environment has no CI identities yet. Imports no CDKTF: it answers at once.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from config import ConfigError, load_environments
+from infra.environments import ConfigError, load_environments
 
 ROLES = ("deployer", "planner")
 

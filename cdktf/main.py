@@ -1,13 +1,13 @@
 """The CDKTF app: two stacks per environment of cdktf/environments.toml.
 
 ``<env>`` (``dev``, ``prod``) is the pipeline, deployed by ``cdktf deploy <env>`` or CI;
-``bootstrap-<env>`` is its state bucket and CI identities, applied by hand (bootstrap.py).
+``bootstrap-<env>`` is its state bucket and CI identities, applied by hand (infra/stacks/bootstrap.py).
 
 Run by ``cdktf synth|deploy|destroy`` through cdktf.json, or directly
 (``.venv/bin/python cdktf/main.py``) to synthesize into ``cdktf.out/``.
 
-This folder is a set of modules run as a script, not a package: a ``cdktf/``
-package would shadow the ``cdktf`` library.
+Run from this folder, it finds the app's package, ``infra/`` (grouped by job; a package
+named ``cdktf`` would shadow the library).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from archive import build_artifacts
-from config import ConfigError, EnvironmentConfig, load_environments
-from wheelhouse import WheelhouseError
+from infra.artifacts.archive import build_artifacts
+from infra.artifacts.wheelhouse import WheelhouseError
+from infra.environments import ConfigError, EnvironmentConfig, load_environments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,10 +42,9 @@ def synth(
                               "(the workflow, the schedule and their identity); deploy it with 'stream'")
     # Imported here: the provider bindings take 12-13 s to import, and a bad setting
     # should be reported before that.
-    from cdk import App
-
-    from bootstrap import BootstrapStack
-    from stack import PipelineStack
+    from infra.cdk import App
+    from infra.stacks.bootstrap import BootstrapStack
+    from infra.stacks.pipeline import PipelineStack
 
     with tempfile.TemporaryDirectory(prefix="cryptopipe-artifacts-") as build_dir:
         artifacts = build_artifacts(source_root, Path(build_dir))

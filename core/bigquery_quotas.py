@@ -1,7 +1,7 @@
 """BigQuery's quotas that bound the stream's trigger, and the floors derived from them.
 
 One place for the arithmetic the job enforces (``--trigger-seconds``, jobs/config.py) and
-the deployment checks (cdktf/config.py) and prices (cdktf/cost.py). The figures and where
+the deployment checks (cdktf/infra/environments.py) and prices (cdktf/infra/reports/cost.py). The figures and where
 they come from: docs/STREAM.md, "Load-job quota" and "Storage Write API".
 """
 
@@ -25,6 +25,6 @@ MIN_TRIGGER_SECONDS = {
     "load-jobs": SECONDS_PER_DAY * LOAD_JOBS_PER_BATCH / LOAD_JOBS_PER_TABLE_PER_DAY,  # 115.2 s
 }
 #: The trigger each path runs at unless told otherwise. Storage Write: the cost of a batch
-#: (about 30 Cloud Storage operations, cdktf/cost.py) and Dataproc's seconds of work per
+#: (about 30 Cloud Storage operations, cdktf/infra/reports/cost.py) and Dataproc's seconds of work per
 #: batch, not the quota, set it; load jobs: the floor plus room for failed attempts.
 DEFAULT_TRIGGER_SECONDS = {"storage-write": 10.0, "load-jobs": 120.0}

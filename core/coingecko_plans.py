@@ -10,7 +10,7 @@ account's own count, where ``/key`` can be asked, corrects the ledger (the produ
 
 One table, read by the producer (``producer/config.py``: the plan's host, key header
 and credits, and the refusal of a schedule that cannot last the month), the CDKTF app
-(``cdktf/config.py``: the same refusal at synth, per environment) and the docs
+(``cdktf/infra/environments.py``: the same refusal at synth, per environment) and the docs
 (docs/PRODUCER.md, "Credits"). Sources, read 2026:
 
 - plans, credits and rates: https://www.coingecko.com/en/api/pricing

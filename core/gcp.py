@@ -1,6 +1,6 @@
 """Google Cloud's naming rules that more than one part checks, written once.
 
-The deployment's settings (``cdktf/config.py``), the producer's Secret Manager
+The deployment's settings (``cdktf/infra/environments.py``), the producer's Secret Manager
 version (``producer/config.py``), the BigQuery warehouse URI
 (``jobs/loaders/bigquery.py``) and the views' table references
 (``core/views/translate.py``) all name a project: they refuse the same ids.

@@ -5,7 +5,7 @@ Three readers share this module, so they cannot drift apart:
 - the workloads write the lines the cloud alerts count: the producer's ``poll``
   event (``producer/poller.py``) and the stream's ``stream_started``, per-batch and
   idle lines (``jobs/metrics.py``), built from the constants here;
-- the CDKTF app (``cdktf/alerts.py``) builds its log-based metric filters and alert
+- the CDKTF app (``cdktf/infra/stacks/alerts.py``) builds its log-based metric filters and alert
   policies from the same constants and :class:`Thresholds`;
 - ``cryptopipe status`` and the dashboard's health endpoint judge a local
   pipeline with :func:`judge`, against the same thresholds.

@@ -2,7 +2,7 @@
 
 The stream's four places (:data:`LANDING`, :data:`ARCHIVE`, :data:`CHECKPOINT`,
 :data:`STAGING`) are folders under a local run's data directory and prefixes of the
-cloud's data bucket (cdktf/storage.py, its lifecycle rules; cdktf/processing.py, the
+cloud's data bucket (cdktf/infra/stacks/storage.py, its lifecycle rules; cdktf/infra/stacks/processing.py, the
 job's arguments). :class:`LocalLayout` is a local run's whole directory: ``cryptopipe
 up`` writes there, ``cryptopipe status``, ``query``, ``dashboard`` and ``backfill`` read
 there, and each takes a layout rather than building a path itself, so no two parts can

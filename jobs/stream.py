@@ -37,9 +37,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from core.health import RUN_FINISHED, STREAM_STARTED, stream_mark
+from jobs.batch_files import BatchFiles
 from jobs.config import StreamConfig, parse_args
 from jobs.dedup import QUARANTINE_ID, drop_duplicate_ticks
-from jobs.batch_files import BatchFiles
 from jobs.loaders import LoadId, Warehouse
 from jobs.locations import Location
 from jobs.metrics import ProgressListener, StreamMetrics, StreamStatus
@@ -60,7 +60,7 @@ __all__ = [
     "ticks_stream",
 ]
 
-#: The driver's log lines: Dataproc sends each to Cloud Logging as one entry (cdktf/log_metrics.py).
+#: The driver's log lines: Dataproc sends each to Cloud Logging as one entry (cdktf/infra/monitoring/log_metrics.py).
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 log = logging.getLogger("jobs.stream")

@@ -4,7 +4,7 @@
 On the producer VM the lines reach Cloud Logging through the serial console, as each
 entry's ``textPayload``: plain text, without a severity and without any field indexed
 (no Ops Agent parses them). The cloud's log-based metrics match their text, e.g.
-``"event":"poll"`` (cdktf/log_metrics.py).
+``"event":"poll"`` (cdktf/infra/monitoring/log_metrics.py).
 
 ``log_event`` works with any handler: the message stays readable text, and the
 fields ride on the record for :class:`JsonFormatter`, which ``python -m producer``

@@ -15,7 +15,7 @@
 # It reads the rows, not the table's metadata: a load's or a Storage Write API
 # commit's effect on lastModifiedTime is not what we promise, and a back-fill of old
 # rows moves it too. It runs as the read-only planner (.github/workflows/deploy.yml),
-# which may run query jobs and read this one table's data (cdktf/api_calls.py).
+# which may run query jobs and read this one table's data (cdktf/infra/access/api_calls.py).
 # Exits 1, saying what failed and what to check, otherwise.
 set -euo pipefail
 stack_dir="$1"
@@ -89,10 +89,10 @@ print("none" if value is None else int(value))' <<<"$answer")" ||
     case "$message" in
         *bigquery.jobs.create*)
             fail "the query of $table was refused: the planner lacks bigquery.jobs.create on project $project" \
-                "(roles/bigquery.jobUser, cdktf/bootstrap.py): $message" ;;
+                "(roles/bigquery.jobUser, cdktf/infra/stacks/bootstrap.py): $message" ;;
         *"Access Denied"* | *"does not have permission"* | *"Permission denied"*)
             fail "the query of $table was refused: the planner lacks bigquery.tables.getData on $table" \
-                "(roles/bigquery.dataViewer on the table, cdktf/warehouse.py): $message" ;;
+                "(roles/bigquery.dataViewer on the table, cdktf/infra/stacks/warehouse.py): $message" ;;
         *) fail "bq query of $table failed: $message" ;;
     esac
 }

@@ -23,11 +23,11 @@ from functools import cached_property
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The packages, and cdktf/'s flat modules (a folder run as a script, not a package).
+# The packages, and the CDKTF app's package (cdktf/infra), as cdktf/main.py finds it.
 sys.path[:0] = [str(ROOT), str(ROOT / "cdktf")]
 
-from config import EnvironmentConfig, load_environments  # noqa: E402
 from core.docsections import section_names, splice  # noqa: E402
+from infra.environments import EnvironmentConfig, load_environments  # noqa: E402
 
 
 @dataclass
@@ -57,7 +57,7 @@ Generator = Callable[[Sources, Path], str]
 
 
 def _alerts(sources: Sources, document: Path) -> str:
-    from alerts_report import alerts_table
+    from infra.reports.alerts import alerts_table
 
     in_docs = document.parent.name == "docs"
     runbook = "" if in_docs and document.name == "OPERATIONS.md" else "OPERATIONS.md" if in_docs else "docs/OPERATIONS.md"
@@ -65,14 +65,14 @@ def _alerts(sources: Sources, document: Path) -> str:
 
 
 def _log_queries(sources: Sources, document: Path) -> str:
-    from alerts_report import log_queries_table
+    from infra.reports.alerts import log_queries_table
 
     return log_queries_table()
 
 
 def _access(table: str) -> Generator:
     def generate(sources: Sources, document: Path) -> str:
-        from access_report import report
+        from infra.reports.access import report
 
         return getattr(report(sources.stacks, sources.environments[0]), table)()
 
@@ -80,25 +80,25 @@ def _access(table: str) -> Generator:
 
 
 def _cost(sources: Sources, document: Path) -> str:
-    from cost import table
+    from infra.reports.cost import table
 
     return table(sources.environments)
 
 
 def _cost_scheduled(sources: Sources, document: Path) -> str:
-    from cost import scheduled, table
+    from infra.reports.cost import scheduled, table
 
     return table([scheduled(cfg) for cfg in sources.environments])
 
 
 def _cost_storage_write(sources: Sources, document: Path) -> str:
-    from cost import storage_write_table
+    from infra.reports.cost import storage_write_table
 
     return storage_write_table()
 
 
 def _deploy_settings(sources: Sources, document: Path) -> str:
-    from config import settings_table
+    from infra.environments import settings_table
 
     return settings_table(sources.environments)
 

@@ -6,7 +6,7 @@
 #
 # Both boot on CPython 3.11 on Debian 12 (glibc 2.36, x86_64): the VM's python3 and
 # Dataproc 2.2-debian12. The locks resolve for that target, whatever machine runs this,
-# with every file's hash of each pinned release (cdktf/wheelhouse.py picks the wheels).
+# with every file's hash of each pinned release (cdktf/infra/artifacts/wheelhouse.py picks the wheels).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

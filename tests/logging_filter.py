@@ -1,7 +1,7 @@
 """The subset of Cloud Logging's query language the alerts' metrics use, evaluated on log entries.
 
 A hand-written stand-in (no emulator of Cloud Logging exists): it implements the
-documented meaning of what cdktf/log_metrics.py writes and refuses anything else, so
+documented meaning of what cdktf/infra/monitoring/log_metrics.py writes and refuses anything else, so
 a filter growing a construct this does not know fails loudly instead of being guessed.
 
 - ``a.b="text"``: the field equals the text; ``a.b:"text"``: the field contains it

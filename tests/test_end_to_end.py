@@ -167,7 +167,7 @@ def test_landed_files_are_one_ndjson_object_per_poll_under_dt_hour(pipeline_run)
 def _cloud_entries(records: list[logging.LogRecord]) -> list[dict]:
     """The records as Cloud Logging would hold them: the producer's JSON lines (its own formatter)
     as serial console text, the job's lines (its driver's format) as Dataproc driver output. The
-    envelopes follow Google's documentation (cdktf/log_metrics.py); the payloads are the real lines."""
+    envelopes follow Google's documentation (cdktf/infra/monitoring/log_metrics.py); the payloads are the real lines."""
     from jobs.stream import LOG_FORMAT
     from producer.logs import JsonFormatter
 
@@ -189,8 +189,7 @@ def test_each_log_metric_filter_matches_the_lines_the_code_writes(pipeline_run, 
     """Renaming a word of a log line (core/health.py or its writers) fails here: the cloud
     alerts would count nothing."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cdktf"))
-    from log_metrics import VALUE_FIELDS, log_filters, value_extractor
-
+    from infra.monitoring.log_metrics import VALUE_FIELDS, log_filters, value_extractor
     from jobs.metrics import ProgressListener, StreamMetrics
 
     from .logging_filter import extract, matches

@@ -1,11 +1,12 @@
 """One direction of dependencies: core below the workloads, the local app and the benchmarks on top.
 
 The packages are held to the import-linter contracts in pyproject.toml (the layers
-between packages, and inside the local app); ``cdktf/`` is a folder of modules (a
-package named ``cdktf`` would shadow the library), so an AST walk holds it to the same
-rule: it may import the core, never a workload or the app. No module of either may
-import itself back through others: an import cycle hidden by a function-level import
-breaks as soon as someone moves that import to the top.
+between packages, inside the local app and inside the CDKTF app's ``cdktf/infra``);
+the CDKTF app's two entry scripts (``cdktf/main.py``, ``cdktf/ci.py``), outside any
+package, are held by an AST walk to the same rule: the app and the core, never a
+workload or the local app. No module may import itself back through others: an import
+cycle hidden by a function-level import breaks as soon as someone moves that import
+to the top.
 """
 
 from __future__ import annotations
@@ -22,15 +23,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "producer", "jobs", "cryptopipe", "bench")
+#: The CDKTF app's package, under cdktf/ (a package named ``cdktf`` would shadow the library).
+CDKTF_PACKAGE = "cdktf/infra"
 #: What the CDKTF app may not import: it ships the workloads as folders, it never runs them.
 NOT_FOR_CDKTF = {"producer", "jobs", "cryptopipe", "bench"}
+
+
+def _path(root: Path) -> dict[str, str]:
+    """The environment that finds every package under ``root``: the CDKTF app's as its entry points do."""
+    return {"PYTHONPATH": f"{root}:{root / 'cdktf'}", "PATH": "/usr/bin:/bin"}
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """import-linter's verdict on the packages under ``root`` (with ``root``'s pyproject.toml)."""
     return subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"], cwd=root,
-                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                          timeout=120)
+                          env=_path(root), capture_output=True, text=True, timeout=120)
 
 
 def _contracts() -> int:
@@ -44,7 +51,7 @@ def test_the_packages_keep_the_layer_contracts():
 
 
 def _copy_packages(to: Path) -> Path:
-    for name in (*PACKAGES, "pyproject.toml"):
+    for name in (*PACKAGES, CDKTF_PACKAGE, "pyproject.toml"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, to / name, ignore=shutil.ignore_patterns("__pycache__", "data"))
@@ -67,6 +74,15 @@ def _append(path: Path, code: str) -> None:
         # inside its health: the state file reaches up for the judge
         ("cryptopipe/health/state.py", "from cryptopipe.health.judge import observe",
          "cryptopipe.health.state -> cryptopipe.health.judge"),
+        # the CDKTF app runs no workload: it ships them as folders
+        ("cdktf/infra/reports/cost.py", "from producer.config import ProducerConfig",
+         "infra.reports.cost -> producer.config"),
+        # inside it: the access model reads the synthesized stacks, never the constructs
+        ("cdktf/infra/access/model.py", "from infra.stacks.pipeline import PipelineStack",
+         "infra.access.model -> infra.stacks.pipeline"),
+        # the stacks and the reports stay apart
+        ("cdktf/infra/stacks/alerts.py", "from infra.reports.alerts import alerts_table",
+         "infra.stacks.alerts -> infra.reports.alerts"),
     ],
 )
 def test_an_upward_import_breaks_a_contract(tmp_path, module, upward, broken):
@@ -119,26 +135,13 @@ print(json.dumps({m: sorted(graph.find_modules_directly_imported_by(m)) for m in
 
 
 def repository_imports(root: Path) -> dict[str, set[str]]:
-    """Every module of the packages (grimp, imports inside functions too) and of cdktf/'s flat
-    modules (the AST), with the modules of the repository it imports."""
-    result = subprocess.run([sys.executable, "-c", _PACKAGE_GRAPH, *PACKAGES], cwd=root, capture_output=True,
-                            text=True, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=120)
+    """Every module of the packages, the CDKTF app's among them (grimp, imports inside
+    functions too), with the modules of the repository it imports."""
+    packages = (*PACKAGES, Path(CDKTF_PACKAGE).name)
+    result = subprocess.run([sys.executable, "-c", _PACKAGE_GRAPH, *packages], cwd=root, capture_output=True,
+                            text=True, env=_path(root), timeout=120)
     assert result.returncode == 0, result.stderr
-    graph = {module: set(imported) for module, imported in json.loads(result.stdout).items()}
-    flat = {path.stem: path for path in (root / "cdktf").glob("*.py")}
-    for name, path in flat.items():
-        graph[f"cdktf:{name}"] = {f"cdktf:{found}" for found in _imported_names(path.read_text()) if found in flat}
-    return graph
-
-
-def _imported_names(source: str) -> list[str]:
-    names = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.append(node.module)
-    return names
+    return {module: set(imported) for module, imported in json.loads(result.stdout).items()}
 
 
 def test_no_module_imports_itself_back(tmp_path):
@@ -147,12 +150,11 @@ def test_no_module_imports_itself_back(tmp_path):
 
 def test_a_cycle_hidden_in_a_function_is_found(tmp_path):
     copy = _copy_packages(tmp_path)
-    shutil.copytree(ROOT / "cdktf", copy / "cdktf", ignore=shutil.ignore_patterns("__pycache__"))
     _append(copy / "cryptopipe" / "checks.py", "def _back():\n    from cryptopipe.pipeline import LocalPipeline  # noqa\n")
-    _append(copy / "cdktf" / "iam.py", "def _back():\n    import stack  # noqa\n")
+    _append(copy / "cdktf" / "infra" / "stacks" / "iam.py", "def _back():\n    from infra.stacks import pipeline  # noqa\n")
     cycles = import_cycles(repository_imports(copy))
     assert ["cryptopipe.checks", "cryptopipe.pipeline"] in cycles
-    assert any("cdktf:iam" in cycle and "cdktf:stack" in cycle for cycle in cycles), cycles
+    assert any("infra.stacks.iam" in cycle and "infra.stacks.pipeline" in cycle for cycle in cycles), cycles
 
 
 def upward_imports(source: str) -> list[str]:
@@ -165,8 +167,10 @@ def upward_imports(source: str) -> list[str]:
     return found
 
 
-def test_the_cdktf_app_imports_only_the_core():
-    offending = {path.name: upward_imports(path.read_text()) for path in sorted((ROOT / "cdktf").glob("*.py"))}
+def test_the_cdktf_entry_scripts_import_only_the_app_and_the_core():
+    scripts = sorted((ROOT / "cdktf").glob("*.py"))
+    assert [path.name for path in scripts] == ["ci.py", "main.py"]  # a new script is held here too
+    offending = {path.name: upward_imports(path.read_text()) for path in scripts}
     assert {name: found for name, found in offending.items() if found} == {}
 
 

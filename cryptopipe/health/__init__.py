@@ -10,7 +10,7 @@ Three steps, three modules, one direction:
 - :mod:`~cryptopipe.health.render`: the verdicts as ``cryptopipe status`` prints them
   and as the dashboard's health endpoint answers them.
 
-| signal | cloud (cdktf/alerts.py) | here |
+| signal | cloud (cdktf/infra/stacks/alerts.py) | here |
 |---|---|---|
 | data age | the batch lines' ``data_age_seconds`` | ``max(last_updated)`` in the DuckDB warehouse |
 | producer heartbeat | ``poll`` events in Cloud Logging | the producer's heartbeat file, written every poll |

@@ -20,8 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CDKTF_DIR = ROOT / "cdktf"
-# cdktf/ is a folder of modules run as a script, not a package (a package named
-# cdktf would shadow the library): put it on the path the way `python cdktf/main.py` does.
+# The app's package, cdktf/infra, and its entry points (main, ci), found the way
+# `python cdktf/main.py` finds them: cdktf/ on the path.
 if str(CDKTF_DIR) not in sys.path:
     sys.path.insert(0, str(CDKTF_DIR))
 
@@ -99,7 +99,7 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def cdktn_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same app synthesized with the other CDK family, CDK Terrain (cdktf/cdk.py), in a process
+    """The same app synthesized with the other CDK family, CDK Terrain (cdktf/infra/cdk.py), in a process
     of its own: one process takes one family."""
     outdir = tmp_path_factory.mktemp("cdktn.out")
     env = {**os.environ, "CDKTF_OUTDIR": str(outdir), "CRYPTOPIPE__DEPLOY__CDK_FAMILY": "cdktn",
@@ -136,7 +136,7 @@ def stack(request: pytest.FixtureRequest, stacks: dict[str, Stack]) -> Stack:
 @pytest.fixture
 def source_copy(tmp_path: Path) -> Iterator[Path]:
     """A copy of the top-level folders and files the artifacts take from, to change and re-synthesize."""
-    from archive import SOURCES
+    from infra.artifacts.archive import SOURCES
 
     for member in sorted({member.split("/")[0] for member in SOURCES}):
         source = ROOT / member

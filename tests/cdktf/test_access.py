@@ -6,7 +6,7 @@ properties of the declarations themselves.
 
 from __future__ import annotations
 
-from config import load_environments
+from infra.environments import load_environments
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 
@@ -41,6 +41,6 @@ def test_grants_target_this_environments_resources(stack):
     (dataset_grant,) = stack.resources("google_bigquery_dataset_iam_member").values()
     assert dataset_grant["dataset_id"] == stack.ref_one("google_bigquery_dataset", "dataset_id")
     (secret_grant,) = stack.resources("google_secret_manager_secret_iam_member").values()
-    assert secret_grant["secret_id"] == f"cryptopipe-{stack.directory.name}-producer-api-key"  # bootstrap.py's
+    assert secret_grant["secret_id"] == f"cryptopipe-{stack.directory.name}-producer-api-key"  # infra/stacks/bootstrap.py's
     cfg = CONFIGS[stack.directory.name]
     assert {g["project"] for g in stack.resources("google_project_iam_member").values()} == {cfg.project}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from access_report import report
-from config import load_environments
+from infra.environments import load_environments
+from infra.reports.access import report
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 

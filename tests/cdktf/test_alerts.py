@@ -14,13 +14,13 @@ import re
 
 import pytest
 
-from alert_conditions import FIRES_ON_NO_DATA, QUIET_ON_NO_DATA, RUNNING_JOBS_METRIC
-from alerts import BUDGET_THRESHOLDS, Alerts
-from api_calls import BILLING_ACCOUNT_GRANTS
-from config import ConfigError, environment, load_environments
-from core.health import ALERTS, DATA_AGE_FIELD, Thresholds, QUARANTINED_FIELD, RECORDS_FIELD, batch_fields, read_field
-from effective_access import ROLE_DATA
-from log_metrics import data_age_bounds, log_filters, value_extractor
+from core.health import ALERTS, DATA_AGE_FIELD, QUARANTINED_FIELD, RECORDS_FIELD, Thresholds, batch_fields, read_field
+from infra.access.api_calls import BILLING_ACCOUNT_GRANTS
+from infra.access.model import ROLE_DATA
+from infra.environments import ConfigError, environment, load_environments
+from infra.monitoring.conditions import FIRES_ON_NO_DATA, QUIET_ON_NO_DATA, RUNNING_JOBS_METRIC
+from infra.monitoring.log_metrics import data_age_bounds, log_filters, value_extractor
+from infra.stacks.alerts import BUDGET_THRESHOLDS, Alerts
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 
@@ -180,10 +180,9 @@ def _synth_alerts(tmp_path, **values) -> dict:
 
 
 def _synth_alerts_stack(tmp_path, **values) -> dict:
-    """The stack of :func:`_synth_alerts`: its providers as the pipeline's (stack.py) and the alerts."""
-    from cdk import App, TerraformStack
-
-    from stack import providers
+    """The stack of :func:`_synth_alerts`: its providers as the pipeline's (infra/stacks/pipeline.py) and the alerts."""
+    from infra.cdk import App, TerraformStack
+    from infra.stacks.pipeline import providers
 
     cfg = environment("dev", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
                               "project_number": 123456789012, **values})
@@ -257,9 +256,9 @@ def test_billing_account_roles_hold_the_budget_calls_the_deployers_narrowest_the
 def test_scheduled_mode_alerts_on_a_missed_or_failed_run_instead_of_a_stopped_stream():
     """Between runs the cluster is stopped: no running job, no idle line, a driver start per run. The
     cause alert is then 'no run ended well' for the interval plus a run's time, firing on no data."""
-    from alert_conditions import FIRES_ON_NO_DATA, condition_count, conditions
     from core.health import RUN_FINISHED, stream_mark
-    from log_metrics import log_filters
+    from infra.monitoring.conditions import FIRES_ON_NO_DATA, condition_count, conditions
+    from infra.monitoring.log_metrics import log_filters
 
     thresholds = Thresholds.for_schedule(60, 3600, 900)
     by_key = conditions(thresholds, "cluster", lambda key: f"user/{key}")

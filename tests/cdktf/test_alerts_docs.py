@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.health import ALERTS
-from log_metrics import log_filters
+from infra.monitoring.log_metrics import log_filters
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = (ROOT / "docs" / "OPERATIONS.md").read_text()

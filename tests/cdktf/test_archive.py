@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from archive import BUNDLE_REQUIREMENTS, BUNDLE_WHEELS, DISTRIBUTION_README, JOB_ENTRY, build_artifacts
-from wheelhouse import CLUSTER_LOCK, PRODUCER_LOCK, read_lock
+from infra.artifacts.archive import BUNDLE_REQUIREMENTS, BUNDLE_WHEELS, DISTRIBUTION_README, JOB_ENTRY, build_artifacts
+from infra.artifacts.wheelhouse import CLUSTER_LOCK, PRODUCER_LOCK, read_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from config import environment, load_environments
+from infra.environments import environment, load_environments
 
 
 def _synth_dev(source_root, outdir):
@@ -123,7 +123,7 @@ def test_kms_key_encrypts_bucket_dataset_and_disks(source_copy, tmp_path):
     assert len(members) == 4
     assert {f"serviceAccount:service-{number}@compute-system.iam.gserviceaccount.com",
             f"serviceAccount:service-{number}@dataproc-accounts.iam.gserviceaccount.com"} <= members
-    # the disks and the cluster wait until the agents' use of the key has propagated (waits.py)
+    # the disks and the cluster wait until the agents' use of the key has propagated (infra/stacks/waits.py)
     disk_grants = {f"google_kms_crypto_key_iam_member.{name}" for name, g in key_grants.items()
                    if "compute-system" in g["member"] or "dataproc-accounts" in g["member"]}
     for waiting in (cluster, vm, spool):

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from config import environment, load_environments
-from effective_access import predefined_roles
+from infra.access.model import predefined_roles
+from infra.environments import environment, load_environments
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 REPOSITORY = "my-org/cryptopipe"  # cdktf/environments.toml
@@ -143,7 +143,7 @@ def test_deployer_has_exactly_the_roles_deployment_needs(bootstrap_stacks, stack
 
 def test_the_clusters_project_role_is_dataproc_worker_without_storage(bootstrap_stacks, env):
     """Made here, by the owner: the deployer can grant it but not widen it."""
-    from effective_access import predefined_roles
+    from infra.access.model import predefined_roles
 
     custom = _custom_role(bootstrap_stacks[env], CONFIGS[env].dataproc_agent_role_id)
     worker = predefined_roles()["roles/dataproc.worker"]
@@ -219,9 +219,8 @@ def test_workflows_authenticate_as_the_bootstrapped_identities(bootstrap_stacks,
 
 
 def test_without_a_repository_the_bootstrap_has_no_ci_identities(tmp_path):
-    from cdk import App
-
-    from bootstrap import BootstrapStack
+    from infra.cdk import App
+    from infra.stacks.bootstrap import BootstrapStack
 
     app = App(outdir=str(tmp_path))
     BootstrapStack(app, environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1"}))
@@ -235,7 +234,8 @@ def test_without_a_repository_the_bootstrap_has_no_ci_identities(tmp_path):
 
 def test_ci_identity_fails_naming_what_is_missing(monkeypatch):
     import ci
-    from config import ConfigError
+
+    from infra.environments import ConfigError
 
     monkeypatch.setenv("CRYPTOPIPE__DEPLOY__DEV__PROJECT_NUMBER", "")
     with pytest.raises(ConfigError, match=r"environment 'dev' has no CI identities: set \['project_number'\]"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ENV_VAR_PREFIX, ConfigError, EnvironmentConfig, environment, load_environments
+from infra.environments import ENV_VAR_PREFIX, ConfigError, EnvironmentConfig, environment, load_environments
 
 from ..conftest import isolated_environ
 

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-import cost
-from config import environment, load_environments
+from infra.environments import environment, load_environments
+from infra.reports import cost
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 
@@ -35,7 +35,7 @@ def test_every_resource_type_of_the_stacks_has_a_cost_line_or_a_reasoned_free_en
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cost, "BILLED_AS", billed)
         assert cost.unaccounted(declared, items) == [
-            "google_compute_subnetwork: no cost line and no reasoned free entry in cdktf/cost.py BILLED_AS"]
+            "google_compute_subnetwork: no cost line and no reasoned free entry in cdktf/infra/reports/cost.py BILLED_AS"]
     assert cost.unaccounted(declared, items - {"Cloud Monitoring alert conditions"}) == [
         "google_monitoring_alert_policy: the table has no line 'Cloud Monitoring alert conditions'"]
 

@@ -1,6 +1,6 @@
 """What each identity can actually do, computed from the synthesized stacks and IAM's role data.
 
-Both directions, per environment: every call the code makes (cdktf/api_calls.py) is
+Both directions, per environment: every call the code makes (cdktf/infra/access/api_calls.py) is
 allowed, and no identity holds more than its calls and the reasoned allowance. The
 mutation tests at the end show the model catches what a desk review found: a
 project-wide role that reaches the artifacts, and a producer without ``get`` on
@@ -15,7 +15,8 @@ import json
 
 import pytest
 
-from api_calls import (
+from core.views import VIEWS
+from infra.access.api_calls import (
     DATAPROC_STAGING_OBJECT,
     JOB_ARTIFACT,
     LANDING_OBJECT,
@@ -24,14 +25,13 @@ from api_calls import (
     Targets,
     allowance,
     checked_on,
-    refused_calls,
     project_role_allowance,
+    refused_calls,
     terraform_calls,
     workload_calls,
 )
-from config import load_environments
-from core.views import VIEWS
-from effective_access import ROLE_DATA, AccessModel, predefined_roles, service_account, table
+from infra.access.model import ROLE_DATA, AccessModel, predefined_roles, service_account, table
+from infra.environments import load_environments
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 WRITES = ("storage.objects.create", "storage.objects.delete", "storage.objects.update", "storage.objects.move",
@@ -344,7 +344,8 @@ def test_unknown_grant_types_and_roles_are_refused(env):
 def test_service_agents_may_only_use_the_key(source_copy, tmp_path):
     """With kms_key set, the four service agents the stack grants to can use the key and nothing else."""
     import main
-    from config import environment
+
+    from infra.environments import environment
 
     key = "projects/my-keys-1/locations/us-central1/keyRings/cryptopipe/cryptoKeys/data"
     cfg = environment("dev", {"project": "my-project-1", "state_bucket": "my-tfstate-1", "kms_key": key,

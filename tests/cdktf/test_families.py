@@ -1,4 +1,4 @@
-"""Both CDK families synthesize the same stacks: CDKTF (default) and CDK Terrain (cdktf/cdk.py)."""
+"""Both CDK families synthesize the same stacks: CDKTF (default) and CDK Terrain (cdktf/infra/cdk.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cdk import FAMILY_VARIABLE, selected_family
-from effective_access import AccessModel
+from infra.access.model import AccessModel
+from infra.cdk import FAMILY_VARIABLE, selected_family
 
 from .conftest import ROOT
 
@@ -21,7 +21,7 @@ EXPECTED_DIFFERENCES = {
     ("terraform", "required_providers", "google", "source"): ("google", "hashicorp/google"),
     ("terraform", "required_providers", "google", "version"): ("6.50.0", "8.7.0"),
 }
-#: ... and in the pipeline stacks, which wait with hashicorp/time (waits.py):
+#: ... and in the pipeline stacks, which wait with hashicorp/time (infra/stacks/waits.py):
 PIPELINE_DIFFERENCES = {("terraform", "required_providers", "time", "version"): ("0.13.1", "0.14.2")}
 
 

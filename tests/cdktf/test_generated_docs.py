@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from config import load_environments
 from core.docsections import section_names, splice
+from infra.environments import load_environments
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The sections each document must carry: a table that restates code, written by it.

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from boot import INSTALL_SCRIPT
-from wheelhouse import CLUSTER_LOCK, PRODUCER_LOCK, read_lock
+from infra.artifacts.boot import INSTALL_SCRIPT
+from infra.artifacts.wheelhouse import CLUSTER_LOCK, PRODUCER_LOCK, read_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Nothing listens there: an install that tried the index would fail.

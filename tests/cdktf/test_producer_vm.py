@@ -7,8 +7,8 @@ import shlex
 import subprocess
 from urllib.parse import quote
 
-from boot import INSTALL_SCRIPT
-from config import load_environments
+from infra.artifacts.boot import INSTALL_SCRIPT
+from infra.environments import load_environments
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 
@@ -18,7 +18,7 @@ def _producer_object(stack):
 
 
 def _header(script):
-    """The values producer_vm.py put before the fixed body, as the shell reads them."""
+    """The values infra/stacks/producer_vm.py put before the fixed body, as the shell reads them."""
     words = shlex.split(script.split("\n# Body of", 1)[0], comments=True)
     return dict(word.split("=", 1) for word in words)
 

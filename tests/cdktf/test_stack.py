@@ -7,8 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from core.views import looker_studio_url
-
-from config import load_environments
+from infra.environments import load_environments
 
 EXPECTED_COUNTS = {
     "google_project_service": 11,
@@ -31,9 +30,9 @@ EXPECTED_COUNTS = {
     "google_secret_manager_secret_iam_member": 1,  # on the bootstrap's secret
     "google_compute_instance": 1,
     "google_compute_disk": 1,  # the producer's spool
-    "google_logging_metric": 6,  # core/health.py's signals (cdktf/alerts.py)
+    "google_logging_metric": 6,  # core/health.py's signals (cdktf/infra/stacks/alerts.py)
     "google_monitoring_alert_policy": 4,  # one per alert; channels and a budget only when configured
-    "time_sleep": 3,  # metrics visible to Monitoring; the cluster's and the VM's grants propagated (waits.py)
+    "time_sleep": 3,  # metrics visible to Monitoring; the cluster's and the VM's grants propagated (infra/stacks/waits.py)
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config import load_environments
+from infra.environments import load_environments
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 
@@ -66,9 +66,9 @@ def test_the_temp_bucket_keeps_no_copies_and_ages_out(stack):
 
 
 def test_the_data_buckets_lifecycle_covers_every_prefix_the_code_writes(stack):
-    """Every prefix a call of the deployed code writes (cdktf/api_calls.py) has a delete rule or a reason to keep."""
-    from api_calls import Targets, terraform_calls, workload_calls
-    from storage import KEPT_PREFIXES
+    """Every prefix a call of the deployed code writes (cdktf/infra/access/api_calls.py) has a delete rule or a reason to keep."""
+    from infra.access.api_calls import Targets, terraform_calls, workload_calls
+    from infra.stacks.storage import KEPT_PREFIXES
 
     targets = Targets(CONFIGS[stack.directory.name])
     objects = f"{targets.data_bucket.name}/objects/"
@@ -82,8 +82,8 @@ def test_the_data_buckets_lifecycle_covers_every_prefix_the_code_writes(stack):
 
 def test_no_lifecycle_rule_deletes_the_stream_records(stack):
     """A replay after a long outage must find the batch's stream record, or it commits the batch twice."""
-    from api_calls import STREAM_RECORD_OBJECT
-    from storage import KEPT_PREFIXES
+    from infra.access.api_calls import STREAM_RECORD_OBJECT
+    from infra.stacks.storage import KEPT_PREFIXES
 
     deleting = [rule for rule in stack.bucket()["lifecycle_rule"]
                 if rule["condition"].get("with_state", "LIVE") != "ARCHIVED"

@@ -7,8 +7,7 @@ import json
 from core.schema import bigquery_fields, market_tick
 from core.tables import LOAD_ID, QUARANTINE_FIELDS
 from core.views import VIEWS, bigquery_view_sql
-
-from config import environment, load_environments
+from infra.environments import environment, load_environments
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 DAY_MS = 86_400_000
@@ -101,8 +100,8 @@ def test_the_planner_may_read_the_ticks_table_only(stack):
 
 
 def test_without_ci_no_table_is_granted(tmp_path):
-    from cdk import App, TerraformStack, google
-    from warehouse import Warehouse
+    from infra.cdk import App, TerraformStack, google
+    from infra.stacks.warehouse import Warehouse
 
     cfg = environment("dev", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
                               "project_number": 123456789012})

@@ -7,9 +7,18 @@ from pathlib import Path
 
 import pytest
 
-import wheelhouse
-from archive import build_artifacts
-from wheelhouse import CACHE, FILL_COMMAND, LOCKS, PRODUCER_LOCK, WheelhouseError, check_lock, locked_wheels, read_lock
+from infra.artifacts import wheelhouse
+from infra.artifacts.archive import build_artifacts
+from infra.artifacts.wheelhouse import (
+    CACHE,
+    FILL_COMMAND,
+    LOCKS,
+    PRODUCER_LOCK,
+    WheelhouseError,
+    check_lock,
+    locked_wheels,
+    read_lock,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

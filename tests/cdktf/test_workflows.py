@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from config import load_environments
+from infra.environments import load_environments
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = [cfg.name for cfg in load_environments()]

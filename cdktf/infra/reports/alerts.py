@@ -1,0 +1,35 @@
+"""The alerts' tables of the docs, from their one definition.
+
+The ``alerts`` and ``log-queries`` sections (scripts/docs.py) come from core/health.py
+(the alerts, their meaning and thresholds), the environments' configuration (each
+threshold per environment) and cdktf/infra/monitoring/log_metrics.py (the filters the metrics count,
+which are also the log queries of the runbook).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from core.health import ALERTS, describe_threshold
+from infra.environments import EnvironmentConfig
+from infra.monitoring.log_metrics import log_filters
+
+
+def alerts_table(environments: Sequence[EnvironmentConfig], runbook: str = "docs/OPERATIONS.md") -> str:
+    """One row per alert, its threshold per environment; each links its runbook section."""
+    names = [cfg.name for cfg in environments]
+    rows = ["| alert | what it means | fires when | " + " | ".join(names) + " |",
+            "|---|---|---|" + "---|" * len(names)]
+    for alert in ALERTS:
+        anchor = alert.title.lower().replace(" ", "-")
+        values = " | ".join(describe_threshold(alert, cfg.alert_thresholds) for cfg in environments)
+        rows.append(f"| [{alert.title}]({runbook}#{anchor}) | {alert.meaning} | {alert.fires_when} | "
+                    f"{values} |")
+    return "\n".join(rows)
+
+
+def log_queries_table() -> str:
+    """Each log-based metric and the query it counts (also the runbook's log queries)."""
+    rows = ["| metric (`<prefix>-<env>-health-…`) | log query it counts |", "|---|---|"]
+    rows += [f"| `{key}` | `{filter_}` |" for key, filter_ in log_filters().items()]
+    return "\n".join(rows)
