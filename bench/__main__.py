@@ -1,4 +1,4 @@
-"""``python -m bench freshness|freshness-bigquery|catchup|growth|footprint|all``; see docs/BENCHMARKS.md."""
+"""``python -m bench freshness|freshness-bigquery|catchup|growth|scale|footprint|all``; see docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.common import BenchFailure
 
-NAMES = ("catchup", "growth", "freshness", "freshness-bigquery", "footprint")
+NAMES = ("catchup", "growth", "freshness", "freshness-bigquery", "scale", "footprint")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ours-result", type=Path, help="catch-up: reuse this project's run (a JSON line it printed)")
     parser.add_argument("--sizes", default="1000,10000,50000,100000", help="growth: files already landed")
     parser.add_argument("--triggers", type=int, default=12, help="growth: triggers measured per size")
-    parser.add_argument("--minutes", type=float, default=5.0, help="freshness: minutes of the local pipeline")
+    parser.add_argument("--minutes", type=float, default=5.0, help="freshness, scale: minutes of the local pipeline")
+    parser.add_argument("--coins", type=int, default=18_000, help="scale: coins the replay lists (default 18000)")
+    parser.add_argument("--currencies", default="usd,eur,gbp", help="scale: quote currencies polled (default usd,eur,gbp)")
     parser.add_argument("--skip-tests", action="store_true", help="footprint: do not time the test suite")
     args = parser.parse_args(argv)
     selected = NAMES if args.benchmark == "all" else () if args.benchmark == "doc" else (args.benchmark,)
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
                 from bench import freshness_bigquery
 
                 freshness_bigquery.main(minutes=args.minutes)
+            elif name == "scale":
+                from bench import scale
+
+                scale.main(minutes=args.minutes, coins=args.coins, currencies=tuple(args.currencies.split(",")))
             elif name == "footprint":
                 from bench import footprint
 

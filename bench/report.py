@@ -182,6 +182,60 @@ def freshness_bigquery_section(doc: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def scale_section(doc: dict[str, Any] | None) -> list[str]:
+    out = ["## Scale: every coin, three currencies, a poll a minute", ""]
+    if doc is None:
+        return [*out, "Not run yet: `.venv/bin/python -m bench scale`.", ""]
+    f, m, mem = doc["freshness_seconds"], doc["monthly"], doc["memory_mib"]
+
+    def row(label: str, s: dict[str, Any], target: str = "") -> str:
+        return f"| {label} | {s['n']} | {s['p50']} | {s['p95']} | {s['max']} | {target} |"
+
+    out += [
+        _context(doc),
+        "",
+        f"{doc['coins']:,} coins (the replay's synthetic market, `top_n={doc['top_n']}`) × "
+        f"{len(doc['currencies'])} currencies ({', '.join(doc['currencies'])}) every {doc['interval_seconds']:g} s, "
+        f"the replay playing the {doc['plan']} plan's {doc['rate_limit_per_minute']} calls a minute; stream trigger "
+        f"{doc['trigger_seconds']:g} s, {doc['minutes']:g} minutes after the first rows. Currencies: "
+        f"{doc['currencies_how']}.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| calls a minute (every HTTP attempt as the replay's account counted them, over {doc['poll_cycles']} poll "
+        f"cycles) | {doc['calls_per_minute']:,} "
+        f"({doc['pages_per_poll']} pages a poll and currency, {doc['retried_attempts']} retried attempts) |",
+        f"| credits a 31-day month at that pace | {m['credits_a_month']:,}: {m['times_the_plan']}× the "
+        f"{m['plan']} plan's {m['plan_credits']:,}, beyond the largest documented plan ({m['largest_documented']:,}) |",
+        f"| landing bytes a poll (one currency) | {doc['landing_bytes_per_poll']:,} "
+        f"({doc['rows_per_poll']:,} rows; {doc['landing_bytes_per_minute']:,} a minute) |",
+        f"| rows a second through the stream | {doc['stream_rows_per_second']:,} over the run; "
+        f"{doc['stream_rows_per_busy_second'] or 0:,} while a batch ran (busy {doc['stream_busy_share']:.0%} "
+        f"of the time, {doc['batches']} batches) |",
+        f"| JVM peak (VmHWM) | {mem['jvm']} MiB: {_met(doc['jvm_target_met'])} (≤ {doc['target_jvm_mib']} MiB) |",
+        f"| producer peak (VmHWM) | {mem['producer_max']} MiB each, {mem['producers_sum']} MiB together; the "
+        f"stream's Python driver {mem['stream_driver']} MiB, the replay {mem['replay']} MiB |",
+        f"| polls | {doc['polls']} ({doc['polls_not_ok']} not ok), {doc['duplicates_within_polls']} coins seen on two "
+        f"pages of one poll, {doc['rejected_per_poll']} records rejected a poll (the dead coins' null prices) |",
+        f"| nothing lost or doubled | warehouse {doc['rows_in_warehouse']:,} ticks = the distinct ticks landed "
+        f"({doc['distinct_ticks_landed']:,} of {doc['rows_landed']:,} lines; the rest repeat the thin coins), "
+        f"{doc['duplicate_ticks']} duplicates: {'yes' if not doc['problems'] else '**NO**'} |",
+        "",
+        "| freshness and where the time goes | polls | p50 s | p95 s | max s | target |",
+        "|---|---:|---:|---:|---:|---|",
+        row("first page's response to seen by a reader (0.5 s watcher)", f,
+            f"p95 ≤ {doc['target_p95_seconds']:g} s: {_met(doc['freshness_target_met'])}"),
+        row("last page's response to seen by a reader", doc["freshness_from_last_page_seconds"]),
+        *(row(f"of which: {stage}", stats) for stage, stats in doc["stages_seconds"].items()),
+        row("a poll's fetch (`fetch_ms`, every poll)", doc["fetch_ms"]),
+        row("a stream batch (`triggerExecution`)", doc["batch_seconds"]),
+        row("of which: staging as Parquet", doc["batch_stage_seconds"]),
+        row("of which: the DuckDB load", doc["batch_load_seconds"]),
+        "",
+    ]
+    return out
+
+
 def footprint_section(doc: dict[str, Any] | None) -> list[str]:
     out = ["## Footprint", ""]
     if doc is None:
@@ -209,6 +263,7 @@ def write() -> Path:
         *growth_section(_load("growth")),
         *freshness_section(_load("freshness")),
         *freshness_bigquery_section(_load("freshness_bigquery")),
+        *scale_section(_load("scale")),
         *footprint_section(_load("footprint")),
     ]
     DOC.write_text(head.rstrip() + "\n\n" + "\n".join(sections).rstrip() + "\n\n" + tail.strip() + "\n")

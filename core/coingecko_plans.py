@@ -47,6 +47,15 @@ USAGE_CHECK_SECONDS = 3_600
 #: CoinGecko's largest ``per_page`` of ``/coins/markets``: a poll asks one page per 250 coins.
 MAX_PER_PAGE = 250
 
+#: What ``top_n`` says for every coin CoinGecko lists: pages until the listing ends.
+ALL = "all"
+#: The most coins ``top_n = "all"`` pages through, 80 pages, and so what the monthly and
+#: per-minute checks plan for: the number of coins listed is not known before the poll,
+#: but a schedule's cost must be. CoinGecko listed about 17,000-18,000 coins (68-72 pages)
+#: in 2025-2026 (issue #27); 20,000 leaves room for years of listings. A listing that
+#: outgrows it is logged at every poll (``listing_beyond_all``): set ``top_n`` to a number.
+ALL_COINS_BOUND = 20_000
+
 DEMO_HEADER = "x-cg-demo-api-key"
 PRO_HEADER = "x-cg-pro-api-key"
 
@@ -95,9 +104,15 @@ PLANS: Mapping[str, Plan] = {plan.name: plan for plan in (
 PLAN_NAMES = tuple(PLANS)
 
 
-def pages_for(coins: int) -> int:
-    """Pages of ``/coins/markets`` one currency of a poll of ``coins`` coins takes."""
-    return math.ceil(coins / MAX_PER_PAGE)
+def pages_for(coins: int | str) -> int:
+    """Pages of ``/coins/markets`` one currency of a poll of ``coins`` coins takes at most
+    (``"all"``: :data:`ALL_COINS_BOUND`'s)."""
+    return math.ceil(coins_bound(coins) / MAX_PER_PAGE)
+
+
+def coins_bound(coins: int | str) -> int:
+    """The most coins a poll of ``top_n = coins`` fetches: the number, or :data:`ALL_COINS_BOUND` for ``"all"``."""
+    return ALL_COINS_BOUND if coins == ALL else int(coins)
 
 
 def calls_needed(seconds: float, *, interval_seconds: float, calls_per_poll: int, usage_checks: bool) -> int:
@@ -122,10 +137,11 @@ class MonthlyNeed:
     """Whether the producer asks ``/key`` hourly (paid plans): 744 calls in 31 days."""
 
     @classmethod
-    def of(cls, plan: str, monthly_credits: int | None, *, interval_seconds: float, coins: int,
+    def of(cls, plan: str, monthly_credits: int | None, *, interval_seconds: float, coins: int | str,
            currencies: int) -> MonthlyNeed:
         """The need of a producer configured so (the producer's settings and each environment's
-        at synth both ask this): ``monthly_credits`` None takes the plan's."""
+        at synth both ask this): ``monthly_credits`` None takes the plan's; ``coins`` a number
+        or ``"all"``, planned at its bound (:func:`pages_for`)."""
         credits = PLANS[plan].monthly_credits if monthly_credits is None else monthly_credits
         return cls(plan, credits, interval_seconds, pages_for(coins), currencies,
                    usage_checks=PLANS[plan].reports_usage)

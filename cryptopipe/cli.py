@@ -66,8 +66,8 @@ DATA_DIR = click.option(
 )
 SOURCE = click.option("--source", type=click.Choice(SOURCES), default="live", show_default=True,
                       help="The live CoinGecko API, or the bundled replay (no internet needed).")
-TOP_N = click.option("--top-n", type=click.IntRange(min=1), default=None, show_default=str(producer_default("top_n")),
-                     help="The top N coins by market cap.")
+TOP_N = click.option("--top-n", default=None, show_default=str(producer_default("top_n")),
+                     help="The top N coins by market cap, or 'all' for every coin CoinGecko lists.")
 COIN_IDS = click.option("--coin-ids", default=None,
                         help="These coins instead of the top N (comma-separated CoinGecko ids).")
 VS_CURRENCIES = click.option("--vs-currencies", default=None, show_default=",".join(producer_default("vs_currencies")),

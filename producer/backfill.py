@@ -436,16 +436,17 @@ def live_coins(
 ) -> list[dict[str, Any]]:
     """The config's coin set as ``/coins/markets`` records in ``vs_currency`` (their ids, symbols
     and names: the same in every currency, so one currency's pages name them)."""
-    records: list[dict[str, Any]] = []
-    for request in client.page_requests(vs_currency):
-        page = client.fetch_page(request, deadline=deadline, stop=stop)
+    records: dict[str, dict[str, Any]] = {}  # by id: a coin that moved between two pages is on both
+    for page in client.fetch_listing(vs_currency, deadline=deadline, stop=stop):
         if page.records is None:
-            message = f"cannot read the coin set from /coins/markets ({request.label}): {page.error}"
-            if "ids" in request.params:  # CoinGecko answers [] for ids it does not know: a bad page to a poll
+            message = f"cannot read the coin set from /coins/markets ({page.request.label}): {page.error}"
+            if "ids" in page.request.params:  # CoinGecko answers [] for ids it does not know: a bad page to a poll
                 message += "; are these CoinGecko coin ids (--coin-ids)? It answers an empty list for ids it does not know"
             raise CoinSetUnavailable(message)
-        records.extend(r for r in page.records if isinstance(r, dict) and isinstance(r.get("id"), str))
-    return records
+        for record in page.records:
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                records.setdefault(record["id"], record)
+    return list(records.values())
 
 
 def run_backfill(

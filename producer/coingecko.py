@@ -20,7 +20,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -30,13 +30,13 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 from tenacity.wait import wait_random_exponential
 
-from core.coingecko_plans import MAX_PER_PAGE
+from core.coingecko_plans import ALL, MAX_PER_PAGE, pages_for
 from producer.budget import RequestBudget
 from producer.config import ProducerConfig
 from producer.credits import AccountUsage, Credits, parse_usage
 from producer.errors import ApiRejected, ApiUnavailable, GaveUp, ProducerError, RateLimited, RetryableError
 from producer.logs import log_event
-from producer.validate import ChartPoint, parse_chart, parse_page
+from producer.validate import ChartPoint, parse_chart, parse_listing_page, parse_page
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,18 @@ class PageRequest:
     limit: int
     """How many of the returned records the poll wants (the last page of a top N
     that is not a multiple of 250 asks for 250 and keeps fewer)."""
+
+    @property
+    def listing_page(self) -> int | None:
+        """Its page of the market-cap listing; None for a request by ids."""
+        return None if "ids" in self.params else int(self.params["page"])
+
+    @property
+    def may_be_past_the_end(self) -> bool:
+        """A page after the first of the listing: ``[]`` means the listing ended before it,
+        not a fault (page 1 always has coins; a request by ids that gets ``[]`` names none
+        CoinGecko knows)."""
+        return (self.listing_page or 1) > 1
 
     @property
     def label(self) -> str:
@@ -109,6 +121,9 @@ class PageResult:
     """Duration of the successful request; 0 when none succeeded."""
     error: str | None
     """The last failure when ``records`` is None."""
+    listing_ended: bool = False
+    """A page of the listing that came back short (fewer than ``per_page``, ``[]`` included):
+    no coin comes after it, so later pages are not asked for."""
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -178,10 +193,11 @@ class CoinGeckoClient:
         self._http.close()
 
     def page_requests(self, vs_currency: str) -> list[PageRequest]:
-        """Every request one poll makes in ``vs_currency`` (a poll makes them for each of its currencies).
+        """Every request one poll makes at most in ``vs_currency`` (a poll makes them for each of its currencies).
 
         Top N: ``ceil(N / 250)`` pages of 250 by market cap (one smaller page when N
-        is below 250); explicit ids: one request per 250 ids, which keeps URLs short.
+        is below 250; ``all``: the pages of its bound, core/coingecko_plans.py);
+        explicit ids: one request per 250 ids, which keeps URLs short.
         """
         cfg = self._config
         common = {"vs_currency": vs_currency, "order": "market_cap_desc"}
@@ -191,6 +207,9 @@ class CoinGeckoClient:
                 PageRequest({**common, "ids": ",".join(chunk), "per_page": str(MAX_PER_PAGE), "page": "1"}, len(chunk))
                 for chunk in chunks
             ]
+        if cfg.top_n == ALL:
+            return [PageRequest({**common, "per_page": str(MAX_PER_PAGE), "page": str(page)}, MAX_PER_PAGE)
+                    for page in range(1, pages_for(ALL) + 1)]
         per_page = min(cfg.top_n, MAX_PER_PAGE)
         pages = math.ceil(cfg.top_n / per_page)
         return [
@@ -201,6 +220,25 @@ class CoinGeckoClient:
             for page in range(1, pages + 1)
         ]
 
+    def fetch_listing(self, vs_currency: str, *, deadline: float, stop: threading.Event) -> Iterator[PageResult]:
+        """Fetch the poll's pages in ``vs_currency`` in order (:meth:`fetch_page` each), ending after a page of the
+        listing that comes back short: the listing ended there (CoinGecko lists coins without a
+        market cap last, and its count changes), so a top N above it, or ``all``, asks no
+        further page. A failed page does not end it: the next is asked for.
+
+        With ``top_n = "all"``, a last page that still came back full means the listing goes
+        on past the bound: logged (``listing_beyond_all``), the poll keeps what it has.
+        """
+        last: PageResult | None = None
+        for request in self.page_requests(vs_currency):
+            last = self.fetch_page(request, deadline=deadline, stop=stop)
+            yield last
+            if last.listing_ended:
+                return
+        if self._config.top_n == ALL and not self._config.coin_ids and last is not None and last.records:
+            log_event(log, logging.WARNING, "listing_beyond_all", pages=last.request.listing_page,
+                      hint="CoinGecko lists more coins than top_n='all' plans for: set TOP_N to a number above them")
+
     def fetch_page(self, request: PageRequest, *, deadline: float, stop: threading.Event) -> PageResult:
         """Fetch one page with retries; never raises for a fault of the API.
 
@@ -208,13 +246,15 @@ class CoinGeckoClient:
         it. Once ``stop`` is set waits end at once and nothing is retried: a page not
         yet tried gets one attempt if a request slot is free right away.
         """
+        parse = parse_listing_page if request.may_be_past_the_end else parse_page
         call = self._with_retries(
-            request.label, lambda: self._request(request.params, deadline), deadline=deadline, stop=stop
+            request.label, lambda: self._request(request.params, deadline, parse=parse), deadline=deadline, stop=stop
         )
         if call.error is not None:
             return PageResult(request, None, None, call.attempts, 0.0, call.error)
         records, latency, received_at = call.value
-        return PageResult(request, records[: request.limit], received_at, call.attempts, latency, None)
+        ended = request.listing_page is not None and len(records) < int(request.params["per_page"])
+        return PageResult(request, records[: request.limit], received_at, call.attempts, latency, None, ended)
 
     def fetch_chart(
         self,

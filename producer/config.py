@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from core.coingecko_plans import PLAN_NAMES, PLANS, MonthlyNeed, Plan, pages_for
+from core.coingecko_plans import ALL, ALL_COINS_BOUND, PLAN_NAMES, PLANS, MonthlyNeed, Plan, pages_for
 from core.gcp import PROJECT_ID
 from core.settings import CommaSeparated, CurrencyCodes, Problem, Refused, StrictSettings, matching, problems
 from producer.errors import ConfigError
@@ -31,6 +31,15 @@ PRO_HOST = urlsplit(PRO_API_URL).hostname
 _Count = Annotated[int, Field(ge=1)]
 _Seconds = Annotated[float, Field(gt=0)]
 _SECRET_VERSION = rf"(projects/({PROJECT_ID}|[0-9]+)/secrets/[A-Za-z0-9_-]+/versions/([0-9]+|latest))?"
+
+
+def _top_n(value: Any) -> Any:
+    """A number of coins or the word ``all``; anything else refused with both named."""
+    if not isinstance(value, str):
+        return value
+    if value.strip() != ALL and not value.strip().isdigit():
+        raise ValueError(f"expected a number of coins from 1, or {ALL!r} for every listed coin")
+    return value.strip()
 
 
 def variable(field: str) -> str:
@@ -94,8 +103,11 @@ class ProducerConfig(StrictSettings):
     currency, and lands them all as one object; back-fill fills each currency's gaps (docs/PRODUCER.md, "Quote
     currencies")."""
 
-    top_n: _Count = 250
-    """How many coins, by market cap: ``ceil(N / 250)`` requests per poll. Ignored when ``COIN_IDS`` is set."""
+    top_n: Annotated[_Count | Literal[ALL], BeforeValidator(_top_n)] = Field(250, description=(
+        "How many coins, by market cap: at most ``ceil(N / 250)`` requests per poll, fewer when the listing ends "
+        f"first (a short or empty page); ``{ALL}``: every coin CoinGecko lists, paging until the listing ends, "
+        f"planned (credits, request budget) as {ALL_COINS_BOUND:,} coins, {pages_for(ALL)} pages. Ignored when "
+        "``COIN_IDS`` is set (docs/PRODUCER.md, \"Every coin\")."))
 
     coin_ids: Annotated[
         CommaSeparated, matching(r"[a-z0-9][a-z0-9._-]*", "comma-separated CoinGecko ids such as bitcoin,ethereum")
@@ -224,7 +236,7 @@ class ProducerConfig(StrictSettings):
 
     @property
     def pages_per_poll(self) -> int:
-        """Pages of one currency a poll fetches."""
+        """Pages of one currency a poll fetches at most (a listing that ends first takes fewer)."""
         return pages_for(len(self.coin_ids) or self.top_n)
 
     @property

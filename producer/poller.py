@@ -121,6 +121,8 @@ class PollReport:
     pages_failed: int = 0
     accepted: int = 0
     rejected: int = 0
+    duplicates: int = 0
+    """Second copies of a coin the poll saw on two pages (it moved between them): one kept."""
     rejections: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
     api_latency_ms: int = 0
@@ -358,13 +360,12 @@ class Poller:
         api_seconds = 0.0
         for vs_currency in self.config.vs_currencies:
             validation = by_currency[vs_currency] = Validation()
-            for request in self.client.page_requests(vs_currency):
+            for page in self.client.fetch_listing(vs_currency, deadline=fetch_deadline, stop=stop):
                 report.pages += 1
-                page = self.client.fetch_page(request, deadline=fetch_deadline, stop=stop)
                 report.attempts += page.attempts
                 if page.records is None:
                     report.pages_failed += 1
-                    report.errors.append(f"{request.label}: {page.error}")
+                    report.errors.append(f"{page.request.label}: {page.error}")
                     continue
                 api_seconds += page.latency_seconds
                 validation.extend(
@@ -372,6 +373,7 @@ class Poller:
                         page.records, vs_currency=vs_currency, ingested_at=page.received_at, poll_id=report.poll_id
                     )
                 )
+            report.duplicates += validation.keep_one_per_coin()
         report.api_latency_ms = _ms(api_seconds)
         return by_currency
 

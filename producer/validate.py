@@ -52,16 +52,41 @@ class Validation:
         ):
             self.newest_last_updated = other.newest_last_updated
 
+    def keep_one_per_coin(self) -> int:
+        """Keep one accepted record per coin and currency, the one with the newest
+        ``last_updated`` (the first seen on a tie), where the first copy stood; returns how many
+        copies were dropped.
+
+        A coin that moves down the listing between two page requests of one poll is on
+        both pages: one poll is one reading of the market, a row per coin, and the newer
+        copy is the later reading. (``last_updated`` is compared as the landing's fixed-width
+        ISO-8601 UTC text, which sorts as time does.)
+        """
+        kept: list[dict[str, Any]] = []
+        where: dict[tuple[str, str], int] = {}
+        for record in self.accepted:
+            key = (record["coin_id"], record["vs_currency"])
+            index = where.get(key)
+            if index is None:
+                where[key] = len(kept)
+                kept.append(record)
+            elif record["last_updated"] > kept[index]["last_updated"]:
+                kept[index] = record
+        dropped = len(self.accepted) - len(kept)
+        self.accepted = kept
+        return dropped
+
     def reasons(self) -> dict[str, int]:
         """Rejections counted by kind, most frequent first."""
         return dict(Counter(r.kind for r in self.rejected).most_common())
 
 
-def parse_page(body: bytes) -> list[Any]:
+def parse_page(body: bytes, *, may_be_empty: bool = False) -> list[Any]:
     """Decode one response body into its list of raw records.
 
     Raises :class:`RateLimited` for an error object carrying code 429 and
-    :class:`BadPayload` for anything else that is not a non-empty list.
+    :class:`BadPayload` for anything else that is not a non-empty list (an empty one
+    too, unless ``may_be_empty``).
     """
     try:
         payload = json.loads(body)
@@ -76,9 +101,15 @@ def parse_page(body: bytes) -> list[Any]:
         raise BadPayload(f"error object instead of a list of coins (code {code}): {message}")
     if not isinstance(payload, list):
         raise BadPayload(f"body is a JSON {type(payload).__name__}, expected a list of coins: {_excerpt(body)}")
-    if not payload:
+    if not payload and not may_be_empty:
         raise BadPayload("body is an empty list: the page had no coins")
     return payload
+
+
+def parse_listing_page(body: bytes) -> list[Any]:
+    """:func:`parse_page` for a page after the first of the listing, where ``[]`` is the
+    listing's end (CoinGecko answers ``[]`` for a page past its last coin), not a fault."""
+    return parse_page(body, may_be_empty=True)
 
 
 @dataclass(frozen=True)

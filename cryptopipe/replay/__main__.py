@@ -1,4 +1,7 @@
-"""Run the replay server until Ctrl-C: ``python -m cryptopipe.replay --port 8765``."""
+"""Run the replay server until Ctrl-C: ``python -m cryptopipe.replay --port 8765``.
+
+At scale, as a paid plan: ``python -m cryptopipe.replay --coins 18000 --plan analyst``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ import argparse
 import sys
 import threading
 
+from core.coingecko_plans import PLANS
+
+from .market import Market
 from .server import ReplayServer
 
 
@@ -32,22 +38,32 @@ def main(argv: list[str] | None = None) -> int:
         "--monthly-credits", type=int, default=None,
         help="play an account with this many call credits: /key reports them, and 429 once spent",
     )
-    args = parser.parse_args(argv)
-    server = ReplayServer(
-        host=args.host,
-        port=args.port,
-        frame_seconds=args.frame_seconds,
-        rebase=args.rebase,
-        rate_limit_per_minute=args.rate_limit_per_minute,
-        monthly_credits=args.monthly_credits,
+    parser.add_argument(
+        "--coins", type=int, default=None,
+        help="serve a synthetic market of this many coins made from the bundled one (default: the bundled coins)",
     )
+    parser.add_argument("--seed", type=int, default=0, help="the synthetic market's seed (default: %(default)s)")
+    parser.add_argument(
+        "--plan", choices=[name for name, plan in PLANS.items() if plan.calls_per_minute or plan.monthly_credits],
+        default=None, help="play this CoinGecko plan's rate limit and monthly credits (the options above win)",
+    )
+    args = parser.parse_args(argv)
+    if args.coins is not None and args.coins < 1:
+        parser.error(f"--coins must be at least 1, got {args.coins}")
+    given = {"host": args.host, "port": args.port, "frame_seconds": args.frame_seconds, "rebase": args.rebase,
+             "market": Market.synthetic(args.coins, seed=args.seed) if args.coins else None}
+    given.update({name: value for name, value in (("rate_limit_per_minute", args.rate_limit_per_minute),
+                                                   ("monthly_credits", args.monthly_credits)) if value is not None})
+    server = ReplayServer.playing(args.plan, **given) if args.plan else ReplayServer(**given)
     try:
         server.start()
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     coins, every = len(server.market.ids), f"{args.frame_seconds:g} s"
-    print(f"Replaying {coins} coins at {server.url} (a frame every {every}); Ctrl-C stops.", flush=True)
+    limits = f"; {server.rate_limit_per_minute} calls a minute" if server.rate_limit_per_minute else ""
+    limits += f", {server.monthly_credits:,} credits" if server.monthly_credits else ""
+    print(f"Replaying {coins} coins at {server.url} (a frame every {every}{limits}); Ctrl-C stops.", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

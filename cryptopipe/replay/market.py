@@ -24,6 +24,15 @@ its 24 h change in the snapshot suggests; highs, lows, 24 h changes, market caps
 and ROI follow the price. The walk is built by Brownian-bridge refinement rather
 than step by step, so any frame costs a few dozen draws per coin and frame 10**6
 is as cheap as frame 1.
+
+At scale (:meth:`Market.synthetic`, e.g. 18,000 coins, CoinGecko's whole listing): the
+bundled coins are cloned under new ids, names and symbols, each clone scaled by its own
+seeded factor (market cap, volume, supplies; the price is the template's), so the same
+shape and quirks recur through the listing: null ranks and caps of 0 in its tail, thin
+coins, dead coins (one per copy of the snapshot), short last pages. A clone moves on its
+template's walk (the walks are the cost of a frame: 18,000 own walks would take about
+5 s a frame), so clones of one template keep their order while coins of different
+templates change rank, and pages, between frames.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -128,6 +138,7 @@ def _normal(*key: object) -> float:
     return _NORMAL.inv_cdf(_uniform(*key))
 
 
+@lru_cache(maxsize=1 << 14)  # a synthetic market's clones share their template's walks
 def _walk(key: str, n: int) -> float:
     """Position after ``n >= 0`` unit-variance Gaussian steps of the walk named ``key``.
 
@@ -159,6 +170,8 @@ class _Coin:
     """Names the coin's random walks; carries the market's seed."""
     live: bool
     """False for thin and dead coins: they repeat their snapshot record in every frame."""
+    lag_key: str = ""
+    """Names the draws of its ``last_updated`` lag; empty: ``key`` (a clone's own, its walk its template's)."""
 
     @property
     def price(self) -> float:
@@ -204,7 +217,7 @@ class _Coin:
         change = price / ago - 1
         high_ratio = max(1.0, snap["high_24h"] / max(self.price, self.price_24h_ago))
         low_ratio = min(1.0, snap["low_24h"] / min(self.price, self.price_24h_ago))
-        updated = time_ms - math.floor(_uniform(self.key, "lag", k) * min(frame_ms, _MAX_LAG_MS))
+        updated = time_ms - math.floor(_uniform(self.lag_key or self.key, "lag", k) * min(frame_ms, _MAX_LAG_MS))
         market_cap = snap["market_cap"] * ratio
         ath, atl = max(snap["ath"], price), min(snap["atl"], price)
         roi = snap["roi"]
@@ -296,18 +309,22 @@ class Market:
     """
 
     def __init__(self, snapshot: Mapping[str, Any], *, seed: int = 0) -> None:
-        """``snapshot`` is ``{"as_of": ISO-8601, "coins": [records]}``; ``seed`` picks the walks."""
+        """``snapshot`` is ``{"as_of": ISO-8601, "coins": [records]}``; ``seed`` picks the walks.
+        A record may name the coin whose walk it follows in ``"_walk_of"`` (a synthetic clone's
+        template; the field is not served)."""
         self.as_of: datetime = datetime.fromisoformat(snapshot["as_of"])
         self._as_of_ms = _to_ms(snapshot["as_of"])
         stale_before = self._as_of_ms - STALE_AFTER // _MS
         self._coins = tuple(
             _Coin(
-                record=record,
-                key=f"{seed}:{record['id']}",
+                record={name: value for name, value in record.items() if name != "_walk_of"},
+                key=f"{seed}:{record.get('_walk_of', record['id'])}",
                 live=record["current_price"] is not None and _to_ms(record["last_updated"]) >= stale_before,
+                lag_key=f"{seed}:{record['id']}" if "_walk_of" in record else "",
             )
             for record in snapshot["coins"]
         )
+        self._lock = threading.Lock()
         # Computing a frame takes tens of milliseconds and rendering it in a currency
         # and order about fifteen, while a frame is polled many times as long as it is
         # current: keep the last few of each.
@@ -320,6 +337,22 @@ class Market:
         """The market in ``data/coins.json``, loaded once per process."""
         text = resources.files(__package__).joinpath("data/coins.json").read_text(encoding="utf-8")
         return cls(json.loads(text))
+
+    @classmethod
+    def synthetic(cls, coins: int, *, seed: int = 0) -> Market:
+        """A market of ``coins`` coins made from the bundled snapshot (module docstring): its
+        ranked coins first, cloned in turn, then its unranked tail in the same share; the
+        first copy keeps the bundled ids. Deterministic in ``coins`` and ``seed``."""
+        if coins < 1:
+            raise ValueError(f"a market needs at least one coin, got {coins}")
+        text = resources.files(__package__).joinpath("data/coins.json").read_text(encoding="utf-8")
+        snapshot = json.loads(text)
+        ranked = [r for r in snapshot["coins"] if r["market_cap_rank"] is not None]
+        unranked = [r for r in snapshot["coins"] if r["market_cap_rank"] is None]
+        tail = round(coins * len(unranked) / len(snapshot["coins"]))
+        made = [_clone(ranked[i % len(ranked)], i // len(ranked), seed) for i in range(coins - tail)]
+        made += [_clone(unranked[i % len(unranked)], i // len(unranked), seed) for i in range(tail)]
+        return cls({**snapshot, "coins": made}, seed=seed)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -379,8 +412,11 @@ class Market:
         order: str = "market_cap_desc",
         frame_seconds: float = 60.0,
         shift: timedelta = timedelta(0),
+        start: int = 0,
+        stop: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Every coin's record at frame ``k``, as ``/coins/markets`` would send it.
+        """Every coin's record at frame ``k``, as ``/coins/markets`` would send it
+        (``[start:stop]`` of them: a page copies only its own).
 
         - ``vs_currency``: a key of :data:`RATES`.
         - ``order``: one of :data:`ORDERS`. Ranks are recomputed from each frame's market
@@ -399,8 +435,9 @@ class Market:
         frame_ms = round(frame_seconds * 1000)
         if frame_ms < 1:
             raise ValueError(f"frame_seconds must be at least 0.001, got {frame_seconds}")
-        records = self._records(k, frame_ms, vs_currency, order, shift // _MS)
-        return [{**record, "roi": record["roi"] and dict(record["roi"])} for record in records]
+        with self._lock:  # concurrent requests of a new frame compute it once
+            records = self._records(k, frame_ms, vs_currency, order, shift // _MS)
+        return [{**record, "roi": record["roi"] and dict(record["roi"])} for record in records[start:stop]]
 
     def _render_records(
         self, k: int, frame_ms: int, vs_currency: str, order: str, shift_ms: int
@@ -423,6 +460,28 @@ class Market:
         for rank, row in enumerate(ranked, start=1):
             row["market_cap_rank"] = rank
         return tuple(rows)
+
+
+#: Fields a clone scales by its factor: what depends on how many coins exist, not on the price.
+_SCALED = ("market_cap", "fully_diluted_valuation", "total_volume", "market_cap_change_24h",
+           "circulating_supply", "total_supply", "max_supply")
+
+
+def _clone(template: Mapping[str, Any], copy: int, seed: int) -> dict[str, Any]:
+    """Copy ``copy`` of a bundled record: copy 0 is the record itself; later copies get their
+    own id, name and symbol and a seeded factor of 10**-3 to 1 on the sizes (a long tail of
+    smaller coins), and follow the template's walk."""
+    if copy == 0:
+        return dict(template)
+    coin_id = f"{template['id']}-{copy}"
+    factor = 10 ** (-3 * _uniform(seed, coin_id, "scale"))
+    record = {**template, "id": coin_id, "symbol": f"{template['symbol']}{copy}",
+              "name": f"{template['name']} {copy}", "_walk_of": template["id"]}
+    for name in _SCALED:
+        value = template[name]
+        if value is not None:
+            record[name] = round(value * factor) if isinstance(value, int) else value * factor
+    return record
 
 
 def frame(k: int, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:

@@ -43,4 +43,33 @@ def test_report_renders_missing_results_as_not_run(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     monkeypatch.setattr(report, "DOC", tmp_path / "BENCHMARKS.md")
     text = report.write().read_text()
-    assert text.count("Not run yet") == 5
+    assert text.count("Not run yet") == 6
+
+
+def test_scale_reads_the_streams_batch_lines(tmp_path: Path) -> None:
+    from bench.scale import batch_lines
+
+    log = tmp_path / "stream.log"
+    log.write_text(
+        "2026-12-07 09:19:22,678 INFO jobs.stream: batch 2: 598 records in (1 files), 589 loaded, 0 quarantined, "
+        "3 duplicates, 6 late; newest event 2026-12-07T09:19:08.338000+00:00; 3.57 s (stage 1.88 s, load 0.14 s); "
+        "stream_batch: records_in=598 quarantined=0 data_age_seconds=14.3\n"
+        "26/12/07 09:19:22 WARN ProcessingTimeExecutor: Current batch is falling behind.\n"
+    )
+    assert batch_lines(log) == [{"batch": 2, "records": 598, "files": 1, "seconds": 3.57, "stage_seconds": 1.88,
+                                 "load_seconds": 0.14}]
+
+
+def test_scale_producers_settings_are_accepted_and_share_the_plans_rate(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    from bench.scale import monthly_projection, producer_env
+    from core.layout import LocalLayout
+    from producer import ProducerConfig
+
+    for name, value in producer_env(LocalLayout(tmp_path), "http://127.0.0.1:1/api/v3", "eur", 3).items():
+        monkeypatch.setenv(name, value)
+    config = ProducerConfig.from_env()
+    assert (config.top_n, config.vs_currencies, config.requests_per_minute) == ("all", ("eur",), 166)
+    # 219 calls a minute for 31 days and three producers' hourly /key checks, against Analyst's 500,000
+    assert monthly_projection(219, 3) == {"credits_a_month": 9_778_392, "plan": "analyst", "plan_credits": 500_000,
+                                          "times_the_plan": 19.6, "largest_documented": 2_000_000}

@@ -58,7 +58,8 @@ def test_up_on_replay_loads_rows_that_query_shows_for_at_least_100_coins(spark, 
         (["--source", "live", "--interval", "5"],
          "Invalid value for '--interval': 5.0: one poll needs 1 request but 10 a minute allow only 0.833333 per 5 s: "
          "expected at least 6 s"),
-        (["--top-n", "0"], "Invalid value for '--top-n': 0 is not in the range x>=1."),
+        (["--top-n", "0"], "Invalid value for '--top-n': '0': expected greater than or equal to 1"),
+        (["--top-n", "many"], "Invalid value for '--top-n': 'many': expected a number of coins from 1, or 'all'"),
         (["--trigger-seconds", "soon"], "Invalid value for '--trigger-seconds': 'soon' is not a valid float range."),
     ],
 )

@@ -183,3 +183,44 @@ def test_frame_returns_copies_that_callers_may_change():
 def test_frame_rejects_bad_arguments_with_the_value(args, options, message):
     with pytest.raises(ValueError, match=message):
         frame(*args, **options)
+
+
+# -- a synthetic market at scale ---------------------------------------------
+
+
+def test_synthetic_market_has_that_many_unique_coins_of_the_bundled_shape_and_quirks():
+    market = Market.synthetic(1_000)
+    records = market.frame(0)
+    assert len(records) == len({r["id"] for r in records}) == 1_000
+    assert all(tuple(r) == FIELDS for r in records)
+    bundled = _by_id(frame(0))
+    assert {"bitcoin", "ethereum"} <= set(market.ids) and market.frame(0)[0] == bundled["bitcoin"]  # copy 0 kept
+    ranks = [r["market_cap_rank"] for r in records]
+    ranked = [rank for rank in ranks if rank is not None]
+    assert ranked == list(range(1, len(ranked) + 1))
+    tail = ranks[len(ranked):]
+    assert tail == [None] * len(tail) and round(1_000 * 8 / len(bundled)) == len(tail) > 8  # the same share
+    assert all(r["market_cap"] == 0 for r in records[len(ranked):])
+    dead = [r["id"] for r in records if r["current_price"] is None]
+    assert len(dead) > 1 and all(d.startswith("orbis-legacy") for d in dead)
+    assert len(market.frozen_ids) > len(Market.bundled().frozen_ids)
+    clone = _by_id(records)["bitcoin-1"]
+    assert (clone["symbol"], clone["name"]) == ("btc1", "Bitcoin 1")
+    assert clone["current_price"] == bundled["bitcoin"]["current_price"]  # a clone's size scales, not its price
+    assert 0 < clone["market_cap"] < bundled["bitcoin"]["market_cap"]
+    for record in records:
+        if record["current_price"] is not None:
+            landed(record)  # every live record is valid for the producer, nulls included
+
+
+def test_synthetic_market_is_deterministic_in_its_seed_and_moves_coins_between_pages():
+    market = Market.synthetic(1_000)
+    assert Market.synthetic(1_000).frame(3, "eur") == market.frame(3, "eur")
+    assert Market.synthetic(1_000, seed=1).frame(3) != market.frame(3)
+    pages = [{r["id"]: i // 250 for i, r in enumerate(market.frame(k, frame_seconds=3_600))} for k in (0, 24)]
+    assert any(pages[0][coin] != pages[1][coin] for coin in market.ids)
+
+
+def test_frame_slices_copy_only_the_page():
+    market = Market.synthetic(600)
+    assert market.frame(2, start=500, stop=750) == market.frame(2)[500:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -149,6 +150,20 @@ def test_markets_in_btc_keep_the_fractions_of_small_coins_caps(client):
 
 def test_ping_says_to_the_moon(client):
     assert client.get("/ping").json() == {"gecko_says": "(V3) To the Moon!"}
+
+
+def test_a_small_answer_leaves_in_one_write_so_keep_alive_requests_wait_for_no_ack(server):
+    # Headers and body written apart, the body waited for the client's delayed ACK of the
+    # headers under Nagle's algorithm: about 40 ms a keep-alive request (216 a poll at
+    # scale). One write puts the whole answer in the first recv.
+    host, port = server.address
+    with socket.create_connection((host, port), timeout=5) as connection:
+        for _ in range(2):  # the second request reuses the connection, as a pooled client does
+            connection.sendall(b"GET /api/v3/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = connection.recv(65536)
+            head, _, body = first.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            assert json.loads(body) == {"gecko_says": "(V3) To the Moon!"}
 
 
 def test_healthz_reports_the_frame(server):
@@ -400,6 +415,14 @@ def test_rate_limit_refuses_requests_over_the_budget_until_the_window_slides():
     assert [request.status for request in server.requests] == [200, 200, 200, 429, 429, 200]
 
 
+def test_playing_a_plan_takes_its_documented_rate_and_credits_unless_told_otherwise():
+    analyst = ReplayServer.playing("analyst", auto_advance=False)
+    assert (analyst.rate_limit_per_minute, analyst.monthly_credits, analyst.plan) == (500, 500_000, "Analyst")
+    custom = ReplayServer.playing("analyst", monthly_credits=10_000_000)
+    assert (custom.rate_limit_per_minute, custom.monthly_credits) == (500, 10_000_000)
+    assert ReplayServer.playing("none").rate_limit_per_minute is None  # keyless documents no figure
+
+
 def test_rate_limited_requests_take_no_fault_and_health_checks_no_budget():
     clock = FakeClock()
     with ReplayServer(auto_advance=False, rate_limit_per_minute=1, clock=clock) as server:
@@ -446,17 +469,24 @@ def test_key_needs_a_pro_key_and_an_account():
 
 def test_module_runs_a_standalone_server_until_interrupted():
     process = subprocess.Popen(
-        [sys.executable, "-m", "cryptopipe.replay", "--port", "0", "--frame-seconds", "5"],
+        [sys.executable, "-m", "cryptopipe.replay", "--port", "0", "--frame-seconds", "5", "--coins", "600",
+         "--plan", "analyst"],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         banner = process.stdout.readline()
+        assert "Replaying 600 coins" in banner and "500 calls a minute, 500,000 credits" in banner
         url = banner.split(" at ")[1].split()[0]
         assert httpx.get(f"{url}/ping").json() == {"gecko_says": "(V3) To the Moon!"}
         records = httpx.get(f"{url}/coins/markets", params={**USD, "ids": "bitcoin"}).json()
         age = datetime.now(timezone.utc) - datetime.fromisoformat(records[0]["last_updated"])
         assert age < timedelta(seconds=10)  # rebased to now by default
+        last = httpx.get(f"{url}/coins/markets", params={**USD, "per_page": "250", "page": "3"}).json()
+        assert len(last) == 100 and {r["id"] for r in last} <= set(Market.synthetic(600).ids)  # a short last page
+        usage = httpx.get(f"{url}/key", headers={"x-cg-pro-api-key": "k"}).json()
+        assert (usage["plan"], usage["monthly_call_credit"], usage["rate_limit_request_per_minute"]) == (
+            "Analyst", 500_000, 500)
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0

@@ -62,8 +62,11 @@ def test_from_env_rejects_unknown_keyword():
 
 def test_from_env_rejects_non_number_naming_variable_and_value(environ):
     environ({"CRYPTOPIPE__PRODUCER__TOP_N": "lots"})
-    with pytest.raises(ConfigError, match=r"CRYPTOPIPE__PRODUCER__TOP_N='lots' is invalid: expected a valid integer"):
+    with pytest.raises(ConfigError, match=r"CRYPTOPIPE__PRODUCER__TOP_N='lots' is invalid: expected a number of "
+                                          r"coins from 1, or 'all'"):
         ProducerConfig.from_env()
+    environ({"CRYPTOPIPE__PRODUCER__TOP_N": "all", "CRYPTOPIPE__PRODUCER__REQUESTS_PER_MINUTE": "80"})
+    assert ProducerConfig.from_env().top_n == "all"
 
 
 def test_invalid_setting_carries_field_value_and_reason_for_other_wordings():
@@ -130,6 +133,24 @@ def test_the_monthly_check_counts_pages_and_the_paid_plans_hourly_usage_checks()
                                              r"checks\) but plan basic has 100,000 credits: expected an interval of "
                                              r"at least 27 s"):
         ProducerConfig(api_plan="basic", api_key="k", interval_seconds=26)
+
+
+def test_every_coin_is_the_word_all_planned_at_its_bound_before_any_poll():
+    # The listing's length is not known before a poll; its cost must be: "all" is 20,000 coins, 80 pages.
+    config = ProducerConfig(top_n="all", requests_per_minute=500)
+    assert (config.top_n, config.pages_per_poll, config.requests_per_poll) == ("all", 80, 80)
+    with pytest.raises(InvalidSetting, match=r"INTERVAL_SECONDS=60.0 is invalid: one poll needs 80 requests but "
+                                             r"10 a minute allow only 10 per 60 s: expected at least 480 s"):
+        ProducerConfig(top_n="all")
+    # Analyst: 80 pages a poll; (500,000 - 744 checks) // 80 = 6,240 polls in 31 days: one every 429.2 s
+    with pytest.raises(InvalidSetting, match=r"polling every 60 s, 80 pages × 1 currency a poll, needs 3,571,944 "
+                                             r"calls a month .* plan analyst has 500,000 credits: expected an "
+                                             r"interval of at least 430 s"):
+        ProducerConfig(api_plan="analyst", api_key="k", top_n="all", requests_per_minute=500)
+    assert ProducerConfig(top_n="18000", requests_per_minute=500).pages_per_poll == 72
+    with pytest.raises(InvalidSetting, match=r"TOP_N='many' is invalid: expected a number of coins from 1, "
+                                             r"or 'all' for every listed coin"):
+        ProducerConfig(top_n="many")
 
 
 def test_plans_carry_their_documented_credits_overridable_by_monthly_credits():
