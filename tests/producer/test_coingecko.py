@@ -155,13 +155,22 @@ def test_fetch_page_gives_up_at_once_when_retry_after_passes_the_deadline(make_c
 
 
 def test_fetch_page_stops_retrying_when_stop_is_set(make_config, replay):
+    """Stop comes once the first attempt has reached CoinGecko (a condition, not a timer: under
+    load a 0.3 s timer could fire before the first attempt started, which then never starts)."""
     replay.inject(*[Fault.status(500)] * 4)
     stop = threading.Event()
+
+    def stop_once_asked() -> None:
+        deadline = time.monotonic() + 30
+        while not replay.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+
     with CoinGeckoClient(make_config(top_n=5, backoff_base_seconds=30, backoff_cap_seconds=30)) as client:
         request = client.page_requests("usd")[0]
-        threading.Timer(0.3, stop.set).start()
+        threading.Thread(target=stop_once_asked, daemon=True).start()
         page = client.fetch_page(request, deadline=time.monotonic() + 100, stop=stop)
-    assert page.records is None and page.attempts == 1
+    assert page.records is None and page.attempts == 1  # the 30 s back-off ended at stop; no retry
 
 
 @pytest.mark.parametrize(
