@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from core.health import ALERTS, DATA_AGE_FIELD, QUARANTINED_FIELD, RECORDS_FIELD, Thresholds, batch_fields, read_field
+from core.health import ALERTS, DATA_AGE_FIELD, RUN_MISSED, alerts_for, QUARANTINED_FIELD, RECORDS_FIELD, Thresholds, batch_fields, read_field
 from infra.access.api_calls import BILLING_ACCOUNT_GRANTS
 from infra.access.model import ROLE_DATA
 from infra.environments import ConfigError, environment, load_environments
@@ -44,8 +44,9 @@ def _conditions(policy: dict) -> dict[str, dict]:
 
 def test_one_policy_per_alert_with_its_runbook(stack):
     policies = _policies(stack)
-    assert set(policies) == {alert.title for alert in ALERTS}
-    for alert in ALERTS:
+    alerts = alerts_for(CONFIGS[stack.directory.name].alert_thresholds)  # the mode's (core/health.py)
+    assert set(policies) == {alert.title for alert in alerts}
+    for alert in alerts:
         policy = policies[alert.title]
         assert policy["combiner"] == "OR"
         assert f'section "{alert.title}"' in policy["documentation"]["content"]
@@ -54,7 +55,7 @@ def test_one_policy_per_alert_with_its_runbook(stack):
 
 def test_every_condition_reads_a_log_metric_built_from_the_shared_words(stack):
     """...but the one on Dataproc's own running-jobs gauge (stream not running)."""
-    filters = log_filters()
+    filters = log_filters(scheduled=CONFIGS[stack.directory.name].processing == "scheduled")
     for policy in _policies(stack).values():
         for condition in policy["conditions"]:
             body = condition["condition_threshold"]
@@ -117,7 +118,7 @@ def test_the_backslash_free_extractors_read_what_the_shared_pattern_reads(record
 
 
 def test_the_default_freshness_is_three_polls_and_two_triggers_in_whole_minutes():
-    cfg = CONFIGS["dev"]
+    cfg = CONFIGS["prod"]  # streaming
     assert cfg.alert_freshness_minutes is None
     expected = 3 * cfg.interval_seconds + 2 * cfg.trigger_seconds
     assert cfg.alert_thresholds.freshness_seconds == -(-expected // 60) * 60
@@ -125,8 +126,10 @@ def test_the_default_freshness_is_three_polls_and_two_triggers_in_whole_minutes(
                                "alert_freshness_minutes": 30}).alert_thresholds.freshness_seconds == 1800
 
 
-def test_producer_down_and_stream_not_running_fire_on_absence_and_restarts(stack):
-    t = CONFIGS[stack.directory.name].alert_thresholds
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_producer_down_and_stream_not_running_fire_on_absence_and_restarts(stacks_in_mode, env):
+    stack, _, cfg = stacks_in_mode[env, "stream"]
+    t = cfg.alert_thresholds
     policies = _policies(stack)
     (producer,) = policies["Producer down"]["conditions"]
     polls = producer["condition_threshold"]
@@ -152,6 +155,30 @@ def test_producer_down_and_stream_not_running_fire_on_absence_and_restarts(stack
     assert restarts["threshold_value"] == t.max_driver_restarts_per_hour
     assert restarts["aggregations"][0]["alignment_period"] == "3600s"
     assert restarts["evaluation_missing_data"] == QUIET_ON_NO_DATA  # no start line: no restart
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_scheduled_mode_alerts_on_a_run_missed_or_failed_and_ages_data_by_the_schedule(stacks_in_mode, env):
+    """As synthesized: no stream policy, the run-missed one firing after the interval plus a run's time
+    without a run_finished line (a failed run writes none), also on no data; freshness from the schedule."""
+    stack, _, cfg = stacks_in_mode[env, "scheduled"]
+    t = cfg.alert_thresholds
+    assert t == Thresholds.for_schedule(cfg.interval_seconds, cfg.schedule_minutes * 60,
+                                        cfg.scheduled_run_minutes * 60, quarantine_percent=cfg.alert_quarantine_percent)
+    policies = _policies(stack)
+    assert "Stream not running" not in policies
+    (missed,) = policies[RUN_MISSED.title]["conditions"]
+    body = missed["condition_threshold"]
+    assert (body["comparison"], body["threshold_value"]) == ("COMPARISON_LT", 1)
+    assert body["duration"] == f"{(cfg.schedule_minutes + cfg.scheduled_run_minutes) * 60}s"
+    assert body["evaluation_missing_data"] == FIRES_ON_NO_DATA
+    assert _metric_of(stack, body["filter"])["filter"] == log_filters(scheduled=True)["runs-finished"]
+    (fresh,) = policies["Data freshness"]["conditions"]
+    assert fresh["condition_threshold"]["threshold_value"] == t.freshness_seconds > cfg.schedule_minutes * 60
+    # the stream's mode of the same environment keeps its own
+    stream, _, stream_cfg = stacks_in_mode[env, "stream"]
+    assert stream_cfg.alert_thresholds.freshness_seconds < t.freshness_seconds
+    assert RUN_MISSED.title not in _policies(stream)
 
 
 def test_quarantine_rate_is_quarantined_over_read_lines_of_15_minutes(stack):

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.health import ALERTS, describe_threshold
+from core.health import ALERTS, RUN_MISSED, alerts_for, describe_threshold
 from infra.environments import EnvironmentConfig
 from infra.monitoring.log_metrics import log_filters
 
 
 def alerts_table(environments: Sequence[EnvironmentConfig], runbook: str = "docs/OPERATIONS.md") -> str:
-    """One row per alert, its threshold per environment; each links its runbook section."""
-    names = [cfg.name for cfg in environments]
+    """One row per alert, its threshold per environment, "not in <mode> mode" where the environment's
+    processing mode has no such alert (core/health.py alerts_for); each links its runbook section."""
+    names = [f"{cfg.name} ({cfg.processing})" for cfg in environments]
     rows = ["| alert | what it means | fires when | " + " | ".join(names) + " |",
             "|---|---|---|" + "---|" * len(names)]
-    for alert in ALERTS:
+    for alert in (*ALERTS, RUN_MISSED):
         anchor = alert.title.lower().replace(" ", "-")
-        values = " | ".join(describe_threshold(alert, cfg.alert_thresholds) for cfg in environments)
+        values = " | ".join(describe_threshold(alert, cfg.alert_thresholds)
+                            if alert in alerts_for(cfg.alert_thresholds) else f"not in {cfg.processing} mode"
+                            for cfg in environments)
         rows.append(f"| [{alert.title}]({runbook}#{anchor}) | {alert.meaning} | {alert.fires_when} | "
                     f"{values} |")
     return "\n".join(rows)
