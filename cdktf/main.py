@@ -36,10 +36,6 @@ def synth(
 ) -> Path:
     """Synthesize every environment's stack into ``outdir`` (the CLI's, or ``cdktf.out``); return it."""
     environments = load_environments() if environments is None else environments
-    for cfg in environments:
-        if cfg.processing == "scheduled":  # docs/STREAM.md, "Scheduled mode": designed, built locally only
-            raise ConfigError(f"environment {cfg.name!r}: processing = 'scheduled' has no cloud resources yet "
-                              "(the workflow, the schedule and their identity); deploy it with 'stream'")
     # Imported here: the provider bindings take 12-13 s to import, and a bad setting
     # should be reported before that.
     from infra.cdk import App

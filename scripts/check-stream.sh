@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# After `terraform apply`: fail unless the stream's Dataproc job is RUNNING, stays so,
-# and the newest live row in BigQuery is younger than the freshness threshold.
+# After `terraform apply`: fail unless the processing runs as its mode says, and the newest
+# live row in BigQuery is younger than the freshness threshold.
 #
 #   scripts/check-stream.sh STACK_DIR
 #
-# The google provider counts a job in ERROR, DONE or CANCELLED as created, so a
+# Stream mode (the stack's processing_mode output; stacks from before it are streams):
+# the google provider counts a job in ERROR, DONE or CANCELLED as created, so a
 # driver that dies at start would deploy green. This waits for the job the stack
 # outputs (job_id, project, region) to reach RUNNING, then checks it is still
 # RUNNING, in the same run (same state start time: no driver restart), SETTLE_SECONDS
@@ -12,10 +13,19 @@
 # a back-fill's), waiting up to the freshness threshold the alerts use
 # (freshness_threshold_seconds) for it to fall within that threshold: a pipeline that
 # runs but loads nothing (producer down, spool jammed, loads refused) is red too.
+#
+# Scheduled mode (docs/STREAM.md, "Scheduled mode"): no job runs between runs. It reads the
+# workflow's newest execution (the newest run; executions are listed newest first,
+# https://cloud.google.com/workflows/docs/reference/executions/rest/v1/projects.locations.workflows.executions/list):
+# FAILED or CANCELLED is red. Then the newest live row once, against the threshold of that
+# mode (the interval between runs plus a run's time and the polls' slack): older is red,
+# unless no run has ended yet (a first deploy before its first slot), which it says.
+#
 # It reads the rows, not the table's metadata: a load's or a Storage Write API
 # commit's effect on lastModifiedTime is not what we promise, and a back-fill of old
 # rows moves it too. It runs as the read-only planner (.github/workflows/deploy.yml),
-# which may run query jobs and read this one table's data (cdktf/infra/access/api_calls.py).
+# which may run query jobs, read this one table's data and list the workflow's
+# executions (cdktf/infra/access/api_calls.py).
 # Exits 1, saying what failed and what to check, otherwise.
 set -euo pipefail
 stack_dir="$1"
@@ -24,7 +34,13 @@ settle_seconds="${SETTLE_SECONDS:-120}"
 poll_seconds="${POLL_SECONDS:-15}"
 
 output() { terraform -chdir="$stack_dir" output -raw "$1"; }
-job="$(output job_id)"
+mode="$(output processing_mode 2>/dev/null)" || mode=stream
+job=""
+if [ "$mode" = stream ]; then
+    job="$(output job_id)"
+else
+    workflow="$(output workflow)"
+fi
 project="$(output project)"
 region="$(output region)"
 table="$(output table_id)"
@@ -35,13 +51,26 @@ describe() {
 }
 fail() {
     echo "check-stream: $*" >&2
-    describe 'value(status.details)' >&2 || true
+    if [ -n "$job" ]; then describe 'value(status.details)' >&2 || true; fi
     echo "check-stream: runbook: docs/OPERATIONS.md" >&2
     exit 1
 }
 
+if [ "$mode" = scheduled ]; then
+    read -r run_state run_name <<<"$(gcloud workflows executions list "$workflow" --project "$project" \
+        --location "$region" --limit 1 --format 'value(state,name)')"
+    case "$run_state" in
+        FAILED | CANCELLED)
+            fail "the newest scheduled run, $run_name, is $run_state: gcloud workflows executions describe" \
+                "$run_name shows its error (runbook: \"Scheduled run missed or failed\")" ;;
+        "") echo "check-stream: no scheduled run yet: the first starts in the next slot" ;;
+        *) echo "check-stream: the newest scheduled run, $run_name, is $run_state" ;;
+    esac
+    timeout_seconds=0 # one look at the rows: a run comes once an interval
+fi
+
 deadline=$((SECONDS + timeout_seconds))
-while :; do
+while [ "$mode" = stream ]; do
     read -r state started <<<"$(describe 'value(status.state,status.stateStartTime)')"
     case "$state" in
         RUNNING) break ;;
@@ -52,12 +81,15 @@ while :; do
     sleep "$poll_seconds"
 done
 
-sleep "$settle_seconds"
-read -r state_after started_after <<<"$(describe 'value(status.state,status.stateStartTime)')"
-if [ "$state_after" != RUNNING ] || [ "$started_after" != "$started" ]; then
-    fail "job $job was RUNNING since $started, then $state_after since $started_after: the driver restarted or ended"
+if [ "$mode" = stream ]; then
+    sleep "$settle_seconds"
+    read -r state_after started_after <<<"$(describe 'value(status.state,status.stateStartTime)')"
+    if [ "$state_after" != RUNNING ] || [ "$started_after" != "$started" ]; then
+        fail "job $job was RUNNING since $started, then $state_after since $started_after: the driver restarted" \
+            "or ended"
+    fi
+    echo "check-stream: job $job RUNNING since $started"
 fi
-echo "check-stream: job $job RUNNING since $started"
 
 # The newest live tick, in the schema's names (core/schemas/market_tick.json, core/tables.py;
 # tests/cdktf/test_check_stream.py checks them there).
@@ -98,10 +130,16 @@ print("none" if value is None else int(value))' <<<"$answer")" ||
 }
 
 fresh_deadline=$(($(date +%s) + freshness_seconds))
+[ "$mode" = stream ] || fresh_deadline=0 # one look: the next row comes with the next run
 while :; do
     newest_live_age
     if [ "$age" != none ] && [ "$age" -le "$freshness_seconds" ]; then
         echo "check-stream: the newest live row of $table is $age s old (threshold $freshness_seconds s)"
+        exit 0
+    fi
+    if [ "$mode" = scheduled ] && [ -z "$run_state" ]; then
+        echo "check-stream: no live row of $table within ${freshness_seconds} s, and no run has ended yet:" \
+            "the alert \"Scheduled run missed or failed\" judges the first runs"
         exit 0
     fi
     if [ "$(date +%s)" -ge "$fresh_deadline" ]; then

@@ -91,10 +91,10 @@ def _cost_summary(sources: Sources, document: Path) -> str:
     return summary_table(sources.environments)
 
 
-def _cost_scheduled(sources: Sources, document: Path) -> str:
-    from infra.reports.cost import scheduled, table
+def _cost_other_mode(sources: Sources, document: Path) -> str:
+    from infra.reports.cost import other_mode, table
 
-    return table([scheduled(cfg) for cfg in sources.environments])
+    return table([other_mode(cfg) for cfg in sources.environments])
 
 
 def _cost_storage_write(sources: Sources, document: Path) -> str:
@@ -134,7 +134,7 @@ SECTIONS: dict[str, Generator] = {
     "access:capabilities": _access("capabilities"),
     "access:grants": _access("grants"),
     "cost": _cost,
-    "cost-scheduled": _cost_scheduled,
+    "cost-other-mode": _cost_other_mode,
     "cost-summary": _cost_summary,
     "cost-storage-write": _cost_storage_write,
     "deploy-settings": _deploy_settings,

@@ -322,14 +322,48 @@ class EnvironmentConfig(StrictSettings):
         return f"projects/{self.project}/roles/{self.dataproc_agent_role_id}"
 
     @property
+    def scheduler_cluster_role_id(self) -> str:
+        """Scheduled mode: custom role of the scheduler account on the cluster (get, start, stop, submit to it),
+        granted on the cluster alone (made by the bootstrap stack, like every custom role)."""
+        return f"{self.prefix}_{self.name}_scheduler_cluster".replace("-", "_")
+
+    @property
+    def scheduler_jobs_role_id(self) -> str:
+        """Scheduled mode: custom role of the scheduler account on the project: create, get and list Dataproc
+        jobs (a job runs on a cluster it may ``use``: only ours)."""
+        return f"{self.prefix}_{self.name}_scheduler_jobs".replace("-", "_")
+
+    @property
+    def cluster_iam_role_id(self) -> str:
+        """Custom role of the CI deployer: read and set the cluster's IAM policy (the scheduler's grant on it),
+        which ``roles/dataproc.editor`` lacks."""
+        return f"{self.prefix}_{self.name}_cluster_iam".replace("-", "_")
+
+    def custom_role(self, role_id: str) -> str:
+        """The full name of a custom role of the project."""
+        return f"projects/{self.project}/roles/{role_id}"
+
+    @property
+    def cluster_name(self) -> str:
+        """The Dataproc cluster's name: the job, the workflow and the alerts name it."""
+        return self.name_of("processing", "cluster")
+
+    @property
+    def run_id_prefix(self) -> str:
+        """Scheduled mode: a run's Dataproc job id is this plus the slot (``-<minutes since the epoch>``); unique
+        in the project's region even beside another environment."""
+        return f"{self.prefix}-{self.name}-run"
+
+    @property
     def dataset_id(self) -> str:
         """BigQuery ids take underscores."""
         return f"{self.prefix}_{self.name}".replace("-", "_")
 
     @property
     def service_account_ids(self) -> dict[str, str]:
-        """Account id (the part before ``@``) of each workload's service account, by stage."""
-        return {stage: f"{self.prefix}-{self.name}-{stage}" for stage in ("producer", "processing")}
+        """Account id (the part before ``@``) of each workload's service account, by stage: ``scheduler`` starts
+        scheduled mode's runs (made in either mode, so a switch is one deploy)."""
+        return {stage: f"{self.prefix}-{self.name}-{stage}" for stage in ("producer", "processing", "scheduler")}
 
     @property
     def ci_service_account_ids(self) -> dict[str, str]:

@@ -3,12 +3,18 @@
 Importing the google provider bindings costs 12-13 s, synth itself well under a
 second: every test reads the one synth (`stacks`), and the few that need another
 source tree (artifact rollouts) reuse the already imported bindings.
+
+The environments run in different processing modes (cdktf/environments.toml: dev
+scheduled, prod stream), so the session's synth has one of each. The other mode of each,
+``flipped``, is one more synth per family, shared by every test that needs an
+environment in a given mode (`stacks_in_mode`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +90,25 @@ class Stack:
     def counts(self) -> dict[str, int]:
         return {type_: len(bodies) for type_, bodies in self.json.get("resource", {}).items()}
 
+    def workflow(self) -> dict[str, Any]:
+        """Scheduled mode's workflow definition, as Workflows reads it: Terraform's ``$${`` is ``${``."""
+        source = self.one("google_workflows_workflow")["source_contents"]
+        return json.loads(source.replace("$${", "${").replace("%%{", "%{"))
+
+    def workflow_step(self, name: str) -> dict[str, Any]:
+        (step,) = [step[name] for step in self.workflow()["main"]["steps"] if name in step]
+        return step
+
+    def pyspark(self) -> dict[str, Any]:
+        """The job's PySpark config in the provider's field names: the stream's ``google_dataproc_job``, or
+        what scheduled mode's workflow submits each run."""
+        jobs = self.resources("google_dataproc_job")
+        if jobs:
+            (job,) = jobs.values()
+            return job["pyspark_config"]
+        submitted = self.workflow_step("submit")["try"]["args"]["body"]["job"]["pysparkJob"]
+        return {re.sub(r"[A-Z]", lambda m: "_" + m[0].lower(), key): value for key, value in submitted.items()}
+
 
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -113,6 +138,65 @@ def cdktn_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stacks(synth_dir: Path) -> dict[str, Stack]:
     return {env: Stack(synth_dir / "stacks" / env) for env in ENVIRONMENTS}
+
+
+MODES = ("stream", "scheduled")
+
+
+def flipped(cfg):
+    """``cfg`` in the other processing mode."""
+    return cfg.model_copy(update={"processing": MODES[1 - MODES.index(cfg.processing)]})
+
+
+@pytest.fixture(scope="session")
+def flipped_synth_dir(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every environment in its other processing mode: one more synth, in the session's process (after
+    `synth_dir`, so the bindings are imported once)."""
+    import main
+
+    from infra.environments import load_environments
+
+    return main.synth(outdir=str(tmp_path_factory.mktemp("cdktf-flipped.out")),
+                      environments=[flipped(cfg) for cfg in load_environments()])
+
+
+@pytest.fixture(scope="session")
+def cdktn_flipped_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same with CDK Terrain, in a process of its own, the modes flipped through the environments'
+    variables (cdktf/infra/environments.py)."""
+    from infra.environments import load_environments
+
+    outdir = tmp_path_factory.mktemp("cdktn-flipped.out")
+    modes = {f"CRYPTOPIPE__DEPLOY__{cfg.name.upper()}__PROCESSING": flipped(cfg).processing
+             for cfg in load_environments()}
+    env = {**os.environ, "CDKTF_OUTDIR": str(outdir), "CRYPTOPIPE__DEPLOY__CDK_FAMILY": "cdktn", **modes}
+    result = subprocess.run([sys.executable, str(CDKTF_DIR / "main.py")], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def flipped_stacks(flipped_synth_dir: Path) -> dict[str, Stack]:
+    """Pipeline and bootstrap stacks of every environment in its other mode, by stack name."""
+    return {name: Stack(flipped_synth_dir / "stacks" / name)
+            for name in (*ENVIRONMENTS, *BOOTSTRAP_STACKS)}
+
+
+@pytest.fixture(scope="session")
+def stacks_in_mode(stacks: dict[str, Stack], flipped_stacks: dict[str, Stack]):
+    """``(env, mode) -> (pipeline stack, bootstrap stack, config)``: each environment in each mode, from the
+    session's synth or the flipped one."""
+    from infra.environments import load_environments
+
+    found = {}
+    for cfg in load_environments():
+        bootstrap = f"bootstrap-{cfg.name}"
+        found[cfg.name, cfg.processing] = (stacks[cfg.name], Stack(stacks[cfg.name].directory.parent / bootstrap),
+                                           cfg)
+        other = flipped(cfg)
+        found[cfg.name, other.processing] = (flipped_stacks[cfg.name], flipped_stacks[bootstrap], other)
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,10 @@ The rules (:data:`RULES`):
 
 - an alert policy is made at least :data:`METRIC_VISIBLE_SECONDS` after every log-based
   metric it reads;
-- a workload (a Dataproc cluster, a VM) starts at least :data:`GRANT_PROPAGATION_SECONDS`
+- a workload (a Dataproc cluster, a VM, scheduled mode's Cloud Scheduler job, whose first
+  trigger runs the workflow as its account) starts at least :data:`GRANT_PROPAGATION_SECONDS`
   after every grant its service account holds in the same step;
+- a Cloud Scheduler job that starts a workflow comes after the workflow;
 - every resource comes after the API that serves it is enabled: in an earlier step, or in
   the same one and among its dependencies;
 - the producer's VM starts with a key: the secret its start-up reads has a version;
@@ -52,6 +54,9 @@ RULES = {rule.key: rule for rule in (
     Rule("grants-propagated", f"a workload starts {GRANT_PROPAGATION_SECONDS} s after its account's new grants",
          "https://cloud.google.com/iam/docs/access-change-propagation (typically 2, potentially 7 minutes or "
          "longer); a Dataproc node fetches its initialization action once"),
+    Rule("target-exists", "a Cloud Scheduler job comes after the workflow it starts",
+         "a trigger whose workflow does not exist yet fails with NOT_FOUND "
+         "(https://cloud.google.com/workflows/docs/reference/executions/rest/v1/projects.locations.workflows.executions/create)"),
     Rule("api-enabled", "a resource comes after the API that serves it is enabled",
          "https://cloud.google.com/service-usage/docs/enable-disable (calls to a disabled API fail with "
          "SERVICE_DISABLED)"),
@@ -101,6 +106,8 @@ _API_BY_PREFIX = (
     ("google_project_iam_", "cloudresourcemanager.googleapis.com"),
     ("google_service_account", "iam.googleapis.com"),
     ("google_iam_workload_identity_pool", "iam.googleapis.com"),
+    ("google_workflows_", "workflows.googleapis.com"),
+    ("google_cloud_scheduler_", "cloudscheduler.googleapis.com"),
 )
 
 RFC1035 = r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -129,7 +136,7 @@ NAME_LIMITS: dict[str, tuple[str, str, str]] = {
 }
 #: Signals whose silence means the pipeline is down or stale: by the log-based metric's key
 #: (core/health.py's signals), and Dataproc's running-jobs gauge.
-SILENCE_IS_FAILURE = ("-health-polls", "-health-stream-reports", "-health-data-age",
+SILENCE_IS_FAILURE = ("-health-polls", "-health-stream-reports", "-health-data-age", "-health-runs-finished",
                       "dataproc.googleapis.com/cluster/job/running_count")
 _KEY_SECRET = re.compile(r"CRYPTOPIPE__PRODUCER__API_KEY_SECRET=projects/[^/\s]+/secrets/([^/\s]+)/versions/")
 _REFERENCE = re.compile(r"\b((?:data\.)?[a-z][a-z0-9_]*\.[A-Za-z0-9_-]+)\b")
@@ -243,6 +250,7 @@ def rehearse(documents: dict[str, dict[str, Any]], env: str, procedure=FIRST_DEP
 def _check(run: StackApply, applied: _Applied) -> Iterator[Finding]:
     yield from _metrics_visible(run)
     yield from _grants_propagated(run)
+    yield from _schedule_after_its_workflow(run)
     yield from _apis_enabled(run, applied)
     yield from _key_has_a_version(run, applied)
     yield from _fires_on_no_data(run)
@@ -274,6 +282,8 @@ def _grants_propagated(run: StackApply) -> Iterator[Finding]:
         **{a: b["cluster_config"]["gce_cluster_config"]["service_account"]
            for a, b in run.of_type("google_dataproc_cluster").items()},
         **{a: b["service_account"]["email"] for a, b in run.of_type("google_compute_instance").items()},
+        **{a: b["http_target"]["oauth_token"]["service_account_email"]
+           for a, b in run.of_type("google_cloud_scheduler_job").items()},
     }
     for address, email in workloads.items():
         for grant, body in grants.items():
@@ -281,6 +291,20 @@ def _grants_propagated(run: StackApply) -> Iterator[Finding]:
                 age = run.start[address] - run.end[grant]
                 if age < GRANT_PROPAGATION_SECONDS:
                     yield Finding("grants-propagated", "", address, f"runs as {email}; {grant} is {age:.0f} s old")
+
+
+def _schedule_after_its_workflow(run: StackApply) -> Iterator[Finding]:
+    workflows = run.of_type("google_workflows_workflow")
+    for address, body in run.of_type("google_cloud_scheduler_job").items():
+        uri = body.get("http_target", {}).get("uri", "")
+        if "workflowexecutions.googleapis.com" not in uri:
+            continue
+        named = uri.split("/workflows/", 1)[1].split("/", 1)[0]
+        started = {w for w, workflow in workflows.items() if named in (workflow["name"], "${" + w + ".name}")}
+        if not started:
+            yield Finding("target-exists", "", address, f"starts workflow {named!r}, which no step makes")
+        elif not started <= run.ancestors(address):
+            yield Finding("target-exists", "", address, f"does not wait for {sorted(started)[0]}")
 
 
 def _apis_enabled(run: StackApply, applied: _Applied) -> Iterator[Finding]:

@@ -20,6 +20,7 @@ from core.health import (
     DATA_AGE_FIELD,
     QUARANTINED_FIELD,
     RECORDS_FIELD,
+    RUN_MISSED,
     Thresholds,
     batch_fields,
     policies_for,
@@ -65,7 +66,7 @@ def test_one_policy_per_alert_with_its_runbook(stack):
 
 def test_every_condition_reads_a_log_metric_built_from_the_shared_words(stack):
     """...but the one on Dataproc's own running-jobs gauge (stream not running)."""
-    filters = log_filters()
+    filters = log_filters(scheduled=CONFIGS[stack.directory.name].processing == "scheduled")
     for policy in _policies(stack).values():
         for condition in policy["conditions"]:
             body = condition["condition_threshold"]
@@ -128,7 +129,7 @@ def test_the_backslash_free_extractors_read_what_the_shared_pattern_reads(record
 
 
 def test_the_default_freshness_is_three_polls_and_two_triggers_in_whole_minutes():
-    cfg = CONFIGS["dev"]
+    cfg = CONFIGS["prod"]  # streaming
     assert cfg.alert_freshness_minutes is None
     expected = 3 * cfg.interval_seconds + 2 * cfg.trigger_seconds
     assert cfg.alert_thresholds.freshness_seconds == -(-expected // 60) * 60
@@ -136,8 +137,10 @@ def test_the_default_freshness_is_three_polls_and_two_triggers_in_whole_minutes(
                                "alert_freshness_minutes": 30}).alert_thresholds.freshness_seconds == 1800
 
 
-def test_producer_down_and_stream_not_running_fire_on_absence_and_restarts(stack):
-    t = CONFIGS[stack.directory.name].alert_thresholds
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_producer_down_and_stream_not_running_fire_on_absence_and_restarts(stacks_in_mode, env):
+    stack, _, cfg = stacks_in_mode[env, "stream"]
+    t = cfg.alert_thresholds
     policies = _policies(stack)
     (producer,) = policies["Producer down"]["conditions"]
     polls = producer["condition_threshold"]
@@ -205,6 +208,30 @@ def test_the_credits_metric_counts_the_producers_own_short_lines_only(tmp_path, 
     serial = "projects/p/logs/serialconsole.googleapis.com%2Fserial_port_1_output"
     entries = [{"resource": {"type": "gce_instance"}, "logName": serial, "textPayload": line} for line in lines]
     assert [matches(log_filters()["credits-short"], entry) for entry in entries] == [short, False]
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_scheduled_mode_alerts_on_a_run_missed_or_failed_and_ages_data_by_the_schedule(stacks_in_mode, env):
+    """As synthesized: no stream policy, the run-missed one firing after the interval plus a run's time
+    without a run_finished line (a failed run writes none), also on no data; freshness from the schedule."""
+    stack, _, cfg = stacks_in_mode[env, "scheduled"]
+    t = cfg.alert_thresholds
+    assert t == Thresholds.for_schedule(cfg.interval_seconds, cfg.schedule_minutes * 60,
+                                        cfg.scheduled_run_minutes * 60, quarantine_percent=cfg.alert_quarantine_percent)
+    policies = _policies(stack)
+    assert "Stream not running" not in policies
+    (missed,) = policies[RUN_MISSED.title]["conditions"]
+    body = missed["condition_threshold"]
+    assert (body["comparison"], body["threshold_value"]) == ("COMPARISON_LT", 1)
+    assert body["duration"] == f"{(cfg.schedule_minutes + cfg.scheduled_run_minutes) * 60}s"
+    assert body["evaluation_missing_data"] == FIRES_ON_NO_DATA
+    assert _metric_of(stack, body["filter"])["filter"] == log_filters(scheduled=True)["runs-finished"]
+    (fresh,) = policies["Data freshness"]["conditions"]
+    assert fresh["condition_threshold"]["threshold_value"] == t.freshness_seconds > cfg.schedule_minutes * 60
+    # the stream's mode of the same environment keeps its own
+    stream, _, stream_cfg = stacks_in_mode[env, "stream"]
+    assert stream_cfg.alert_thresholds.freshness_seconds < t.freshness_seconds
+    assert RUN_MISSED.title not in _policies(stream)
 
 
 def test_quarantine_rate_is_quarantined_over_read_lines_of_15_minutes(stack):

@@ -46,7 +46,10 @@ def test_synth_twice_is_identical(source_copy, tmp_path):
 
 
 PRODUCER_ROLLOUT = {"dev/artifacts/producer/object", "dev/producer/vm"}
-JOB_ROLLOUT = {"dev/artifacts/job-zip/object", "dev/artifacts/job-entry/object", "dev/processing/stream"}
+#: The job's objects, and what runs them: the stream's job, or scheduled mode's workflow (dev's mode).
+JOB_ROLLOUT = {"dev/artifacts/job-zip/object", "dev/artifacts/job-entry/object",
+               {"stream": "dev/processing/stream", "scheduled": "dev/schedule/workflow"}[
+                   {cfg.name: cfg for cfg in load_environments()}["dev"].processing]}
 
 
 @pytest.mark.parametrize(

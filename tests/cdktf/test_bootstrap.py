@@ -22,6 +22,8 @@ DEPLOYER_ROLES = {
     "roles/storage.admin",
     "roles/bigquery.dataOwner",
     "roles/dataproc.editor",
+    "roles/workflows.editor",  # scheduled mode's workflow
+    "roles/cloudscheduler.admin",  # ... and its schedule
     "roles/logging.configWriter",  # the alerts' log-based metrics
     "roles/monitoring.alertPolicyEditor",
     "roles/monitoring.notificationChannelEditor",
@@ -35,6 +37,8 @@ PLANNER_ROLES = {
     "roles/bigquery.metadataViewer",
     "roles/bigquery.jobUser",  # the smoke check's query (scripts/check-stream.sh)
     "roles/dataproc.viewer",
+    "roles/workflows.viewer",
+    "roles/cloudscheduler.viewer",
     "roles/secretmanager.viewer",
     "roles/logging.viewer",
     "roles/monitoring.alertPolicyViewer",
@@ -116,11 +120,10 @@ def test_only_jobs_in_the_github_environment_may_impersonate_the_deployer(bootst
          f"principal://{principals}/subject/repo:{REPOSITORY}:environment:{env}"),
         (stack.ref("google_service_account", _account(stack, "planner"), "name"), "roles/iam.workloadIdentityUser",
          f"principalSet://{principals}/attribute.repository_id/{CONFIGS[env].github_repository_id}"),
-        # the deployer attaches the two workload accounts, and no other
-        (stack.ref("google_service_account", _account(stack, "producer"), "name"), "roles/iam.serviceAccountUser",
-         deployer),
-        (stack.ref("google_service_account", _account(stack, "processing"), "name"), "roles/iam.serviceAccountUser",
-         deployer),
+        # the deployer attaches the three workload accounts (the VM, the cluster, scheduled mode's workflow and
+        # schedule), and no other
+        *((stack.ref("google_service_account", _account(stack, who), "name"), "roles/iam.serviceAccountUser",
+           deployer) for who in ("producer", "processing", "scheduler")),
     }
 
 
@@ -128,17 +131,24 @@ def _custom_role(stack, role_id):
     return stack.named("google_project_iam_custom_role", "role_id", lambda found: found == role_id)
 
 
-def test_deployer_has_exactly_the_roles_deployment_needs(bootstrap_stacks, stacks, env):
+def test_deployer_has_exactly_the_roles_deployment_needs(bootstrap_stacks, stacks_in_mode, env):
     stack = bootstrap_stacks[env]
-    custom = _custom_role(stack, CONFIGS[env].secret_deployer_role_id)
+    cfg = CONFIGS[env]
+    custom = [stack.ref("google_project_iam_custom_role", _custom_role(stack, role_id), "name")
+              for role_id in (cfg.secret_deployer_role_id, cfg.cluster_iam_role_id)]
     roles = _project_roles(stack, "deployer")
     iam_admin = roles.pop("roles/resourcemanager.projectIamAdmin")
-    assert roles == {**dict.fromkeys(DEPLOYER_ROLES), stack.ref("google_project_iam_custom_role", custom, "name"): None}
-    # Project IAM Admin only for the roles the pipeline stack grants at project level
-    granted = sorted({g["role"] for g in stacks[env].resources("google_project_iam_member").values()})
+    assert roles == {**dict.fromkeys(DEPLOYER_ROLES), **dict.fromkeys(custom)}
+    # Project IAM Admin only for the roles the pipeline stack grants at project level, in either mode: a
+    # switch of modes needs no new bootstrap
+    granted = {mode: sorted({g["role"] for g in stacks_in_mode[env, mode][0].resources(
+        "google_project_iam_member").values()}) for mode in ("stream", "scheduled")}
+    both = sorted({*granted["stream"], *granted["scheduled"]})
     assert iam_admin == ("api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])"
-                         f".hasOnly([{', '.join(repr(role) for role in granted)}])")
-    assert granted == [CONFIGS[env].dataproc_agent_role, "roles/bigquery.jobUser"]
+                         f".hasOnly([{', '.join(repr(role) for role in both)}])")
+    assert granted["stream"] == [cfg.dataproc_agent_role, "roles/bigquery.jobUser"]
+    assert granted["scheduled"] == sorted([*granted["stream"], cfg.custom_role(cfg.scheduler_jobs_role_id),
+                                           "roles/workflows.invoker"])
 
 
 def test_the_clusters_project_role_is_dataproc_worker_without_storage(bootstrap_stacks, env):
@@ -229,7 +239,7 @@ def test_without_a_repository_the_bootstrap_has_no_ci_identities(tmp_path):
     assert set(resources) == {"google_project_service", "google_storage_bucket", "google_service_account",
                               "google_project_iam_custom_role", "google_secret_manager_secret"}  # the demo plan's key
     assert {body["account_id"] for body in resources["google_service_account"].values()} == {
-        "cryptopipe-qa-producer", "cryptopipe-qa-processing"}
+        "cryptopipe-qa-producer", "cryptopipe-qa-processing", "cryptopipe-qa-scheduler"}
 
 
 def test_ci_identity_fails_naming_what_is_missing(monkeypatch):

@@ -29,7 +29,7 @@ from core.tables import TICK_FIELDS, TICKS_TABLE
 from jobs.dedup import BACKFILL
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTPUTS = {"job_id": "stream-4f1c", "project": "my-cryptopipe-dev", "region": "us-central1",
+OUTPUTS = {"processing_mode": "stream", "job_id": "stream-4f1c", "project": "my-cryptopipe-dev", "region": "us-central1",
            "table_id": "my-cryptopipe-dev.cryptopipe_dev.market_ticks", "freshness_threshold_seconds": "420"}
 STAND_IN = """#!{python}
 import json, sys, time
@@ -47,6 +47,8 @@ elif Path(sys.argv[0]).name == "bq":
         print(f"BigQuery error in query operation: {{answer['error']}}", file=sys.stderr)
         sys.exit(1)
     print(json.dumps(answer["rows"]) if "rows" in answer else answer["text"])
+elif sys.argv[1] == "workflows":
+    print((here / "executions.txt").read_text(), end="")
 else:
     states = json.loads((here / "states.json").read_text())
     fmt = sys.argv[sys.argv.index("--format") + 1]
@@ -90,7 +92,10 @@ def run_check(tmp_path):
     (bin_dir / "outputs.json").write_text(json.dumps(OUTPUTS))
 
     def run(states: list[tuple[str, str]], answers: tuple[dict, ...] = (_age(60),), freshness: str = "420",
+            outputs: dict | None = None, executions: str = "",
             ) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+        (bin_dir / "outputs.json").write_text(json.dumps(outputs or OUTPUTS))
+        (bin_dir / "executions.txt").write_text(executions)
         (bin_dir / "states.json").write_text(json.dumps(states))
         (bin_dir / "answers.json").write_text(json.dumps(list(answers)))
         (bin_dir / "calls.jsonl").unlink(missing_ok=True)
@@ -108,12 +113,12 @@ def test_a_job_that_reaches_running_and_stays_passes(run_check):
     result, calls = run_check([("PENDING", "t0"), ("SETUP_DONE", "t1"), ("RUNNING", "t2")])
     assert result.returncode == 0, result.stderr
     assert "RUNNING since t2" in result.stdout
-    outputs = ["job_id", "project", "region", "table_id"]
-    assert calls[:4] == [["-chdir=cdktf.out/stacks/dev", "output", "-raw", name] for name in outputs]
+    outputs = ["processing_mode", "job_id", "project", "region", "table_id"]
+    assert calls[:5] == [["-chdir=cdktf.out/stacks/dev", "output", "-raw", name] for name in outputs]
     describe = ["dataproc", "jobs", "describe", "stream-4f1c", "--project", "my-cryptopipe-dev",
                 "--region", "us-central1", "--format", "value(status.state,status.stateStartTime)"]
-    assert calls[4:8] == [describe] * 4  # three polls, then the check after settling
-    assert calls[8:] == [BQ_QUERY]  # then the newest live row, once
+    assert calls[5:9] == [describe] * 4  # three polls, then the check after settling
+    assert calls[9:] == [BQ_QUERY]  # then the newest live row, once
     assert "the newest live row of my-cryptopipe-dev.cryptopipe_dev.market_ticks is 60 s old" in result.stdout
 
 
@@ -191,6 +196,48 @@ def test_an_answer_that_is_not_an_age_fails_clearly(run_check):
     result, _ = run_check([("RUNNING", "t1")], answers=({"text": "Waiting on bqjob_r1 ... DONE"},))
     assert result.returncode == 1
     assert "bq query answered what is not one row of age_seconds: Waiting on bqjob_r1 ... DONE" in result.stderr
+
+
+#: A scheduled stack's outputs (infra/stacks/pipeline.py): a workflow, no job; its own freshness threshold.
+SCHEDULED = {**{k: v for k, v in OUTPUTS.items() if k != "job_id"}, "processing_mode": "scheduled",
+             "workflow": "projects/my-cryptopipe-dev/locations/us-central1/workflows/cryptopipe-dev-processing-run",
+             "freshness_threshold_seconds": "4680"}
+EXECUTION = "projects/100000000001/locations/us-central1/workflows/cryptopipe-dev-processing-run/executions/e1"
+LIST_EXECUTIONS = ["workflows", "executions", "list", SCHEDULED["workflow"], "--project", "my-cryptopipe-dev",
+                   "--location", "us-central1", "--limit", "1", "--format", "value(state,name)"]
+
+
+def test_scheduled_mode_reads_the_newest_run_and_the_rows_once_and_never_the_job(run_check, monkeypatch):
+    monkeypatch.delenv("FRESHNESS_SECONDS", raising=False)
+    result, calls = run_check([], answers=(_age(3000),), freshness="", outputs=SCHEDULED,
+                              executions=f"SUCCEEDED\t{EXECUTION}\n")
+    assert result.returncode == 0, result.stderr
+    assert f"the newest scheduled run, {EXECUTION}, is SUCCEEDED" in result.stdout
+    assert "is 3000 s old (threshold 4680 s)" in result.stdout  # within the interval plus a run's time
+    assert [call for call in calls if call[0] != "-chdir=cdktf.out/stacks/dev"] == [LIST_EXECUTIONS, BQ_QUERY]
+    assert ["-chdir=cdktf.out/stacks/dev", "output", "-raw", "job_id"] not in calls
+
+
+@pytest.mark.parametrize("state", ["FAILED", "CANCELLED"])
+def test_scheduled_mode_fails_on_a_failed_run(run_check, state):
+    result, calls = run_check([], outputs=SCHEDULED, executions=f"{state}\t{EXECUTION}\n")
+    assert result.returncode == 1
+    assert f"the newest scheduled run, {EXECUTION}, is {state}" in result.stderr
+    assert BQ_QUERY not in calls
+
+
+def test_scheduled_mode_fails_on_rows_older_than_its_threshold_after_a_run(run_check):
+    result, calls = run_check([], answers=(_age(9000),), freshness="4680", outputs=SCHEDULED,
+                              executions=f"SUCCEEDED\t{EXECUTION}\n")
+    assert result.returncode == 1
+    assert "is 9000 s old, older than the threshold of 4680 s" in result.stderr
+    assert [call for call in calls if "query" in call] == [BQ_QUERY]  # one look: no waiting an interval
+
+
+def test_scheduled_mode_before_its_first_run_says_so_and_passes(run_check):
+    result, _ = run_check([], answers=(_age(None),), freshness="4680", outputs=SCHEDULED, executions="")
+    assert result.returncode == 0, result.stderr
+    assert "no scheduled run yet" in result.stdout and "no run has ended yet" in result.stdout
 
 
 def _script_variable(name: str) -> str:

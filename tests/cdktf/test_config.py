@@ -196,11 +196,3 @@ def test_scheduled_mode_derives_its_alert_thresholds_from_the_schedule():
     assert environment("qa", base).alert_thresholds.schedule_seconds is None
     with pytest.raises(ConfigError, match="schedule_minutes.*45 is invalid"):
         environment("qa", {**base, "schedule_minutes": 45})
-
-
-def test_a_scheduled_environment_is_refused_at_synth_until_the_stacks_build_it():
-    import main
-
-    cfg = environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1", "processing": "scheduled"})
-    with pytest.raises(ConfigError, match="'qa': processing = 'scheduled' has no cloud resources yet"):
-        main.synth(environments=[cfg])

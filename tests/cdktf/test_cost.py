@@ -51,7 +51,7 @@ def test_alert_conditions_are_billed_per_condition_of_the_synthesized_policies(s
 
 def test_storage_operations_count_a_listing_per_trigger_and_writes_per_loading_batch():
     """A trigger finds a new file about once per poll: 1,440 loading batches a day, not 8,640."""
-    dev = CONFIGS["dev"]
+    dev = cost.in_mode(CONFIGS["dev"], "stream")
     assert cost.loading_batches_per_day(dev) == 1_440
     assert cost.gcs_class_a_per_day(dev) == 8_640 * 3 + 1_440 * 30 + 1_440
     slow = environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1", "trigger_seconds": 120})
@@ -59,7 +59,7 @@ def test_storage_operations_count_a_listing_per_trigger_and_writes_per_loading_b
 
 
 def test_batches_follow_the_trigger_and_disks_are_counted_per_disk():
-    dev = CONFIGS["dev"]
+    dev = cost.in_mode(CONFIGS["dev"], "stream")
     assert cost.batches_per_day(dev) == 8_640  # the 10 s trigger; the load jobs' 120 s made 720
     disks = {line.item: line for line in cost.lines(dev)}["producer disks, pd-balanced: boot and spool"]
     assert disks.dollars == pytest.approx((dev.producer_disk_gb + dev.producer_spool_disk_gb) * 0.10 / 30.4)
@@ -92,10 +92,12 @@ def test_poll_sizes_match_the_bundled_replay():
 
 
 def test_dev_in_scheduled_mode_costs_at_most_a_dollar_fifty_a_day_with_every_lines_formula():
-    dev = cost.scheduled(CONFIGS["dev"])
+    dev = CONFIGS["dev"]
+    assert dev.processing == "scheduled"  # the default a small team would choose (README)
     lines = cost.lines(dev)
     assert sum(line.dollars for line in lines) <= 1.50
-    assert [line.item for line in lines] == [line.item for line in cost.lines(CONFIGS["dev"])]  # rows line up
+    stream_dev = cost.in_mode(dev, "stream")
+    assert [line.item for line in lines] == [line.item for line in cost.lines(stream_dev)]  # rows line up
     assert all(line.formula and "stream mode" not in line.formula for line in lines)
     by_item = {line.item: line for line in lines}
     hours = 24 * cost.SCHEDULED_RUN_MINUTES / 60  # hourly runs of the assumed length
@@ -103,14 +105,14 @@ def test_dev_in_scheduled_mode_costs_at_most_a_dollar_fifty_a_day_with_every_lin
     assert by_item["Dataproc nodes"].formula.endswith("× 24 runs × 5 min")
     assert by_item["Dataproc boot disks, pd-balanced"].dollars == pytest.approx(50 * 0.10 / 30.4)  # kept all day
     conditions = condition_count(dev.alert_thresholds)
-    assert conditions == condition_count(CONFIGS["dev"].alert_thresholds) - 2  # no cluster gauge, no restarts
+    assert conditions == condition_count(stream_dev.alert_thresholds) - 2  # no cluster gauge, no restarts
     assert by_item["Cloud Monitoring alert conditions"].formula.startswith(f"{conditions} × ")
     assert cost.loading_batches_per_day(dev) == 24  # an hour's 60 polls fit one batch of 200 files
-    every_15 = cost.scheduled(environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
-                                                 "schedule_minutes": 15}))
+    every_15 = cost.in_mode(environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
+                                                 "schedule_minutes": 15}), "scheduled")
     assert cost.runs_per_day(every_15) == 96 and cost.cluster_hours_per_day(every_15) == pytest.approx(8.0)
     # stream mode's rows of the scheduled mode's services cost nothing
-    stream = {line.item: line for line in cost.lines(CONFIGS["dev"])}
+    stream = {line.item: line for line in cost.lines(stream_dev)}
     assert stream["Workflows steps (scheduled runs)"].dollars == stream["Cloud Scheduler job"].dollars == 0
 
 

@@ -30,8 +30,10 @@ from infra.access.api_calls import (
     terraform_calls,
     workload_calls,
 )
-from infra.access.model import ROLE_DATA, AccessModel, predefined_roles, service_account, table
+from infra.access.model import ROLE_DATA, AccessModel, dataproc_cluster, predefined_roles, service_account, table
 from infra.environments import load_environments
+
+from .conftest import ENVIRONMENTS, MODES
 
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
 WRITES = ("storage.objects.create", "storage.objects.delete", "storage.objects.update", "storage.objects.move",
@@ -45,8 +47,8 @@ ACT_AS = ("iam.serviceAccounts.actAs", "iam.serviceAccounts.getAccessToken", "ia
 class Env:
     """One environment's model, its targets and its identities' members."""
 
-    def __init__(self, name: str, stacks: dict[str, dict]) -> None:
-        self.cfg = CONFIGS[name]
+    def __init__(self, name: str, stacks: dict[str, dict], cfg=None) -> None:
+        self.cfg = cfg or CONFIGS[name]
         self.targets = Targets(self.cfg)
         self.stacks = stacks
         self.model = AccessModel.from_stacks(stacks, self.cfg.project_number)
@@ -73,13 +75,18 @@ class Env:
                                              "staging/batch_id=1/x.parquet", PRODUCER_ARTIFACT, JOB_ARTIFACT,
                                              DATAPROC_STAGING_OBJECT, "anything-else")]
         return [t.project, t.data_bucket, t.temp_bucket, t.state_bucket, t.dataset, *t.tables.values(), t.api_key,
-                *objects, t.temp("x"), t.state(), *self.accounts.values()]
+                *objects, t.temp("x"), t.state(), *self.accounts.values(), t.cluster, self.other_cluster]
+
+    @property
+    def other_cluster(self):
+        return dataproc_cluster(self.cfg.project, self.cfg.region, "someone-elses-cluster")
 
 
-@pytest.fixture(scope="module", params=sorted(CONFIGS))
-def env(request, stacks, bootstrap_stacks) -> Env:
-    name = request.param
-    return Env(name, {name: stacks[name].json, f"bootstrap-{name}": bootstrap_stacks[name].json})
+@pytest.fixture(scope="module", params=[(env, mode) for env in ENVIRONMENTS for mode in MODES], ids="-".join)
+def env(request, stacks_in_mode) -> Env:
+    """Each environment in each processing mode (docs/STREAM.md, "Scheduled mode")."""
+    pipeline, bootstrap, cfg = stacks_in_mode[request.param]
+    return Env(cfg.name, {cfg.name: pipeline.json, f"bootstrap-{cfg.name}": bootstrap.json}, cfg)
 
 
 def _denied(env: Env, calls) -> list[str]:
@@ -130,7 +137,7 @@ def test_workloads_hold_nothing_beyond_their_calls_and_the_allowance(env):
     calls = workload_calls(env.targets)
     allowed = allowance(env.targets)
     beyond = []
-    for identity in ("producer", "processing"):
+    for identity in ("producer", "processing", "scheduler"):
         needed = {(c.permission, c.resource.name) for c in calls if c.identity == identity}
         rules = [rule for rule in allowed if rule.identity == identity]
         for resource in env.probes():
@@ -146,7 +153,7 @@ def test_workloads_hold_nothing_beyond_their_calls_and_the_allowance(env):
 def test_every_allowance_is_used(env):
     """An allowance nothing needs any more is a hole waiting for a grant: it goes."""
     held = [(identity, permission, resource.name)
-            for identity in ("producer", "processing", "planner") for resource in env.probes()
+            for identity in ("producer", "processing", "scheduler", "planner") for resource in env.probes()
             for permission in env.model.permissions(env.members[identity], resource)]
     unused = [rule for rule in allowance(env.targets)
               if not any(identity == rule.identity and fnmatch.fnmatchcase(name, rule.where)
@@ -218,16 +225,16 @@ def test_no_identity_but_the_deployer_can_change_artifacts_or_state(env):
 
 
 def test_no_workload_or_planner_can_act_as_any_service_account(env):
-    for who in ("producer", "processing", "planner"):
+    for who in ("producer", "processing", "scheduler", "planner"):
         for name, account in env.accounts.items():
             held = env.model.permissions(env.members[who], account) & set(ACT_AS)
             assert held == set(), (who, name, held)
 
 
-def test_the_deployer_acts_only_as_the_two_workload_accounts(env):
+def test_the_deployer_acts_only_as_the_three_workload_accounts(env):
     acting = {name for name, account in env.accounts.items()
               if env.model.allows(env.members["deployer"], "iam.serviceAccounts.actAs", account)}
-    assert acting == {"producer", "processing"}
+    assert acting == {"producer", "processing", "scheduler"}
     for name, account in env.accounts.items():
         # never an administrator of an account: no keys, no tokens, no IAM on it
         for permission in ("iam.serviceAccounts.setIamPolicy", "iam.serviceAccountKeys.create",
@@ -262,6 +269,63 @@ def test_only_the_producer_reads_the_key(env):
     readers = {who for who, member in env.members.items()
                if env.model.allows(member, "secretmanager.versions.access", env.targets.api_key)}
     assert readers == {"producer"}
+
+
+#: What would let the scheduler run code as some account of its choosing, or change what it runs.
+RUNS_ELSEWHERE = ("dataproc.clusters.create", "dataproc.clusters.update", "dataproc.clusters.delete",
+                  "dataproc.clusters.setIamPolicy", "dataproc.batches.create", "dataproc.sessions.create",
+                  "dataproc.workflowTemplates.instantiate", "dataproc.workflowTemplates.instantiateInline",
+                  "workflows.workflows.create", "workflows.workflows.update", "cloudscheduler.jobs.create",
+                  "cloudscheduler.jobs.update", "compute.instances.create", "compute.instances.setMetadata")
+#: What reading or changing the pipeline's data takes.
+DATA_ACCESS = ("storage.objects.get", "storage.objects.list", "storage.objects.create", "storage.objects.delete",
+               "bigquery.tables.getData", "bigquery.tables.updateData", "secretmanager.versions.access")
+
+
+def test_the_scheduler_starts_runs_only_on_this_cluster_which_runs_as_the_processing_account(env):
+    """Scheduled mode's starter (infra/stacks/schedule.py): start, stop and submit to our cluster and no other;
+    no serverless batch, template or cluster of its own, which would run as an account it names."""
+    t, scheduler = env.targets, env.members["scheduler"]
+    if env.cfg.processing == "stream":
+        assert env.model.grants_to(scheduler) == []
+        return
+    for permission in ("dataproc.clusters.get", "dataproc.clusters.start", "dataproc.clusters.stop",
+                       "dataproc.clusters.use"):
+        assert env.model.allows(scheduler, permission, t.cluster), permission
+        assert not env.model.allows(scheduler, permission, env.other_cluster), permission
+    assert env.model.allows(scheduler, "dataproc.jobs.create", t.project)
+    assert env.model.allows(scheduler, "workflows.executions.create", t.project)
+    for resource in (t.project, t.cluster, env.other_cluster):
+        assert env.model.permissions(scheduler, resource) & set(RUNS_ELSEWHERE) == set(), resource
+    # a job on our cluster runs as the cluster's account: the processing account
+    gce = next(iter(env.stacks[env.cfg.name]["resource"]["google_dataproc_cluster"].values()))
+    assert f"serviceAccount:{gce['cluster_config']['gce_cluster_config']['service_account']}" == \
+        env.members["processing"]
+
+
+def test_the_scheduler_reads_and_writes_no_data(env):
+    scheduler = env.members["scheduler"]
+    touching = {(str(resource), p) for resource in env.probes()
+                for p in env.model.permissions(scheduler, resource) & set(DATA_ACCESS)}
+    assert touching == set()
+
+
+def test_a_scheduler_role_on_the_project_instead_of_the_cluster_would_be_caught(env):
+    """The cluster grant moved to the project: the scheduler could start and submit to any cluster."""
+    if env.cfg.processing == "stream":
+        pytest.skip("no scheduler grant in stream mode")
+
+    def widen(stacks):
+        resources = stacks[env.cfg.name]["resource"]
+        (grant,) = resources.pop("google_dataproc_cluster_iam_member").values()
+        resources["google_project_iam_member"]["mutant"] = {"project": env.cfg.project, "role": grant["role"],
+                                                             "member": grant["member"]}
+
+    mutant = _mutated(env, widen)
+    with pytest.raises(AssertionError):
+        test_the_scheduler_starts_runs_only_on_this_cluster_which_runs_as_the_processing_account(mutant)
+    with pytest.raises(AssertionError):
+        test_project_level_roles_are_all_in_the_allowance(mutant)
 
 
 def _token(env: Env, **claims) -> dict[str, str]:
@@ -302,7 +366,7 @@ def test_workload_identity_trusts_ids_not_names(env):
 def _mutated(env: Env, change) -> Env:
     stacks = copy.deepcopy(env.stacks)
     change(stacks)
-    return Env(env.cfg.name, stacks)
+    return Env(env.cfg.name, stacks, env.cfg)
 
 
 def test_a_project_wide_dataproc_worker_would_be_caught(env):

@@ -47,6 +47,17 @@ def test_both_families_declare_the_same_resources_with_the_same_settings(synth_d
     assert differing == {**EXPECTED_DIFFERENCES, **pipeline}
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_both_families_declare_the_same_in_the_other_processing_mode(flipped_synth_dir, cdktn_flipped_synth_dir,
+                                                                     stack):
+    """dev streaming and prod scheduled (the environments' other modes) synthesize alike on both too."""
+    cdktf, cdktn = (_flat(_document(d, stack)) for d in (flipped_synth_dir, cdktn_flipped_synth_dir))
+    assert set(cdktf) == set(cdktn)
+    differing = {path: (cdktf[path], cdktn[path]) for path in cdktf if cdktf[path] != cdktn[path]}
+    pipeline = PIPELINE_DIFFERENCES if not stack.startswith("bootstrap-") else {}
+    assert differing == {**EXPECTED_DIFFERENCES, **pipeline}
+
+
 def test_both_families_grant_exactly_the_same(synth_dir, cdktn_synth_dir):
     """The effective-permission model (test_effective_access.py) computes the same on both."""
     def bindings(directory: Path) -> set:

@@ -36,10 +36,12 @@ def cdktf_documents(synth_dir):
     return _documents(synth_dir)
 
 
-@pytest.fixture(params=["cdktf", "cdktn"])
+@pytest.fixture(params=["cdktf", "cdktn", "cdktf-flipped", "cdktn-flipped"])
 def documents(request):
-    directory = request.getfixturevalue("synth_dir" if request.param == "cdktf" else "cdktn_synth_dir")
-    return _documents(directory)
+    """Each family's synth, and the same with every environment in its other processing mode."""
+    fixture = {"cdktf": "synth_dir", "cdktn": "cdktn_synth_dir", "cdktf-flipped": "flipped_synth_dir",
+               "cdktn-flipped": "cdktn_flipped_synth_dir"}[request.param]
+    return _documents(request.getfixturevalue(fixture))
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -99,14 +101,58 @@ def test_3_a_first_apply_before_the_key_step_fails(cdktf_documents, env):
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_4_a_liveness_condition_without_missing_data_handling_fails(cdktf_documents, env):
+    """The stream's cluster gauge, or scheduled mode's runs that ended well (dev runs scheduled)."""
     documents = _mutated(cdktf_documents)
+    liveness = "no run ended well" if "google_workflows_workflow" in documents[env]["resource"] else "job not RUNNING"
     for policy in _resources(documents[env], "google_monitoring_alert_policy").values():
         for condition in policy["conditions"]:
-            if condition["display_name"] == "job not RUNNING":
+            if condition["display_name"] == liveness:
                 del condition["condition_threshold"]["evaluation_missing_data"]
     findings = rehearse(documents, env)
     assert [(f.rule, f.message) for f in findings] == [
-        ("fires-on-no-data", "'job not RUNNING' does not fire when its signal never reported")]
+        ("fires-on-no-data", f"'{liveness}' does not fire when its signal never reported")]
+
+
+def _scheduled(cdktf_documents, flipped_documents, env) -> dict[str, dict]:
+    """The stacks with ``env`` in scheduled mode."""
+    source = cdktf_documents if "google_workflows_workflow" in cdktf_documents[env]["resource"] else flipped_documents
+    return _mutated(source)
+
+
+@pytest.fixture(scope="module")
+def flipped_documents(flipped_synth_dir):
+    return _documents(flipped_synth_dir)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_5_a_schedule_that_fires_before_the_schedulers_grants_propagate_fails(cdktf_documents, flipped_documents,
+                                                                              env):
+    """Scheduled mode's first deploy: without its wait, the first trigger runs the workflow as an account whose
+    grants (invoke, the jobs role, the role on the cluster) are seconds old."""
+    documents = _scheduled(cdktf_documents, flipped_documents, env)
+    pipeline = documents[env]
+    (schedule,) = _resources(pipeline, "google_cloud_scheduler_job").values()
+    (wait,) = [d for d in schedule["depends_on"] if d.startswith("time_sleep.")]
+    schedule["depends_on"].remove(wait)
+    del _resources(pipeline, "time_sleep")[wait.split(".", 1)[1]]
+    findings = rehearse(documents, env)
+    assert _rules(findings) == {"grants-propagated"}
+    assert {f.address.split(".")[0] for f in findings} == {"google_cloud_scheduler_job"}
+    assert len(findings) == 3  # workflows.invoker, the jobs role, the role on the cluster
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_6_a_schedule_made_before_its_workflow_fails(cdktf_documents, flipped_documents, env):
+    documents = _scheduled(cdktf_documents, flipped_documents, env)
+    pipeline = documents[env]
+    (schedule,) = _resources(pipeline, "google_cloud_scheduler_job").values()
+    (workflow_address,) = [d for d in schedule["depends_on"] if d.startswith("google_workflows_workflow.")]
+    (workflow,) = _resources(pipeline, "google_workflows_workflow").values()
+    schedule["depends_on"].remove(workflow_address)
+    schedule["http_target"]["uri"] = schedule["http_target"]["uri"].replace(
+        "${" + workflow_address + ".name}", workflow["name"])
+    findings = rehearse(documents, env)
+    assert [(f.rule, f.address.split(".")[0]) for f in findings] == [("target-exists", "google_cloud_scheduler_job")]
 
 
 def test_an_absence_condition_fails_as_it_never_fires_for_a_producer_that_never_logged(cdktf_documents):

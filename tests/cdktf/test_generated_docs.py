@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "README.md": ["up-options", "cost-summary"],
     "SECURITY.md": ["access:capabilities"],
-    "docs/DEPLOY.md": ["alerts", "cost", "cost-scheduled", "cost-storage-write", "deploy-settings", "access:capabilities",
+    "docs/DEPLOY.md": ["alerts", "cost", "cost-other-mode", "cost-storage-write", "deploy-settings", "access:capabilities",
                        "access:grants"],
     "docs/OPERATIONS.md": ["alerts", "log-queries"],
     "docs/PRODUCER.md": ["producer-variables"],

@@ -6,10 +6,22 @@ import hashlib
 import shlex
 import subprocess
 
+import pytest
+
 from infra.artifacts.boot import INSTALL_SCRIPT
 from infra.environments import load_environments
 
+from .conftest import ENVIRONMENTS, MODES
+
 CONFIGS = {cfg.name: cfg for cfg in load_environments()}
+
+
+@pytest.fixture(params=[(env, mode) for env in ENVIRONMENTS for mode in MODES], ids="-".join)
+def each_mode(request, stacks_in_mode):
+    """(pipeline stack, config) of each environment in each processing mode: the job is the same in both,
+    a ``google_dataproc_job`` streaming or what the workflow submits each run."""
+    stack, _, cfg = stacks_in_mode[request.param]
+    return stack, cfg
 
 
 def _object_uri(stack, prefix):
@@ -68,15 +80,17 @@ def test_cluster_installs_the_locked_dependencies_as_synthesized(stack):
             stack.address("google_storage_bucket_object", dependencies)} <= set(cluster["depends_on"])
 
 
-def test_job_runs_on_the_venv_of_the_init_action(stack):
+def test_job_runs_on_the_venv_of_the_init_action(each_mode):
+    stack, _ = each_mode
     venv_python = f"{_values(_init_action(stack)['content'])['VENV']}/bin/python"
-    properties = stack.one("google_dataproc_job")["pyspark_config"]["properties"]
+    properties = stack.pyspark()["properties"]
     assert {k: v for k, v in properties.items() if k.startswith("spark.pyspark.")} == {
         "spark.pyspark.python": venv_python, "spark.pyspark.driver.python": venv_python}
 
 
-def test_the_streams_event_log_rolls_so_the_temp_bucket_can_age_it_out(stack):
-    properties = stack.one("google_dataproc_job")["pyspark_config"]["properties"]
+def test_the_streams_event_log_rolls_so_the_temp_bucket_can_age_it_out(each_mode):
+    stack, _ = each_mode
+    properties = stack.pyspark()["properties"]
     assert properties["spark.eventLog.rolling.enabled"] == "true"
     assert properties["spark.eventLog.rolling.maxFileSize"] == "128m"
 
@@ -102,31 +116,37 @@ def test_cluster_stages_into_the_data_bucket_and_keeps_temp_data_apart(stack):
     assert config["temp_bucket"] == stack.bucket("temp")["name"]  # test_storage.py: no copies, ages out
 
 
-def test_job_runs_the_uploaded_job_artifacts(stack):
-    pyspark = stack.one("google_dataproc_job")["pyspark_config"]
+def test_job_runs_the_uploaded_job_artifacts(each_mode):
+    stack, _ = each_mode
+    pyspark = stack.pyspark()
     assert pyspark["main_python_file_uri"] == _object_uri(stack, "artifacts/job/stream-")
     assert pyspark["python_file_uris"] == [_object_uri(stack, "artifacts/job/cryptopipe-job-")]
 
 
-def test_job_arguments_carry_the_bucket_and_table(stack):
-    env = stack.directory.name
-    cfg = CONFIGS[env]
+def test_job_arguments_carry_the_bucket_and_table(each_mode):
+    stack, cfg = each_mode
+    env = cfg.name
     bucket = f"gs://{stack.bucket()['name']}"
-    args = stack.one("google_dataproc_job")["pyspark_config"]["args"]
+    args = stack.pyspark()["args"]
+    # scheduled mode: the same job draining what has landed, then ending (docs/STREAM.md, "Scheduled mode")
+    assert args[-1:] == (["--available-now"] if cfg.processing == "scheduled" else args[-1:])
+    args = [arg for arg in args if arg != "--available-now"]
     assert dict(zip(args[::2], args[1::2], strict=True)) == {
         "--landing": f"{bucket}/landing",
         "--archive": f"{bucket}/archive",
         "--checkpoint": f"{bucket}/checkpoints/market_ticks",
         "--staging": f"{bucket}/staging",
         "--warehouse": f"bigquery://{cfg.project}.cryptopipe_{env}",
-        "--trigger-seconds": str(cfg.trigger_seconds),
+        **({} if cfg.processing == "scheduled" else {"--trigger-seconds": str(cfg.trigger_seconds)}),
         "--bigquery-write": "storage-write",
         "--max-files-per-trigger": str(cfg.max_files_per_trigger),
         "--watermark": cfg.watermark,
     }
 
 
-def test_job_restarts_its_driver_and_is_cancelled_on_replace(stack):
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_job_restarts_its_driver_and_is_cancelled_on_replace(stacks_in_mode, env):
+    stack, _, _ = stacks_in_mode[env, "stream"]
     job = stack.one("google_dataproc_job")
     cluster = stack.one("google_dataproc_cluster")
     assert job["force_delete"] is True
@@ -152,15 +172,15 @@ def test_cluster_waits_for_egress_firewall_and_its_grants_propagation(stack):
     assert waited["create_duration"] == "420s"
 
 
-def test_the_dataproc_jobs_arguments_are_what_the_jobs_own_parser_accepts(stack):
+def test_the_dataproc_jobs_arguments_are_what_the_jobs_own_parser_accepts(each_mode):
     """cdktf/ never imports the job: the job's parser reading the synthesized arguments is the contract."""
     from jobs.config import parse_args
 
-    args = stack.one("google_dataproc_job")["pyspark_config"]["args"]
-    config = parse_args(args)
-    cfg = CONFIGS[stack.directory.name]
-    assert (config.trigger_seconds, config.max_files_per_trigger, config.watermark) == (
-        cfg.trigger_seconds, cfg.max_files_per_trigger, cfg.watermark)
-    assert (config.bigquery_write, config.trigger_seconds) == ("storage-write", 10)
+    stack, cfg = each_mode
+    config = parse_args(stack.pyspark()["args"])
+    assert config.available_now is (cfg.processing == "scheduled")
+    assert (config.max_files_per_trigger, config.watermark) == (cfg.max_files_per_trigger, cfg.watermark)
+    if cfg.processing == "stream":
+        assert (config.bigquery_write, config.trigger_seconds) == ("storage-write", 10)
     assert type(config.target).__name__ == "StorageWriteWarehouse"
     assert config.warehouse == f"bigquery://{cfg.project}.{cfg.dataset_id}"

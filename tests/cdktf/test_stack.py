@@ -9,8 +9,10 @@ import pytest
 from core.views import looker_studio_url
 from infra.environments import load_environments
 
+from .conftest import ENVIRONMENTS, MODES
+
 EXPECTED_COUNTS = {
-    "google_project_service": 11,
+    "google_project_service": 13,  # workflows and cloudscheduler too: a switch to scheduled mode needs no wait
     "google_project_iam_member": 2,
     "google_project_iam_audit_config": 2,  # Data Access logs: Cloud Storage, Secret Manager
     "google_compute_network": 1,
@@ -30,9 +32,19 @@ EXPECTED_COUNTS = {
     "google_secret_manager_secret_iam_member": 1,  # on the bootstrap's secret
     "google_compute_instance": 1,
     "google_compute_disk": 1,  # the producer's spool
-    "google_logging_metric": 6,  # core/health.py's signals (cdktf/infra/stacks/alerts.py)
-    "google_monitoring_alert_policy": 4,  # one per alert; channels and a budget only when configured
+    "google_logging_metric": 7,  # core/health.py's signals and the credits' (cdktf/infra/stacks/alerts.py)
+    "google_monitoring_alert_policy": 5,  # one per alert, the credits' too; channels and a budget only when configured
     "time_sleep": 3,  # metrics visible to Monitoring; the cluster's and the VM's grants propagated (infra/stacks/waits.py)
+}
+#: Scheduled mode (infra/stacks/schedule.py) in place of the stream's job and its signals.
+SCHEDULED_COUNTS = {
+    **{type_: count for type_, count in EXPECTED_COUNTS.items() if type_ != "google_dataproc_job"},
+    "google_project_iam_member": 4,  # + the scheduler's: workflows.invoker, its jobs role
+    "google_dataproc_cluster_iam_member": 1,  # the scheduler's role on the cluster alone
+    "google_workflows_workflow": 1,
+    "google_cloud_scheduler_job": 1,
+    "google_logging_metric": 6,  # runs-finished in place of the stream's reports and starts
+    "time_sleep": 4,  # + the schedule's wait for the scheduler's grants
 }
 
 
@@ -42,8 +54,11 @@ def test_both_environments_are_synthesized_with_their_bootstraps(synth_dir):
         "bootstrap-dev", "bootstrap-prod", "dev", "prod"]
 
 
-def test_every_resource_is_declared_and_nothing_else(stack):
-    assert stack.counts() == EXPECTED_COUNTS
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("mode", MODES)
+def test_every_resource_is_declared_and_nothing_else(stacks_in_mode, env, mode):
+    stack, _, _ = stacks_in_mode[env, mode]
+    assert stack.counts() == (SCHEDULED_COUNTS if mode == "scheduled" else EXPECTED_COUNTS)
 
 
 def test_one_gcs_backend_per_environment(stacks):
@@ -64,15 +79,25 @@ def test_provider_is_pinned_to_the_environment(stack):
     assert stack.json["terraform"]["required_providers"]["google"]["version"] == "6.50.0"
 
 
-def test_outputs_name_what_was_deployed(stack):
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("mode", MODES)
+def test_outputs_name_what_was_deployed(stacks_in_mode, env, mode):
+    stack, _, cfg = stacks_in_mode[env, mode]
     outputs = {name: body["value"] for name, body in stack.json["output"].items()}
-    env = stack.directory.name
     project = f"my-cryptopipe-{env}"
     assert outputs["bucket"] == stack.ref("google_storage_bucket", stack.bucket(), "name")
     assert outputs["table_id"] == f"{project}.cryptopipe_{env}.market_ticks"
     assert outputs["quarantine_table_id"] == f"{project}.cryptopipe_{env}.quarantine"
     assert outputs["cluster"] == stack.ref_one("google_dataproc_cluster", "name")
-    assert outputs["job_id"] == stack.ref_one("google_dataproc_job", "reference[0].job_id")
+    assert outputs["processing_mode"] == mode  # scripts/check-stream.sh checks each mode its way
+    if mode == "stream":
+        assert outputs["job_id"] == stack.ref_one("google_dataproc_job", "reference[0].job_id")
+        assert "workflow" not in outputs
+    else:
+        assert "job_id" not in outputs
+        assert outputs["workflow"] == f"projects/{project}/locations/us-central1/workflows/" \
+                                      f"{stack.one('google_workflows_workflow')['name']}"
+        assert outputs["run_alert_seconds"] == cfg.alert_thresholds.stream_silence_seconds
     assert outputs["producer_vm"] == stack.ref_one("google_compute_instance", "name")
     assert (outputs["project"], outputs["region"]) == (project, "us-central1")  # scripts/check-stream.sh
     assert "api_key_secret" in outputs
@@ -94,7 +119,7 @@ def test_looker_studio_url_opens_the_deployed_views(stack):
     assert set(sources) <= declared
 
 
-@pytest.mark.parametrize("type_", sorted(EXPECTED_COUNTS))
+@pytest.mark.parametrize("type_", sorted({**EXPECTED_COUNTS, **SCHEDULED_COUNTS}))
 def test_named_resources_follow_prefix_env_stage_thing(stacks, type_):
     for env, stack in stacks.items():
         for body in stack.resources(type_).values():

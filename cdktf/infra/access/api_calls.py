@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from infra.access.model import (
     Resource,
     bucket,
+    dataproc_cluster,
     dataset,
     project,
     secret,
@@ -72,6 +73,7 @@ class Targets:
         self.dataset = dataset(cfg.project, cfg.dataset_id)
         self.tables = {name: table(cfg.project, cfg.dataset_id, name) for name in ("market_ticks", "quarantine")}
         self.api_key = secret_version(cfg.project, cfg.name_of("producer", "api-key"))
+        self.cluster = dataproc_cluster(cfg.project, cfg.region, cfg.cluster_name)
 
     def data(self, name: str) -> Resource:
         return storage_object(self.cfg.project, self.cfg.bucket_name, name)
@@ -159,7 +161,39 @@ def workload_calls(targets: Targets) -> list[Call]:
           for verb, resource in (("create", t.temp(DATAPROC_TEMP_OBJECT)), ("get", t.temp(DATAPROC_TEMP_OBJECT)),
                                  ("delete", t.temp(DATAPROC_TEMP_OBJECT)), ("list", t.temp_bucket))),
     ]
-    return producer + processing
+    return producer + processing + (scheduler_calls(t) if t.cfg.processing == "scheduled" else [])
+
+
+#: Scheduled mode's workflow (infra/artifacts/scheduled_run.py): each method of Workflows' Dataproc connector it
+#: calls, what for, and the permissions Dataproc checks, on the ``cluster`` or the ``project``: the REST
+#: reference's "Authorization requires the following IAM permission" of each method, and for a job's
+#: submission ``dataproc.clusters.use`` on its cluster
+#: (https://cloud.google.com/dataproc/docs/concepts/iam/granular-iam).
+#: tests/cdktf/test_schedule.py checks these are the methods the workflow calls.
+WORKFLOW_CONNECTOR = "googleapis.dataproc.v1.projects.regions"
+WORKFLOW_CALLS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "jobs.list": ("list the cluster's ACTIVE jobs: skip the slot while one runs; stop the cluster only when none",
+                  (("dataproc.jobs.list", "project"),)),
+    "clusters.get": ("see whether the cluster is STOPPED, then RUNNING", (("dataproc.clusters.get", "cluster"),)),
+    "clusters.start": ("start the stopped cluster", (("dataproc.clusters.start", "cluster"),)),
+    "jobs.submit": ("submit the run (--available-now) under the slot's job id and requestId, to this cluster",
+                    (("dataproc.jobs.create", "project"), ("dataproc.clusters.use", "cluster"))),
+    "jobs.get": ("poll the run until it ends", (("dataproc.jobs.get", "project"),)),
+    "clusters.stop": ("stop the cluster after the run", (("dataproc.clusters.stop", "cluster"),)),
+}
+
+
+def scheduler_calls(targets: Targets) -> list[Call]:
+    """Scheduled mode's starter: Cloud Scheduler's call as the scheduler account, then the workflow's, which
+    runs as the same account (infra/stacks/schedule.py)."""
+    where = {"project": targets.project, "cluster": targets.cluster}
+    calls = [Call("scheduler", "Cloud Scheduler job (infra/stacks/schedule.py)",
+                  "create an execution of the workflow every schedule_minutes, with the account's OAuth token",
+                  "workflows.executions.create", targets.project)]
+    calls += [Call("scheduler", f"infra/artifacts/scheduled_run.py ({WORKFLOW_CONNECTOR}.{method})", what,
+                   permission, where[target])
+              for method, (what, needs) in WORKFLOW_CALLS.items() for permission, target in needs]
+    return calls
 
 
 def refused_calls(targets: Targets) -> list[Call]:
@@ -197,7 +231,11 @@ _CHECKED_ON = {
     "secretmanager.googleapis.com/SecretVersion": lambda p: p.startswith("secretmanager.versions."),
     "secretmanager.googleapis.com/Secret": lambda p: p.startswith("secretmanager.secrets."),
     "iam.googleapis.com/ServiceAccount": lambda p: p.startswith(("iam.serviceAccounts.", "iam.serviceAccountKeys.")),
+    "dataproc.googleapis.com/Cluster":
+        lambda p: p.startswith("dataproc.clusters.") and p not in _PROJECT_LEVEL_CLUSTERS,
 }
+#: Made or listed in a region of the project, not on a cluster.
+_PROJECT_LEVEL_CLUSTERS = {"dataproc.clusters.create", "dataproc.clusters.list"}
 _DATASET_LEVEL = {"bigquery.tables.create", "bigquery.tables.list"}
 
 
@@ -302,6 +340,23 @@ TERRAFORM_CALLS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
                      ("dataproc.jobs.delete", "project")),
         "planner": (("dataproc.jobs.get", "project"),),
     },
+    # Scheduled mode (infra/stacks/schedule.py): the scheduler's grant on the cluster, the workflow and its
+    # schedule, both running as the scheduler account, which takes actAs on it to set.
+    "google_dataproc_cluster_iam_member": {
+        "deployer": (("dataproc.clusters.getIamPolicy", "cluster"), ("dataproc.clusters.setIamPolicy", "cluster")),
+        "planner": (("dataproc.clusters.getIamPolicy", "cluster"),),
+    },
+    "google_workflows_workflow": {
+        "deployer": (("workflows.workflows.create", "project"), ("workflows.workflows.update", "project"),
+                     ("workflows.workflows.delete", "project"), ("workflows.workflows.get", "project"),
+                     ("iam.serviceAccounts.actAs", "scheduler_account")),
+        "planner": (("workflows.workflows.get", "project"),),
+    },
+    "google_cloud_scheduler_job": {
+        "deployer": (("cloudscheduler.jobs.create", "project"), ("cloudscheduler.jobs.update", "project"),
+                     ("cloudscheduler.jobs.delete", "project"), ("iam.serviceAccounts.actAs", "scheduler_account")),
+        "planner": (("cloudscheduler.jobs.get", "project"),),
+    },
     "google_kms_crypto_key_iam_member": {},  # on the environment's key: granted outside the stack (docs/DEPLOY.md)
     "google_logging_metric": {
         "deployer": (("logging.logMetrics.create", "project"), ("logging.logMetrics.update", "project"),
@@ -352,6 +407,8 @@ def terraform_calls(targets: Targets, project_roles: tuple[str, ...]) -> list[Ca
         "secret": secret(t.cfg.project, t.cfg.name_of("producer", "api-key")),
         "producer_account": t.account(t.cfg.service_account_ids["producer"]),
         "processing_account": t.account(t.cfg.service_account_ids["processing"]),
+        "scheduler_account": t.account(t.cfg.service_account_ids["scheduler"]),
+        "cluster": t.cluster,
     }
     calls = [Call(identity, f"terraform: {type_}", f"manage {type_}" if identity == "deployer" else f"read {type_}",
                   permission, where[target],
@@ -369,6 +426,9 @@ def terraform_calls(targets: Targets, project_roles: tuple[str, ...]) -> list[Ca
                       "bigquery.jobs.create", t.project))
     calls.append(Call("planner", "scripts/check-stream.sh", "the query reads market_ticks (2 columns of at most 2 partitions)",
                       "bigquery.tables.getData", t.tables["market_ticks"]))
+    # Scheduled mode: ... and looks at the workflow's newest execution (did the last run end well?).
+    calls.append(Call("planner", "scripts/check-stream.sh", "scheduled mode: the newest run's state",
+                      "workflows.executions.list", t.project))
     return calls
 
 
@@ -416,12 +476,25 @@ def allowance(targets: Targets) -> list[Allowance]:
                   "a plan refreshes every artifact object (the calls name the producer's): code, no data"),
         Allowance("planner", ("storage.folders.get", "storage.managedFolders.get"), targets.state_bucket.name,
                   "comes with objectViewer on the state bucket, which has no folders"),
-    ]
+    ] + ([
+        Allowance("scheduler", ("workflows.executions.*", "workflows.callbacks.*", "workflows.stepEntries.*"),
+                  targets.project.name, "comes with workflows.invoker, the narrowest predefined role that creates "
+                  "executions: see, cancel and call back executions of the project's workflows, whose code and "
+                  "identity it cannot change"),
+        Allowance("scheduler", ("resourcemanager.projects.get", "resourcemanager.projects.list"),
+                  targets.project.name, "comes with workflows.invoker: see the project"),
+    ] if targets.cfg.processing == "scheduled" else [])
 
 
 #: Project-level roles, by identity, and why each is acceptable on the whole project. A
 #: project-level grant reaches every resource of the project, so each one is here on purpose.
 PROJECT_ROLE_ALLOWANCE: dict[str, dict[str, str]] = {
+    "scheduler": {
+        "roles/workflows.invoker": "creates executions of the project's workflows; which code they run and as "
+                                   "whom is the deployer's to set",
+        "{scheduler_jobs_role}": "creates, gets and lists Dataproc jobs; a job runs only on a cluster the account "
+                                 "may use, ours alone (infra/stacks/schedule.py), as that cluster's account",
+    },
     "processing": {
         "{dataproc_agent_role}": "roles/dataproc.worker without storage (infra/stacks/bootstrap.py): no data access",
         "roles/bigquery.jobUser": "runs jobs; which tables they touch is decided by the dataset grant",
@@ -438,6 +511,12 @@ PROJECT_ROLE_ALLOWANCE: dict[str, dict[str, str]] = {
                                "all of them by design",
         "roles/bigquery.dataOwner": "the dataset, its tables, views and IAM",
         "roles/dataproc.editor": "the cluster and the job; the cluster's account needs actAs, as above",
+        "{cluster_iam_role}": "the cluster's IAM policy (scheduled mode's grant on it); a cluster policy grants "
+                              "only Dataproc permissions on that cluster",
+        "roles/workflows.editor": "scheduled mode's workflow; running it as the scheduler needs actAs, held on "
+                                  "the workload accounts only",
+        "roles/cloudscheduler.admin": "scheduled mode's Cloud Scheduler job; its token's account needs actAs, as "
+                                      "above",
         "{secret_deployer_role}": "secrets and their IAM, never a value (infra/stacks/bootstrap.py)",
         "roles/logging.configWriter": "the alerts' log-based metrics; also sinks, buckets and views of logs, "
                                       "which no stack declares (a plan would show them)",
@@ -455,6 +534,9 @@ PROJECT_ROLE_ALLOWANCE: dict[str, dict[str, str]] = {
                                   "(a grant on that table, infra/stacks/warehouse.py); it could also make an empty Dataform "
                                   "repository, from which nothing runs without grants it lacks",
         "roles/dataproc.viewer": "read-only",
+        "roles/workflows.viewer": "read-only: the workflow, and its executions' states and results (a run's job "
+                                  "id and state, no data)",
+        "roles/cloudscheduler.viewer": "read-only",
         "roles/secretmanager.viewer": "the secret's settings, never its value",
         "roles/logging.viewer": "log-based metrics, and logs that are not private (no data access audit logs)",
         "roles/monitoring.alertPolicyViewer": "read-only",
@@ -466,6 +548,8 @@ PROJECT_ROLE_ALLOWANCE: dict[str, dict[str, str]] = {
 def project_role_allowance(cfg: EnvironmentConfig) -> dict[str, dict[str, str]]:
     """:data:`PROJECT_ROLE_ALLOWANCE` with the environment's custom role names filled in."""
     names = {"dataproc_agent_role": cfg.dataproc_agent_role,
-             "secret_deployer_role": f"projects/{cfg.project}/roles/{cfg.secret_deployer_role_id}"}
+             "secret_deployer_role": cfg.custom_role(cfg.secret_deployer_role_id),
+             "scheduler_jobs_role": cfg.custom_role(cfg.scheduler_jobs_role_id),
+             "cluster_iam_role": cfg.custom_role(cfg.cluster_iam_role_id)}
     return {identity: {role.format(**names): reason for role, reason in roles.items()}
             for identity, roles in PROJECT_ROLE_ALLOWANCE.items()}

@@ -104,6 +104,12 @@ def service_account(project_id: str, email: str) -> Resource:
     return Resource(path, "iam.googleapis.com/ServiceAccount", (f"projects/{project_id}", path))
 
 
+def dataproc_cluster(project_id: str, region: str, name: str) -> Resource:
+    """A Dataproc cluster: its own policy (granular IAM) below the project's."""
+    path = f"projects/{project_id}/regions/{region}/clusters/{name}"
+    return Resource(path, "dataproc.googleapis.com/Cluster", (f"projects/{project_id}", path))
+
+
 def crypto_key(key_id: str) -> Resource:
     project_id = key_id.split("/")[1]
     return Resource(key_id, "cloudkms.googleapis.com/CryptoKey", (f"projects/{project_id}", key_id))
@@ -132,6 +138,8 @@ _POLICY_OF = {
     "google_secret_manager_secret_iam_member": lambda body: f"projects/{body['project']}/secrets/{body['secret_id']}",
     "google_service_account_iam_member": lambda body: body["service_account_id"],
     "google_kms_crypto_key_iam_member": lambda body: body["crypto_key_id"],
+    "google_dataproc_cluster_iam_member":
+        lambda body: f"projects/{body['project']}/regions/{body['region']}/clusters/{body['cluster']}",
 }
 _IAM_TYPE = re.compile(r"^google_\w+_iam_(member|binding|policy)$")
 _REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
@@ -157,7 +165,10 @@ class _References:
         parts = reference.split(".")
         section, parts = ("data", parts[1:]) if parts[0] == "data" else ("resource", parts)
         type_, logical_id, attribute = parts[0], parts[1], ".".join(parts[2:])
-        body = self(self._stack[section][type_][logical_id])
+        # Only the top-level settings: an attribute is one of them, and a resource's nested blocks (a
+        # cluster's network) may name what the model knows nothing of.
+        body = {key: self(value) for key, value in self._stack[section][type_][logical_id].items()
+                if isinstance(value, str)}
         kind = f"data.{type_}" if section == "data" else type_
         number = self._number
         if kind == "google_service_account":

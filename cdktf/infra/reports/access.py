@@ -13,7 +13,7 @@ from infra.access.api_calls import JOB_ARTIFACT, LANDING_OBJECT, PRODUCER_ARTIFA
 from infra.access.model import AccessModel, Binding, Resource, service_account
 from infra.environments import EnvironmentConfig
 
-IDENTITIES = ("producer", "processing", "deployer", "planner")
+IDENTITIES = ("producer", "processing", "scheduler", "deployer", "planner")
 _VERBS = (("storage.objects.get", "read"), ("storage.objects.create", "create"), ("storage.objects.delete", "delete"))
 
 
@@ -49,6 +49,7 @@ class Report:
                 who for who, account in self._accounts().items()
                 if self.model.allows(m, "iam.serviceAccounts.actAs", account)) or "no one",
             "grants project roles": lambda m: self._project_grants(m),
+            "the cluster": lambda m: self._cluster(m),
         }
         lines = ["| identity | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for who in IDENTITIES:
@@ -70,6 +71,15 @@ class Report:
                       if self.model.allows(member, permission, table)]
             if tables:
                 verbs.append(verb if len(tables) == len(self.targets.tables) else f"{verb} `{'`, `'.join(tables)}`")
+        return ", ".join(verbs) or "no"
+
+    def _cluster(self, member: str) -> str:
+        """What ``member`` may do with the pipeline's cluster: start it, stop it, run jobs on it."""
+        cluster, project = self.targets.cluster, self.targets.project
+        verbs = [verb for verb, needs in (("start", ("dataproc.clusters.start",)), ("stop", ("dataproc.clusters.stop",)),
+                                          ("run jobs", ("dataproc.clusters.use", "dataproc.jobs.create")))
+                 if all(self.model.allows(member, permission, project if permission.startswith("dataproc.jobs.")
+                                          else cluster) for permission in needs)]
         return ", ".join(verbs) or "no"
 
     def _yes(self, member: str, permission: str, resource) -> str:
@@ -114,6 +124,7 @@ class Report:
                  f"projects/{cfg.project}/datasets/{cfg.dataset_id}": "dataset",
                  **{table.name: f"table `{name}`" for name, table in self.targets.tables.items()},
                  f"projects/{cfg.project}/secrets/{cfg.name_of('producer', 'api-key')}": "API key secret",
+                 self.targets.cluster.name: "the cluster",
                  cfg.kms_key: "`kms_key`"}
         on = names.get(policy) or (f"account `{policy.rsplit('/', 1)[1].split('@')[0]}`"
                                    if "/serviceAccounts/" in policy else policy)

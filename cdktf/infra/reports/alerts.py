@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.health import describe_threshold, policies_for
+from core.health import ALERTS_BY_KEY, describe_threshold, policies_for
 from infra.environments import EnvironmentConfig
 from infra.monitoring.log_metrics import log_filters
 
 
 def alerts_table(environments: Sequence[EnvironmentConfig], runbook: str = "docs/OPERATIONS.md") -> str:
-    """One row per alert of any environment, its threshold per environment (– where an environment's
-    mode has no such policy); each links its runbook section."""
-    names = [cfg.name for cfg in environments]
+    """One row per alert of any environment, its threshold per environment, "not in <mode> mode" where
+    the environment's processing mode has no such alert (core/health.py policies_for); each links its
+    runbook section."""
+    names = [f"{cfg.name} ({cfg.processing})" for cfg in environments]
     rows = ["| alert | what it means | fires when | " + " | ".join(names) + " |",
             "|---|---|---|" + "---|" * len(names)]
     policies = {cfg.name: policies_for(cfg.alert_thresholds) for cfg in environments}
-    for alert in dict.fromkeys(alert for cfg in environments for alert in policies[cfg.name]):
+    for alert in [alert for alert in ALERTS_BY_KEY.values() if any(alert in each for each in policies.values())]:
         anchor = alert.title.lower().replace(" ", "-")
-        values = " | ".join(describe_threshold(alert, cfg.alert_thresholds) if alert in policies[cfg.name] else "–"
+        values = " | ".join(describe_threshold(alert, cfg.alert_thresholds)
+                            if alert in policies[cfg.name] else f"not in {cfg.processing} mode"
                             for cfg in environments)
         rows.append(f"| [{alert.title}]({runbook}#{anchor}) | {alert.meaning} | {alert.fires_when} | "
                     f"{values} |")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.coingecko_plans import PLANS
+from infra.artifacts.scheduled_run import POLL_SECONDS
 from infra.environments import FLOW_LOG_CONFIG, EnvironmentConfig
 from infra.monitoring.conditions import condition_count
 
@@ -89,10 +90,11 @@ AUDIT_ENTRY_BYTES = 1_500
 #: the first week: the cluster's start (VMs boot; initialization actions do not run again), a Spark
 #: session and its first batch, the interval's files, the stop.
 SCHEDULED_RUN_MINUTES = 5
-#: Workflows: internal steps of one execution (list, get, start, submit, a poll of the job every
-#: 30 s, list, stop), $0.01 a 1,000 beyond the first 5,000 a month
+#: Workflows: internal steps of one execution (infra/artifacts/scheduled_run.py): a dozen once (look for active
+#: jobs, get, start, submit, look again, stop, report) and three (sleep, get, switch) every poll of the
+#: starting cluster or the running job; $0.01 a 1,000 beyond the first 5,000 a month
 #: (cloud.google.com/workflows/pricing).
-WORKFLOW_STEPS_PER_RUN = 12 + 2 * SCHEDULED_RUN_MINUTES
+WORKFLOW_STEPS_PER_RUN = 12 + 3 * SCHEDULED_RUN_MINUTES * 60 // POLL_SECONDS
 WORKFLOW_STEPS_PER_1000 = 0.01
 WORKFLOW_FREE_STEPS_PER_MONTH = 5_000
 #: Cloud Scheduler: $0.10 a job a month (cloud.google.com/scheduler/pricing; the 3 free jobs of a
@@ -416,9 +418,14 @@ def summary_table(configs: list[EnvironmentConfig]) -> str:
     return "\n".join(rows)
 
 
-def scheduled(cfg: EnvironmentConfig) -> EnvironmentConfig:
-    """``cfg`` in scheduled mode (its own ``schedule_minutes``): docs/DEPLOY.md's second table."""
-    return cfg.model_copy(update={"processing": "scheduled"})
+def in_mode(cfg: EnvironmentConfig, processing: str) -> EnvironmentConfig:
+    """``cfg`` in processing mode ``processing`` (its own ``schedule_minutes``)."""
+    return cfg.model_copy(update={"processing": processing})
+
+
+def other_mode(cfg: EnvironmentConfig) -> EnvironmentConfig:
+    """``cfg`` in the mode it does not run in: docs/DEPLOY.md's second table."""
+    return in_mode(cfg, "stream" if cfg.processing == "scheduled" else "scheduled")
 
 
 def _dollars(amount: float) -> str:

@@ -7,9 +7,10 @@ change it: the deployer cannot widen its own permissions.
 
 - the Terraform state bucket (created by one ``gcloud`` command first, because the
   backend lives in it, then imported here: versioning, lifecycle, no public access);
-- the workloads' service accounts (``producer``, ``processing``) and the custom role
-  the cluster's account holds on the project (``roles/dataproc.worker`` without its
-  storage permissions). Made here, by the owner, so the deployer needs neither
+- the workloads' service accounts (``producer``, ``processing``, and ``scheduler``, which
+  starts scheduled mode's runs; made in either mode, so a switch is one pipeline deploy) and
+  the custom roles they hold: the cluster's account's on the project (``roles/dataproc.worker``
+  without its storage permissions), the scheduler's on the cluster and on the project. Made here, by the owner, so the deployer needs neither
   Service Account Admin nor the right to create or change roles: either would let it
   act as, or widen, any identity of the project;
 - with a CoinGecko plan that has a key (``api_plan`` demo or pro): the key's secret. The
@@ -27,9 +28,10 @@ change it: the deployer cannot widen its own permissions.
     ``repo:OWNER/NAME:environment:<env>``); protection rules on that environment
     (prod: required reviewers, main only) gate it. Its roles are what the stack's
     resources need and no more: no basic role, Project IAM Admin only for the
-    stack's own project roles (an IAM condition), Service Account User on the two
-    workload accounts only (to attach them to the VM and the cluster), Secret
-    Manager through a custom role that cannot read a secret's value.
+    stack's own project roles (an IAM condition), Service Account User on the three
+    workload accounts only (to attach them to the VM, the cluster, the workflow and its
+    schedule), Secret Manager through a custom role that cannot read a secret's value,
+    the cluster's IAM through one that can do nothing else.
   - ``planner``: reads the settings of everything the stack declares and the
     Terraform state, to plan on pull requests (``terraform plan -lock=false``); no
     write permission, no secret value, no object of the data bucket but the artifacts.
@@ -44,7 +46,7 @@ from constructs import Construct
 from infra.cdk import GcsBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack, google
 from infra.environments import CI_PROVIDER_ID, EnvironmentConfig
 from infra.stacks.buckets import delete_when, private_bucket
-from infra.stacks.grants import project_roles
+from infra.stacks.grants import grantable_project_roles
 from infra.stacks.iam import grant
 from infra.stacks.producer_vm import api_key_secret_id
 
@@ -65,6 +67,7 @@ SERVICES = (
 WORKLOAD_DESCRIPTIONS = {
     "producer": "Producer VM: polls CoinGecko, creates landing objects.",
     "processing": "Dataproc cluster and streaming job: landing -> BigQuery.",
+    "scheduler": "Scheduled mode: starts the workflow that runs the job on the cluster, then stops it.",
 }
 
 #: Old state versions kept: every apply writes one.
@@ -117,6 +120,28 @@ DATAPROC_AGENT_PERMISSIONS = (
     "monitoring.timeSeries.create",
 )
 
+#: Scheduled mode's scheduler account on the cluster alone (infra/stacks/schedule.py grants it there): see
+#: it, start and stop it, and submit jobs to it (with :data:`SCHEDULER_JOBS_PERMISSIONS`); docs/STREAM.md.
+SCHEDULER_CLUSTER_PERMISSIONS = (
+    "dataproc.clusters.get",
+    "dataproc.clusters.start",
+    "dataproc.clusters.stop",
+    "dataproc.clusters.use",
+)
+#: ... and on the project: Dataproc checks a job's creation there and ``use`` on the cluster it names
+#: (https://cloud.google.com/dataproc/docs/concepts/iam/granular-iam).
+SCHEDULER_JOBS_PERMISSIONS = (
+    "dataproc.jobs.create",
+    "dataproc.jobs.get",
+    "dataproc.jobs.list",
+)
+#: The deployer grants the scheduler its role on the cluster: ``roles/dataproc.editor`` cannot set a
+#: cluster's IAM policy, and ``roles/dataproc.admin`` could do much more.
+CLUSTER_IAM_PERMISSIONS = (
+    "dataproc.clusters.getIamPolicy",
+    "dataproc.clusters.setIamPolicy",
+)
+
 #: Project roles of the deployer, each for the resources of the pipeline stack it
 #: manages. Custom roles, the conditional grant and the grants on the workload
 #: accounts are added below.
@@ -128,6 +153,8 @@ DEPLOYER_ROLES = {
     "roles/storage.admin": "the data bucket, its IAM and objects; the Terraform state",
     "roles/bigquery.dataOwner": "dataset, tables, views and the dataset's IAM",
     "roles/dataproc.editor": "the cluster and the streaming job",
+    "roles/workflows.editor": "scheduled mode's workflow",
+    "roles/cloudscheduler.admin": "scheduled mode's Cloud Scheduler job",
     "roles/logging.configWriter": "the alerts' log-based metrics",
     "roles/monitoring.alertPolicyEditor": "the alert policies",
     "roles/monitoring.notificationChannelEditor": "the alerts' notification channels",
@@ -143,6 +170,8 @@ PLANNER_ROLES = {
     "roles/bigquery.metadataViewer": "dataset, tables, views",
     "roles/bigquery.jobUser": "the smoke check's query (scripts/check-stream.sh); rows: market_ticks only",
     "roles/dataproc.viewer": "cluster and job",
+    "roles/workflows.viewer": "scheduled mode's workflow, and its executions' states (scripts/check-stream.sh)",
+    "roles/cloudscheduler.viewer": "scheduled mode's Cloud Scheduler job",
     "roles/secretmanager.viewer": "the secret's settings, never its value",
     "roles/logging.viewer": "log-based metrics",
     "roles/monitoring.alertPolicyViewer": "alert policies",
@@ -156,7 +185,7 @@ QUOTA_PROJECT_ROLE = "roles/serviceusage.serviceUsageConsumer"
 
 def project_iam_admin_condition(cfg: EnvironmentConfig) -> dict[str, str]:
     """Project IAM Admin limited to granting (and revoking) the pipeline stack's own project roles."""
-    roles = ", ".join(f"'{role}'" for role in sorted(project_roles(cfg)))
+    roles = ", ".join(f"'{role}'" for role in grantable_project_roles(cfg))
     return {
         "title": "only the pipeline's project roles",
         "description": "The deployer may grant and revoke only the roles cdktf/infra/stacks/grants.py grants.",
@@ -248,6 +277,15 @@ class BootstrapStack(TerraformStack):
             cfg, "dataproc-agent", cfg.dataproc_agent_role_id, "Dataproc agent", DATAPROC_AGENT_PERMISSIONS,
             "roles/dataproc.worker without storage permissions: its buckets are granted bucket by bucket.", apis,
         )
+        self._custom_role(
+            cfg, "scheduler-cluster", cfg.scheduler_cluster_role_id, "scheduler on the cluster",
+            SCHEDULER_CLUSTER_PERMISSIONS, "Scheduled mode: get, start, stop and submit to the pipeline's cluster; "
+            "granted on that cluster alone.", apis,
+        )
+        self._custom_role(
+            cfg, "scheduler-jobs", cfg.scheduler_jobs_role_id, "scheduler's jobs", SCHEDULER_JOBS_PERMISSIONS,
+            "Scheduled mode: create, get and list Dataproc jobs; they run only on a cluster it may use.", apis,
+        )
         if cfg.api_plan != "none":
             self._api_key_secret(cfg, apis)
         if cfg.github_repository:
@@ -323,8 +361,8 @@ class BootstrapStack(TerraformStack):
                 google.service_account_iam_member.ServiceAccountIamMember(
                     self, f"{role.rsplit('/', 1)[-1]}-{who}", service_account_id=account.name, role=role, member=member
                 )
-        # The deployer attaches the two workload accounts to the VM and the cluster
-        # (actAs), and may act as no other account of the project.
+        # The deployer attaches the workload accounts to the VM, the cluster, the workflow and
+        # its Cloud Scheduler job (actAs), and may act as no other account of the project.
         for stage, account in self.workload_accounts.items():
             google.service_account_iam_member.ServiceAccountIamMember(
                 self,
@@ -346,6 +384,10 @@ class BootstrapStack(TerraformStack):
             cfg, "secret-deployer", cfg.secret_deployer_role_id, "secret deployer", SECRET_DEPLOYER_PERMISSIONS,
             "Manage who may read the key's secret; never read or add its value.", apis,
         )
+        cluster_iam = self._custom_role(
+            cfg, "cluster-iam", cfg.cluster_iam_role_id, "cluster IAM", CLUSTER_IAM_PERMISSIONS,
+            "Grant on the pipeline's Dataproc cluster (scheduled mode's scheduler).", apis,
+        )
         project_roles = {
             **{role: {"deployer": members["deployer"]} for role in DEPLOYER_ROLES},
             **{role: {"planner": members["planner"]} for role in PLANNER_ROLES},
@@ -355,9 +397,10 @@ class BootstrapStack(TerraformStack):
             # serviceusage.services.use; the deployer's serviceUsageAdmin holds it, the planner's viewer not.
             project_roles[QUOTA_PROJECT_ROLE] = {"planner": members["planner"]}
         grant(self, google.project_iam_member.ProjectIamMember, project_roles, project=cfg.project)
-        google.project_iam_member.ProjectIamMember(
-            self, "secret-deployer-deployer", project=cfg.project, role=secret_deployer.name, member=members["deployer"]
-        )
+        for id_, role in (("secret-deployer-deployer", secret_deployer), ("cluster-iam-deployer", cluster_iam)):
+            google.project_iam_member.ProjectIamMember(
+                self, id_, project=cfg.project, role=role.name, member=members["deployer"]
+            )
         google.project_iam_member.ProjectIamMember(
             self,
             "projectIamAdmin-deployer",

@@ -18,6 +18,7 @@ from infra.stacks.network import Network
 from infra.stacks.processing import Processing
 from infra.stacks.producer_vm import ProducerVm
 from infra.stacks.project_services import ProjectServices
+from infra.stacks.schedule import ScheduledRuns
 from infra.stacks.storage import Storage
 from infra.stacks.uploads import ArtifactUploads
 from infra.stacks.waits import after_grants
@@ -65,12 +66,18 @@ class PipelineStack(TerraformStack):
         uploads = ArtifactUploads(self, "artifacts", storage, artifacts)
         warehouse = Warehouse(self, "warehouse", cfg, {**access.members, **access.ci_members}, after=apis)
         # The cluster starts once every grant its nodes and its job use has propagated (waits.py).
-        processing_grants = after_grants(self, [*access.project_grants, *storage.grants, *disks.grants,
-                                                *warehouse.grants])
+        processing_grants = after_grants(self, [*access.project_grants_of["processing"], *storage.grants,
+                                                *disks.grants, *warehouse.grants])
         processing = Processing(
             self, "processing", cfg, network=network, storage=storage, uploads=uploads, warehouse=warehouse,
             service_account=access.emails["processing"], after=[*network.ready, processing_grants],
         )
+        if processing.run_job is not None:
+            ScheduledRuns(
+                self, "schedule", cfg, cluster=processing.cluster, run_job=processing.run_job,
+                labels=processing.job_labels, scheduler_email=access.emails["scheduler"],
+                project_grants=access.project_grants_of["scheduler"], after=apis,
+            )
         producer = ProducerVm(
             self, "producer", cfg, network=network, storage=storage, uploads=uploads,
             service_account=access.emails["producer"], member=access.members["producer"], after=apis,
@@ -83,8 +90,8 @@ class PipelineStack(TerraformStack):
             "bucket": (storage.bucket.name, "The data bucket (landing, archive, staging, checkpoints, artifacts)."),
             "table_id": (warehouse.ticks_table_id, "BigQuery table of market ticks."),
             "quarantine_table_id": (warehouse.quarantine_table_id, "BigQuery table of rejected lines."),
-            "cluster": (processing.cluster.name, "Dataproc cluster running the stream."),
-            "job_id": (processing.job.reference.job_id, "Dataproc job id of the running stream."),
+            "cluster": (processing.cluster.name, "Dataproc cluster running the job."),
+            "processing_mode": (cfg.processing, "stream or scheduled (scripts/check-stream.sh checks each its way)."),
             "project": (cfg.project, "Project of the environment (scripts/check-stream.sh)."),
             "region": (cfg.region, "Region of the cluster and the job (scripts/check-stream.sh)."),
             "freshness_threshold_seconds": (cfg.alert_thresholds.freshness_seconds,
@@ -93,6 +100,14 @@ class PipelineStack(TerraformStack):
             "looker_studio_url": (looker_studio_url(cfg.project, cfg.dataset_id),
                                   "Opens a new Looker Studio report on the views (docs/DASHBOARD.md)."),
         }
+        if processing.job is not None:
+            outputs["job_id"] = (processing.job.reference.job_id, "Dataproc job id of the running stream.")
+        else:
+            outputs["workflow"] = (f"projects/{cfg.project}/locations/{cfg.region}/workflows/"
+                                   f"{cfg.name_of('processing', 'run')}", "Scheduled mode's workflow: its "
+                                   "executions are the runs (scripts/check-stream.sh).")
+            outputs["run_alert_seconds"] = (cfg.alert_thresholds.stream_silence_seconds,
+                                            "Time a good run may take to come (the interval plus a run's time).")
         if producer.secret_version:
             outputs["api_key_secret"] = (producer.secret_id,
                                          "Secret Manager secret for the CoinGecko key (made by bootstrap-<env>).")

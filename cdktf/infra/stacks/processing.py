@@ -1,15 +1,19 @@
-"""Dataproc: the cluster and the streaming job running on it.
+"""Dataproc: the cluster and the job running on it.
 
-The job is a ``google_dataproc_job``: Terraform creates it once it is RUNNING,
+Stream mode: the job is a ``google_dataproc_job``: Terraform creates it once it is RUNNING,
 Dataproc restarts a failed driver (``scheduling``), and ``force_delete`` cancels
 the running job when a new version replaces it or the stack is destroyed. Every
 field of a job forces a new one, so a new job artifact or argument is a restart on
 the same checkpoint: the old run is cancelled before the new one starts (never two
 streams on one checkpoint).
+
+Scheduled mode: no ``google_dataproc_job``; the same job, with ``--available-now``, is
+submitted by scheduled mode's workflow (infra/stacks/schedule.py) on each run: :attr:`Processing.run_job`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from constructs import Construct
@@ -28,7 +32,8 @@ EVENT_LOG_PART = "128m"
 
 
 class Processing(Construct):
-    """The cluster (internal IPs, own service account, pinned image, locked Python packages) and the job."""
+    """The cluster (internal IPs, own service account, pinned image, locked Python packages) and, in stream mode,
+    the job; in scheduled mode :attr:`run_job` is what each run submits."""
 
     def __init__(
         self, scope: Construct, id_: str, cfg: EnvironmentConfig, *, network: Network, storage: Storage,
@@ -44,7 +49,7 @@ class Processing(Construct):
             properties["dataproc:dataproc.allow.zero.workers"] = "true"
 
         self.cluster = google.dataproc_cluster.DataprocCluster(
-            self, "cluster", name=cfg.name_of("processing", "cluster"), project=cfg.project, region=cfg.region,
+            self, "cluster", name=cfg.cluster_name, project=cfg.project, region=cfg.region,
             cluster_config={
                 "staging_bucket": storage.name,
                 "temp_bucket": storage.temp_name,
@@ -79,7 +84,7 @@ class Processing(Construct):
         )
 
         checkpoint = f"{CHECKPOINTS}market_ticks"
-        args = job_argv({
+        places = {
             "landing": storage.uri(LANDING),
             "archive": storage.uri(ARCHIVE),
             "checkpoint": storage.uri(checkpoint),
@@ -89,29 +94,23 @@ class Processing(Construct):
             "bigquery_write": cfg.bigquery_write,
             "max_files_per_trigger": cfg.max_files_per_trigger,
             "watermark": cfg.watermark,
-        })
-        self.job = google.dataproc_job.DataprocJob(
+        }
+        scheduled = cfg.processing == "scheduled"
+        if scheduled:  # a run drains what has landed as fast as it can: no trigger (the job refuses both)
+            del places["trigger_seconds"]
+        pyspark = pyspark_config(uploads, job_argv({**places, "available_now": scheduled}))
+        self.job_labels = {"stage": "processing", "artifact": uploads.job_hash}
+        #: Scheduled mode: the job each run submits, as Dataproc's REST API names its fields.
+        self.run_job = rest_fields(pyspark) if scheduled else None
+        self.job = None if scheduled else google.dataproc_job.DataprocJob(
             self, "stream", project=cfg.project, region=cfg.region,
             placement={"cluster_name": self.cluster.name},
-            pyspark_config={
-                "main_python_file_uri": uploads.job_entry.uri,
-                "python_file_uris": [uploads.job_zip.uri],
-                "args": args,
-                # The venv of the init action: the image's Python and packages plus the locked ones.
-                "properties": {
-                    "spark.pyspark.python": VENV_PYTHON, "spark.pyspark.driver.python": VENV_PYTHON,
-                    # A stream never ends, so its event log (in the temp bucket) would be one
-                    # ever-growing file; rolled, the old parts are objects the bucket's age
-                    # rule can delete.
-                    "spark.eventLog.rolling.enabled": "true",
-                    "spark.eventLog.rolling.maxFileSize": EVENT_LOG_PART,
-                },
-            },
+            pyspark_config=pyspark,
             scheduling={
                 "max_failures_per_hour": cfg.job_max_failures_per_hour,
                 "max_failures_total": cfg.job_max_failures_total,
             },
-            labels={"stage": "processing", "artifact": uploads.job_hash},
+            labels=self.job_labels,
             force_delete=True,
             # A replaced cluster takes the running job with it: start a new one. The
             # trigger is the cluster's id, not the cluster: Terraform replaces the job when
@@ -126,3 +125,30 @@ class Processing(Construct):
             depends_on=[uploads.job_zip.object, uploads.job_entry.object, *warehouse.grants,
                         warehouse.ticks, warehouse.quarantine],
         )
+
+
+def pyspark_config(uploads: ArtifactUploads, args: list[str]) -> dict[str, Any]:
+    """The job's ``pyspark_config``, the same in both modes but for its args."""
+    return {
+        "main_python_file_uri": uploads.job_entry.uri,
+        "python_file_uris": [uploads.job_zip.uri],
+        "args": args,
+        # The venv of the init action: the image's Python and packages plus the locked ones.
+        "properties": {
+            "spark.pyspark.python": VENV_PYTHON, "spark.pyspark.driver.python": VENV_PYTHON,
+            # A stream never ends, so its event log (in the temp bucket) would be one
+            # ever-growing file; rolled, the old parts are objects the bucket's age
+            # rule can delete.
+            "spark.eventLog.rolling.enabled": "true",
+            "spark.eventLog.rolling.maxFileSize": EVENT_LOG_PART,
+        },
+    }
+
+
+def rest_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``pyspark_config`` as Dataproc's REST ``PySparkJob`` spells its fields (``mainPythonFileUri``)."""
+    def camel(name: str) -> str:
+        head, *rest = name.split("_")
+        return head + "".join(word.title() for word in rest)
+
+    return {camel(key): value for key, value in config.items()}

@@ -11,6 +11,7 @@ SERVICES = (
     "bigquery.googleapis.com",
     "billingbudgets.googleapis.com",  # the optional budget (alerts.py)
     "cloudresourcemanager.googleapis.com",  # project IAM grants
+    "cloudscheduler.googleapis.com",  # scheduled mode's schedule (schedule.py); enabled in either mode
     "compute.googleapis.com",
     "dataproc.googleapis.com",
     "iam.googleapis.com",
@@ -19,6 +20,7 @@ SERVICES = (
     "monitoring.googleapis.com",  # alert policies and channels (alerts.py)
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
+    "workflows.googleapis.com",  # scheduled mode's run (schedule.py); enabled in either mode
 )
 
 

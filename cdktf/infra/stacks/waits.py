@@ -16,7 +16,8 @@ moment the API answers the previous call. Two places of this app need more:
   their initialization action once, without a retry, so a cluster made before its grants
   work can end in ERROR; the producer VM retries its own download, but no longer than about
   5 minutes (producer_startup.sh). Both wait :data:`IAM_PROPAGATION_SECONDS` after the grants
-  their service accounts use.
+  their service accounts use; so does scheduled mode's Cloud Scheduler job (schedule.py),
+  whose first trigger runs the workflow as the scheduler account.
 
 A ``time_sleep`` waits when it is created, and again whenever one of its ``triggers`` changes
 (a new metric, a new or replaced grant: the trigger joins their ids, unknown until the new
