@@ -92,9 +92,9 @@ def _cost_summary(sources: Sources, document: Path) -> str:
 
 
 def _cost_other_mode(sources: Sources, document: Path) -> str:
-    from infra.reports.cost import other_mode, table
+    from infra.reports.cost import table
 
-    return table([other_mode(cfg) for cfg in sources.environments])
+    return table([cfg.other_mode() for cfg in sources.environments])
 
 
 def _cost_storage_write(sources: Sources, document: Path) -> str:

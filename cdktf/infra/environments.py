@@ -25,7 +25,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -45,6 +45,9 @@ from core.settings import (
     problems,
 )
 
+#: How an environment's job runs (docs/STREAM.md, "Scheduled mode").
+Processing = Literal["stream", "scheduled"]
+PROCESSING_MODES: tuple[str, ...] = get_args(Processing)
 #: Beside the app's entry point, where a user edits it (cdktf/environments.toml).
 ENVIRONMENTS_FILE = Path(__file__).resolve().parents[1] / "environments.toml"
 #: The subnet's VPC Flow Logs (infra/stacks/network.py): 10-minute records of half the flows, with all metadata;
@@ -176,7 +179,7 @@ class EnvironmentConfig(StrictSettings):
         str, matching(r"[1-9][0-9]* (seconds|minutes|hours|days)", "a duration like '6 hours'")
     ] = "6 hours"
     """De-duplication watermark."""
-    processing: Literal["stream", "scheduled"] = "stream"
+    processing: Processing = "stream"
     """How the job runs (docs/STREAM.md, "Scheduled mode"): ``stream``, always on the cluster; or
     ``scheduled``, with ``--available-now`` every ``schedule_minutes`` on the same checkpoint, the
     cluster stopped between runs."""
@@ -245,6 +248,14 @@ class EnvironmentConfig(StrictSettings):
         # chose the variables' prefix (environment() passes it), goes before both.
         name = InitSettingsSource(cls, {"name": init_settings.init_kwargs.get("name")})
         return name, env_settings, init_settings
+
+    def in_mode(self, processing: Processing) -> EnvironmentConfig:
+        """This environment in processing mode ``processing`` (with its own schedule)."""
+        return self.model_copy(update={"processing": processing})
+
+    def other_mode(self) -> EnvironmentConfig:
+        """This environment in the processing mode it does not run in."""
+        return self.in_mode("stream" if self.processing == "scheduled" else "scheduled")
 
     @property
     def coingecko_need(self) -> MonthlyNeed:

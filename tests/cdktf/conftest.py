@@ -31,6 +31,8 @@ CDKTF_DIR = ROOT / "cdktf"
 if str(CDKTF_DIR) not in sys.path:
     sys.path.insert(0, str(CDKTF_DIR))
 
+from infra.environments import PROCESSING_MODES as MODES  # noqa: E402, F401  (the tests of both modes import it)
+
 ENVIRONMENTS = ("dev", "prod")
 BOOTSTRAP_STACKS = tuple(f"bootstrap-{env}" for env in ENVIRONMENTS)
 
@@ -122,13 +124,11 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return main.synth(outdir=str(tmp_path_factory.mktemp("cdktf.out")))
 
 
-@pytest.fixture(scope="session")
-def cdktn_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same app synthesized with the other CDK family, CDK Terrain (cdktf/infra/cdk.py), in a process
-    of its own: one process takes one family."""
-    outdir = tmp_path_factory.mktemp("cdktn.out")
+def _synth_with_cdktn(outdir: Path, **variables: str) -> Path:
+    """The app synthesized with the other CDK family, CDK Terrain (cdktf/infra/cdk.py), into ``outdir``, in a
+    process of its own (one process takes one family), a sentinel in every secret variable, ``variables`` set."""
     env = {**os.environ, "CDKTF_OUTDIR": str(outdir), "CRYPTOPIPE__DEPLOY__CDK_FAMILY": "cdktn",
-           **dict.fromkeys(SECRET_VARIABLES, SECRET_SENTINEL)}
+           **dict.fromkeys(SECRET_VARIABLES, SECRET_SENTINEL), **variables}
     result = subprocess.run([sys.executable, str(CDKTF_DIR / "main.py")], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -136,16 +136,14 @@ def cdktn_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cdktn_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app synthesized with CDK Terrain."""
+    return _synth_with_cdktn(tmp_path_factory.mktemp("cdktn.out"))
+
+
+@pytest.fixture(scope="session")
 def stacks(synth_dir: Path) -> dict[str, Stack]:
     return {env: Stack(synth_dir / "stacks" / env) for env in ENVIRONMENTS}
-
-
-MODES = ("stream", "scheduled")
-
-
-def flipped(cfg):
-    """``cfg`` in the other processing mode."""
-    return cfg.model_copy(update={"processing": MODES[1 - MODES.index(cfg.processing)]})
 
 
 @pytest.fixture(scope="session")
@@ -157,7 +155,7 @@ def flipped_synth_dir(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     from infra.environments import load_environments
 
     return main.synth(outdir=str(tmp_path_factory.mktemp("cdktf-flipped.out")),
-                      environments=[flipped(cfg) for cfg in load_environments()])
+                      environments=[cfg.other_mode() for cfg in load_environments()])
 
 
 @pytest.fixture(scope="session")
@@ -166,14 +164,9 @@ def cdktn_flipped_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     variables (cdktf/infra/environments.py)."""
     from infra.environments import load_environments
 
-    outdir = tmp_path_factory.mktemp("cdktn-flipped.out")
-    modes = {f"CRYPTOPIPE__DEPLOY__{cfg.name.upper()}__PROCESSING": flipped(cfg).processing
+    modes = {f"CRYPTOPIPE__DEPLOY__{cfg.name.upper()}__PROCESSING": cfg.other_mode().processing
              for cfg in load_environments()}
-    env = {**os.environ, "CDKTF_OUTDIR": str(outdir), "CRYPTOPIPE__DEPLOY__CDK_FAMILY": "cdktn", **modes}
-    result = subprocess.run([sys.executable, str(CDKTF_DIR / "main.py")], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return outdir
+    return _synth_with_cdktn(tmp_path_factory.mktemp("cdktn-flipped.out"), **modes)
 
 
 @pytest.fixture(scope="session")
@@ -194,7 +187,7 @@ def stacks_in_mode(stacks: dict[str, Stack], flipped_stacks: dict[str, Stack]):
         bootstrap = f"bootstrap-{cfg.name}"
         found[cfg.name, cfg.processing] = (stacks[cfg.name], Stack(stacks[cfg.name].directory.parent / bootstrap),
                                            cfg)
-        other = flipped(cfg)
+        other = cfg.other_mode()
         found[cfg.name, other.processing] = (flipped_stacks[cfg.name], flipped_stacks[bootstrap], other)
     return found
 

@@ -51,7 +51,7 @@ def test_alert_conditions_are_billed_per_condition_of_the_synthesized_policies(s
 
 def test_storage_operations_count_a_listing_per_trigger_and_writes_per_loading_batch():
     """A trigger finds a new file about once per poll: 1,440 loading batches a day, not 8,640."""
-    dev = cost.in_mode(CONFIGS["dev"], "stream")
+    dev = CONFIGS["dev"].in_mode("stream")
     assert cost.loading_batches_per_day(dev) == 1_440
     assert cost.gcs_class_a_per_day(dev) == 8_640 * 3 + 1_440 * 30 + 1_440
     slow = environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1", "trigger_seconds": 120})
@@ -59,7 +59,7 @@ def test_storage_operations_count_a_listing_per_trigger_and_writes_per_loading_b
 
 
 def test_batches_follow_the_trigger_and_disks_are_counted_per_disk():
-    dev = cost.in_mode(CONFIGS["dev"], "stream")
+    dev = CONFIGS["dev"].in_mode("stream")
     assert cost.batches_per_day(dev) == 8_640  # the 10 s trigger; the load jobs' 120 s made 720
     disks = {line.item: line for line in cost.lines(dev)}["producer disks, pd-balanced: boot and spool"]
     assert disks.dollars == pytest.approx((dev.producer_disk_gb + dev.producer_spool_disk_gb) * 0.10 / 30.4)
@@ -96,7 +96,7 @@ def test_dev_in_scheduled_mode_costs_at_most_a_dollar_fifty_a_day_with_every_lin
     assert dev.processing == "scheduled"  # the default a small team would choose (README)
     lines = cost.lines(dev)
     assert sum(line.dollars for line in lines) <= 1.50
-    stream_dev = cost.in_mode(dev, "stream")
+    stream_dev = dev.in_mode("stream")
     assert [line.item for line in lines] == [line.item for line in cost.lines(stream_dev)]  # rows line up
     assert all(line.formula and "stream mode" not in line.formula for line in lines)
     by_item = {line.item: line for line in lines}
@@ -108,8 +108,8 @@ def test_dev_in_scheduled_mode_costs_at_most_a_dollar_fifty_a_day_with_every_lin
     assert conditions == condition_count(stream_dev.alert_thresholds) - 2  # no cluster gauge, no restarts
     assert by_item["Cloud Monitoring alert conditions"].formula.startswith(f"{conditions} × ")
     assert cost.loading_batches_per_day(dev) == 24  # an hour's 60 polls fit one batch of 200 files
-    every_15 = cost.in_mode(environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
-                                                 "schedule_minutes": 15}), "scheduled")
+    every_15 = environment("qa", {"project": "my-project-1", "state_bucket": "my-tfstate-1",
+                                  "schedule_minutes": 15}).in_mode("scheduled")
     assert cost.runs_per_day(every_15) == 96 and cost.cluster_hours_per_day(every_15) == pytest.approx(8.0)
     # stream mode's rows of the scheduled mode's services cost nothing
     stream = {line.item: line for line in cost.lines(stream_dev)}

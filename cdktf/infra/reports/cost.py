@@ -418,16 +418,6 @@ def summary_table(configs: list[EnvironmentConfig]) -> str:
     return "\n".join(rows)
 
 
-def in_mode(cfg: EnvironmentConfig, processing: str) -> EnvironmentConfig:
-    """``cfg`` in processing mode ``processing`` (its own ``schedule_minutes``)."""
-    return cfg.model_copy(update={"processing": processing})
-
-
-def other_mode(cfg: EnvironmentConfig) -> EnvironmentConfig:
-    """``cfg`` in the mode it does not run in: docs/DEPLOY.md's second table."""
-    return in_mode(cfg, "stream" if cfg.processing == "scheduled" else "scheduled")
-
-
 def _dollars(amount: float) -> str:
     return "<$0.01" if amount < 0.005 else f"${amount:,.2f}"
 
