@@ -85,7 +85,16 @@ class Env:
 @pytest.fixture(scope="module", params=[(env, mode) for env in ENVIRONMENTS for mode in MODES], ids="-".join)
 def env(request, stacks_in_mode) -> Env:
     """Each environment in each processing mode (docs/STREAM.md, "Scheduled mode")."""
-    pipeline, bootstrap, cfg = stacks_in_mode[request.param]
+    return _env(*stacks_in_mode[request.param])
+
+
+@pytest.fixture(scope="module", params=ENVIRONMENTS)
+def scheduled_env(request, stacks_in_mode) -> Env:
+    """Each environment in scheduled mode, the only one with the scheduler's grants on the cluster."""
+    return _env(*stacks_in_mode[request.param, "scheduled"])
+
+
+def _env(pipeline, bootstrap, cfg) -> Env:
     return Env(cfg.name, {cfg.name: pipeline.json, f"bootstrap-{cfg.name}": bootstrap.json}, cfg)
 
 
@@ -310,10 +319,9 @@ def test_the_scheduler_reads_and_writes_no_data(env):
     assert touching == set()
 
 
-def test_a_scheduler_role_on_the_project_instead_of_the_cluster_would_be_caught(env):
+def test_a_scheduler_role_on_the_project_instead_of_the_cluster_would_be_caught(scheduled_env):
     """The cluster grant moved to the project: the scheduler could start and submit to any cluster."""
-    if env.cfg.processing == "stream":
-        pytest.skip("no scheduler grant in stream mode")
+    env = scheduled_env
 
     def widen(stacks):
         resources = stacks[env.cfg.name]["resource"]
