@@ -23,6 +23,16 @@ import os
 # gRPC's C core logs each closed loopback connection at INFO (the Storage Write stand-in's);
 # before any test imports grpc, so the output keeps to what failed.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# Every Spark driver the tests start (the session's, the job's processes, `cryptopipe up`'s)
+# lives seconds to minutes: C1 only (no C2 compiling on the shared 2 cores) and the serial
+# collector halve a short driver's CPU, a fifth off the session's (docs/TESTING.md). PySpark
+# passes this to spark-submit after the session's own --conf; the default options come before
+# the job's spark.driver.extraJavaOptions, which stay as they are. Tests only: a long-running
+# production driver wants C2.
+os.environ.setdefault(
+    "PYSPARK_SUBMIT_ARGS",
+    '--conf "spark.driver.defaultJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" pyspark-shell',
+)
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
