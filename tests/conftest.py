@@ -23,6 +23,16 @@ import os
 # gRPC's C core logs each closed loopback connection at INFO (the Storage Write stand-in's);
 # before any test imports grpc, so the output keeps to what failed.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# Every Spark driver the tests start (the session's, the job's processes, `cryptopipe up`'s)
+# lives seconds to minutes: C1 only (no C2 compiling on the shared 2 cores) and the serial
+# collector halve a short driver's CPU, a fifth off the session's (docs/TESTING.md). PySpark
+# passes this to spark-submit after the session's own --conf; the default options come before
+# the job's spark.driver.extraJavaOptions, which stay as they are. Tests only: a long-running
+# production driver wants C2.
+os.environ.setdefault(
+    "PYSPARK_SUBMIT_ARGS",
+    '--conf "spark.driver.defaultJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" pyspark-shell',
+)
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
@@ -45,26 +55,46 @@ if TYPE_CHECKING:
 
 #: Session resources that cost seconds to start, by the fixture that starts them, and the
 #: xdist group that keeps every test using one on the same worker (``--dist loadgroup``):
-#: one JVM and one bqemulator per run.
+#: one JVM and one bqemulator per run. A test that asks for one only at run time
+#: (``request.getfixturevalue``) marks itself ``xdist_group`` with the group named here.
 COSTLY_SESSION_FIXTURES = {"spark": "spark", "bq_emulator": "bigquery-emulator"}
 #: The CDKTF app's tests import the google provider bindings (12-13 s a process) and share
 #: one synth per family (tests/cdktf/conftest.py): all on one worker.
 CDKTF_TESTS = Path(__file__).parent / "cdktf"
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group each test by the first costly session resource it uses (in the order above),
     or as a CDKTF test; tests that use none are spread over the workers one by one. The
     ``slow`` tests (a minute or more each, mostly waiting on processes they kill and
-    restart) go first, so the workers run them side by side instead of ending on them."""
+    restart) go first among the tests of no group; xdist hands out the groups first, the
+    largest first (``--loadscope-reorder``, its default).
+
+    First of this hook's implementations: xdist's own (on each worker) turns the mark into
+    the node id's ``@group`` suffix, which is what its scheduler reads."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
         fixtures = set(getattr(item, "fixturenames", ()))
         group = next((group for fixture, group in COSTLY_SESSION_FIXTURES.items() if fixture in fixtures), None)
         if group is None and item.path.is_relative_to(CDKTF_TESTS):
             group = "cdktf"
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """On an xdist worker under ``--dist loadgroup``, fail a grouped test whose node id lacks its
+    ``@group`` suffix: without it xdist spreads the group over the workers in silence (a JVM and a
+    CDKTF import on each), as it did with pytest 9.2.0, whose node ids no longer take xdist
+    3.8.0's suffix (pytest-dev/pytest-xdist#1386)."""
+    config = item.config
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup") and "@" not in item.nodeid \
+            and item.get_closest_marker("xdist_group") is not None:
+        pytest.fail(f"{item.nodeid} lost its xdist group (pytest-dev/pytest-xdist#1386): "
+                    "pin a pytest whose node ids take xdist's @group suffix", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,7 @@ from core.timefmt import utc_millis
 from jobs.loaders.duckdb import open_reader
 from producer.landing import LocalLandingZone, new_poll_id, object_name
 
+from ..conftest import COSTLY_SESSION_FIXTURES
 from .conftest import T0, line
 
 pytestmark = pytest.mark.slow
@@ -250,7 +251,11 @@ def _await_kill_moment(how: str, root: Path, stream: StreamProcess, rng: random.
     return 0.0
 
 
-@pytest.fixture(params=["duckdb", "bigquery-storage-write"])
+# The emulator is asked for at run time: the mark keeps this case on the emulator's worker.
+ON_THE_EMULATORS_WORKER = pytest.mark.xdist_group(COSTLY_SESSION_FIXTURES["bq_emulator"])
+
+
+@pytest.fixture(params=["duckdb", pytest.param("bigquery-storage-write", marks=ON_THE_EMULATORS_WORKER)])
 def target(request, tmp_path):
     if request.param == "duckdb":
         return DuckDBTarget(tmp_path)
