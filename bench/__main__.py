@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--triggers", type=int, default=12, help="growth: triggers measured per size")
     parser.add_argument("--minutes", type=float, default=5.0, help="freshness, scale: minutes of the local pipeline")
     parser.add_argument("--coins", type=int, default=18_000, help="scale: coins the replay lists (default 18000)")
-    parser.add_argument("--currencies", default="usd,eur,gbp", help="scale: quote currencies polled (default usd,eur,gbp)")
+    parser.add_argument("--currencies", default="usd,eur,btc",
+                        help="scale: quote currencies the one producer polls (default usd,eur,btc)")
     parser.add_argument("--skip-tests", action="store_true", help="footprint: do not time the test suite")
     args = parser.parse_args(argv)
     selected = NAMES if args.benchmark == "all" else () if args.benchmark == "doc" else (args.benchmark,)

@@ -196,25 +196,25 @@ def scale_section(doc: dict[str, Any] | None) -> list[str]:
         "",
         f"{doc['coins']:,} coins (the replay's synthetic market, `top_n={doc['top_n']}`) × "
         f"{len(doc['currencies'])} currencies ({', '.join(doc['currencies'])}) every {doc['interval_seconds']:g} s, "
-        f"the replay playing the {doc['plan']} plan's {doc['rate_limit_per_minute']} calls a minute; stream trigger "
-        f"{doc['trigger_seconds']:g} s, {doc['minutes']:g} minutes after the first rows. Currencies: "
-        f"{doc['currencies_how']}.",
+        f"the replay playing the {doc['plan']} plan's {doc['rate_limit_per_minute']} calls a minute; one producer, "
+        f"one request a page and currency, each poll one landing object with every currency; stream trigger "
+        f"{doc['trigger_seconds']:g} s, {doc['minutes']:g} minutes after the first rows.",
         "",
         "| measure | value |",
         "|---|---|",
-        f"| calls a minute (every HTTP attempt as the replay's account counted them, over {doc['poll_cycles']} poll "
-        f"cycles) | {doc['calls_per_minute']:,} "
-        f"({doc['pages_per_poll']} pages a poll and currency, {doc['retried_attempts']} retried attempts) |",
+        f"| calls a minute (every HTTP attempt as the replay's account counted them, over {doc['polls']} polls) "
+        f"| {doc['calls_per_minute']:,} ({doc['pages_per_poll']} pages a poll, all currencies; "
+        f"{doc['retried_attempts']} retried attempts) |",
         f"| credits a 31-day month at that pace | {m['credits_a_month']:,}: {m['times_the_plan']}× the "
         f"{m['plan']} plan's {m['plan_credits']:,}, beyond the largest documented plan ({m['largest_documented']:,}) |",
-        f"| landing bytes a poll (one currency) | {doc['landing_bytes_per_poll']:,} "
+        f"| landing bytes a poll (every currency, one object) | {doc['landing_bytes_per_poll']:,} "
         f"({doc['rows_per_poll']:,} rows; {doc['landing_bytes_per_minute']:,} a minute) |",
         f"| rows a second through the stream | {doc['stream_rows_per_second']:,} over the run; "
         f"{doc['stream_rows_per_busy_second'] or 0:,} while a batch ran (busy {doc['stream_busy_share']:.0%} "
         f"of the time, {doc['batches']} batches) |",
         f"| JVM peak (VmHWM) | {mem['jvm']} MiB: {_met(doc['jvm_target_met'])} (≤ {doc['target_jvm_mib']} MiB) |",
-        f"| producer peak (VmHWM) | {mem['producer_max']} MiB each, {mem['producers_sum']} MiB together; the "
-        f"stream's Python driver {mem['stream_driver']} MiB, the replay {mem['replay']} MiB |",
+        f"| producer peak (VmHWM) | {mem['producer']} MiB; the stream's Python driver {mem['stream_driver']} MiB, "
+        f"the replay {mem['replay']} MiB |",
         f"| polls | {doc['polls']} ({doc['polls_not_ok']} not ok), {doc['duplicates_within_polls']} coins seen on two "
         f"pages of one poll, {doc['rejected_per_poll']} records rejected a poll (the dead coins' null prices) |",
         f"| nothing lost or doubled | warehouse {doc['rows_in_warehouse']:,} ticks = the distinct ticks landed "
@@ -231,6 +231,7 @@ def scale_section(doc: dict[str, Any] | None) -> list[str]:
         row("a stream batch (`triggerExecution`)", doc["batch_seconds"]),
         row("of which: staging as Parquet", doc["batch_stage_seconds"]),
         row("of which: the DuckDB load", doc["batch_load_seconds"]),
+        row("of which: the rest (planning, offset and commit logs, state store commit)", doc["batch_other_seconds"]),
         "",
     ]
     return out

@@ -5,17 +5,17 @@ Each part runs as a process of its own, as in production, so each is measured ap
 - the replay (``python -m cryptopipe.replay --coins N --plan analyst``): a synthetic market of
   ``coins`` coins (:meth:`cryptopipe.replay.Market.synthetic`) at the Analyst plan's 500 calls a
   minute, a frame a minute (CoinGecko's cache);
-- the producer (``python -m producer``, ``TOP_N=all``), one process per quote currency: the
-  producer polls one currency (``VS_CURRENCY``) until several land in one producer; they share
-  the replay's 500 calls a minute, each budgeted its share;
+- the producer (``python -m producer``, ``TOP_N=all``, ``VS_CURRENCIES=usd,eur,btc``): one
+  request a page and currency, every currency of a poll landed as one object
+  (docs/PRODUCER.md, "Quote currencies"), budgeted the plan's 500 calls a minute;
 - the stream (``python -m jobs.stream``, Spark ``local[*]``, DuckDB, a 1 s trigger).
 
 For ``minutes`` after the first rows are queryable it watches the DuckDB file as a reader
-does (every 0.5 s, :func:`bench.freshness.watch_polls`), then stops the producers, lets the
-stream load what they landed, and stops it. Reports calls a minute and the credits a month
+does (every 0.5 s, :func:`bench.freshness.watch_polls`), then stops the producer, lets the
+stream load what it landed, and stops it. Reports calls a minute and the credits a month
 they project, landing bytes a poll, rows a second through the stream, freshness from a
 response to queryable rows with where the time goes (the poll's fetch, landing, the stream's
-batches), the JVM's and the producers' peak memory, and whether the warehouse holds every
+batches), the JVM's, the producer's and the replay's peak memory, and whether the warehouse holds every
 distinct tick landed exactly once. Fails (exit 1) if not.
 """
 
@@ -39,7 +39,7 @@ from core.joboptions import job_argv
 from core.layout import LocalLayout
 
 PLAN = "analyst"
-#: The credits the replay's account and the producers are given: the load needs far more than
+#: The credits the replay's account and the producer are given: the load needs far more than
 #: any documented plan has (the report says how much), and the bench measures the load, not the plan.
 BENCH_CREDITS = 100_000_000
 TRIGGER_SECONDS = 1.0
@@ -81,18 +81,18 @@ def _replay(root: Path, coins: int) -> tuple[subprocess.Popen, str]:
     raise BenchFailure(f"the replay did not start; see {log}")
 
 
-def producer_env(layout: LocalLayout, url: str, currency: str, currencies: int) -> dict[str, str]:
-    """One producer's settings: every coin in ``currency``, its share of the plan's calls a minute."""
-    share = PLANS[PLAN].calls_per_minute // currencies
+def producer_env(layout: LocalLayout, url: str, currencies: tuple[str, ...]) -> dict[str, str]:
+    """The producer's settings: every coin in every one of ``currencies``, the plan's calls a minute."""
     settings = {"base_url": url, "api_plan": PLAN, "api_key": "bench", "monthly_credits": BENCH_CREDITS,
-                "top_n": ALL, "vs_currencies": currency, "requests_per_minute": share,
+                "top_n": ALL, "vs_currencies": ",".join(currencies),
+                "requests_per_minute": PLANS[PLAN].calls_per_minute,
                 "interval_seconds": INTERVAL_SECONDS, "landing_uri": layout.landing,
-                "spool_dir": layout.root / f"spool-{currency}", "backfill_after_intervals": 0}
+                "spool_dir": layout.root / "spool", "backfill_after_intervals": 0}
     return {f"CRYPTOPIPE__PRODUCER__{name.upper()}": str(value) for name, value in settings.items()}
 
 
 def poll_events(log: Path) -> list[dict[str, Any]]:
-    """The ``poll`` events of a producer's JSON log."""
+    """The ``poll`` events of the producer's JSON log."""
     events = []
     for line in log.read_text().splitlines():
         if line.startswith("{") and '"event":"poll"' in line:
@@ -110,10 +110,10 @@ def batch_lines(log: Path) -> list[dict[str, float]]:
     return out
 
 
-def monthly_projection(calls_per_minute: float, producers: int) -> dict[str, Any]:
-    """Credits a 31-day month of this load needs (plus each producer's hourly ``/key`` check),
+def monthly_projection(calls_per_minute: float) -> dict[str, Any]:
+    """Credits a 31-day month of this load needs (plus the producer's hourly ``/key`` check),
     against the plan's."""
-    checks = producers * MONTH_SECONDS // 3600
+    checks = MONTH_SECONDS // 3600
     needed = round(calls_per_minute * MONTH_SECONDS / 60) + checks
     plan_credits = PLANS[PLAN].monthly_credits
     return {"credits_a_month": needed, "plan": PLAN, "plan_credits": plan_credits,
@@ -122,9 +122,9 @@ def monthly_projection(calls_per_minute: float, producers: int) -> dict[str, Any
 
 
 def account_calls(url: str) -> int:
-    """Every call the producers made, as the replay's account counted them (``/key``'s
-    ``current_total_monthly_calls``, less this question). The producers' own ledgers take the
-    account's count at each reconcile, and the account is shared: their sum would count twice."""
+    """Every call the producer made, as the replay's account counted them (``/key``'s
+    ``current_total_monthly_calls``, less this question): what CoinGecko would bill, retries
+    and the producer's own ``/key`` checks included."""
     import httpx
 
     usage = httpx.get(f"{url}/key", headers={"x-cg-pro-api-key": "bench"}, timeout=30).json()
@@ -142,7 +142,7 @@ def _wait_caught_up(layout: LocalLayout, landed_polls: set[str], stream: subproc
     raise BenchFailure(f"the stream did not load every landed poll within {seconds:.0f} s")
 
 
-def main(minutes: float = 5.0, coins: int = 18_000, currencies: tuple[str, ...] = ("usd", "eur", "gbp"),
+def main(minutes: float = 5.0, coins: int = 18_000, currencies: tuple[str, ...] = ("usd", "eur", "btc"),
          name: str = "scale") -> dict[str, Any]:
     started = time.monotonic()
     root = WORK / name
@@ -159,10 +159,9 @@ def main(minutes: float = 5.0, coins: int = 18_000, currencies: tuple[str, ...] 
                              *job_argv({**layout.job_places(), "trigger_seconds": TRIGGER_SECONDS})],
                             root / "stream.log")
             processes.append(stream)
-            producers = {currency: _start([sys.executable, "-m", "producer"], root / f"producer-{currency}.log",
-                                          producer_env(layout, url, currency, len(currencies)))
-                         for currency in currencies}
-            processes.extend(producers.values())
+            producer = _start([sys.executable, "-m", "producer"], root / "producer.log",
+                              producer_env(layout, url, currencies))
+            processes.append(producer)
             producing_since = time.monotonic()
 
             def running() -> None:
@@ -170,17 +169,12 @@ def main(minutes: float = 5.0, coins: int = 18_000, currencies: tuple[str, ...] 
                     if process.poll() is not None:
                         raise BenchFailure(f"{process.args[2]} exited early ({process.returncode}); logs in {root}")
 
-            with MemorySampler(root=stream.pid) as jvm, MemorySampler(root=replay.pid) as replay_memory:
-                producer_memory = [MemorySampler(root=p.pid).__enter__() for p in producers.values()]
-                try:
-                    seen, first_rows_after = watch_polls(lambda: _poll_ids(layout.warehouse) or (), minutes,
-                                                         "scale", check=running)
-                finally:
-                    for sampler in producer_memory:
-                        sampler.__exit__(None, None, None)
+            with (MemorySampler(root=stream.pid) as jvm, MemorySampler(root=replay.pid) as replay_memory,
+                  MemorySampler(root=producer.pid) as producer_memory):
+                seen, first_rows_after = watch_polls(lambda: _poll_ids(layout.warehouse) or (), minutes,
+                                                     "scale", check=running)
             producing_seconds = time.monotonic() - producing_since
-            for process in producers.values():
-                _stop(process)
+            _stop(producer)
             calls = account_calls(url)
             landed = _landed_keys(layout.root)
             _wait_caught_up(layout, set(landed), stream, 180)
@@ -189,7 +183,7 @@ def main(minutes: float = 5.0, coins: int = 18_000, currencies: tuple[str, ...] 
             for process in reversed(processes):
                 _stop(process)
     result = _measure(layout, root, currencies, coins, minutes, seen, first_rows_after, producing_seconds, calls,
-                      jvm.peaks, [s.peaks for s in producer_memory], replay_memory.peaks)
+                      jvm.peaks, producer_memory.peaks, replay_memory.peaks)
     document = write_result(name, result, load, started)
     if result["problems"]:
         raise BenchFailure("; ".join(result["problems"]))
@@ -199,7 +193,7 @@ def main(minutes: float = 5.0, coins: int = 18_000, currencies: tuple[str, ...] 
 
 def _measure(layout: LocalLayout, root: Path, currencies: tuple[str, ...], coins: int, minutes: float,
              seen: dict, first_rows_after: float, producing_seconds: float, calls: int, jvm: dict[str, float],
-             producers: list[dict[str, float]], replay: dict[str, float]) -> dict[str, Any]:
+             producer: dict[str, float], replay: dict[str, float]) -> dict[str, Any]:
     from jobs import open_reader
 
     with open_reader(layout.warehouse) as con:
@@ -216,12 +210,12 @@ def _measure(layout: LocalLayout, root: Path, currencies: tuple[str, ...], coins
     landed = _landed_keys(layout.root, mtimes)
     sizes = {path.stem: path.stat().st_size for folder in (layout.landing, layout.archive)
              for path in folder.rglob("*.ndjson") if not path.name.startswith(".")}
-    events = {c: poll_events(root / f"producer-{c}.log") for c in currencies}
-    first_polls = {min(e["poll_id"] for e in evs) for evs in events.values() if evs}
+    events = poll_events(root / "producer.log")
+    first_poll = min((e["poll_id"] for e in events), default=None)
     fresh, last_fresh, fetch, land, stream_part, visible = [], [], [], [], [], []
     for poll_id, first_in, last_in, loaded, _rows, _loads in polls:
-        if poll_id in first_polls or poll_id not in seen:
-            continue  # a producer's first poll waited for Spark's start: freshness is steady state
+        if poll_id == first_poll or poll_id not in seen:
+            continue  # the first poll waited for Spark's start: freshness is steady state
         fresh.append((seen[poll_id] - first_in).total_seconds())
         last_fresh.append((seen[poll_id] - last_in).total_seconds())
         fetch.append((last_in - first_in).total_seconds())
@@ -236,42 +230,41 @@ def _measure(layout: LocalLayout, root: Path, currencies: tuple[str, ...], coins
     if dupes:
         problems.append(f"{dupes} duplicate ticks in the warehouse")
     if warehouse_rows != expected:
-        problems.append(f"warehouse holds {warehouse_rows} ticks; the producers landed {expected} distinct ticks")
+        problems.append(f"warehouse holds {warehouse_rows} ticks; the producer landed {expected} distinct ticks")
     missing = set(landed) - {p[0] for p in polls}
     if missing:
         problems.append(f"{len(missing)} landed polls not in the warehouse")
     if any(p[5] != 1 for p in polls):
         problems.append("a poll's rows were split over loads")
-    if len(fresh) < len(currencies) * (minutes - 1):
+    if len(fresh) < minutes - 1:
         problems.append(f"only {len(fresh)} polls measured in {minutes} minutes")
-    all_events = [e for evs in events.values() for e in evs]
-    # A poll a minute per currency: the calls of a poll cycle are the calls a minute (the run's
-    # wall time would also count the minute before the first poll's rows and a last partial one).
-    cycles = max(len(evs) for evs in events.values())
-    calls_per_minute = calls / cycles * 60 / INTERVAL_SECONDS
+    missing_currencies = set(currencies) - {c for (_, c, _) in (k for keys in landed.values() for k in keys)}
+    if missing_currencies:
+        problems.append(f"no ticks landed in {', '.join(sorted(missing_currencies))}")
+    # A poll a minute: the calls of a poll are the calls a minute (the run's wall time would
+    # also count the minute before the first poll's rows and a last partial one).
+    calls_per_minute = calls / max(len(events), 1) * 60 / INTERVAL_SECONDS
     rows_landed = sum(len(keys) for keys in landed.values())
     result = {
         "minutes": minutes,
         "coins": coins,
         "currencies": list(currencies),
-        "currencies_how": "one producer process per currency (VS_CURRENCY): the producer polls one currency",
         "top_n": ALL,
         "interval_seconds": INTERVAL_SECONDS,
         "trigger_seconds": TRIGGER_SECONDS,
         "plan": PLAN,
         "rate_limit_per_minute": PLANS[PLAN].calls_per_minute,
         "calls": calls,
-        "poll_cycles": cycles,
         "producing_seconds": round(producing_seconds, 1),
         "calls_per_minute": round(calls_per_minute, 1),
-        "pages_per_poll": round(statistics_mean([e["pages"] for e in all_events]), 1),
-        "retried_attempts": sum(e["attempts"] - e["pages"] for e in all_events),
-        "polls": len(all_events),
-        "polls_not_ok": sum(e["status"] != "ok" for e in all_events),
-        "duplicates_within_polls": sum(e.get("duplicates", 0) for e in all_events),
-        "rejected_per_poll": round(statistics_mean([e["rejected"] for e in all_events]), 1),
-        "fetch_ms": _stats([e["fetch_ms"] / 1000 for e in all_events]),
-        "monthly": monthly_projection(calls_per_minute, len(currencies)),
+        "pages_per_poll": round(statistics_mean([e["pages"] for e in events]), 1),
+        "retried_attempts": sum(e["attempts"] - e["pages"] for e in events),
+        "polls": len(events),
+        "polls_not_ok": sum(e["status"] != "ok" for e in events),
+        "duplicates_within_polls": sum(e.get("duplicates", 0) for e in events),
+        "rejected_per_poll": round(statistics_mean([e["rejected"] for e in events]), 1),
+        "fetch_ms": _stats([e["fetch_ms"] / 1000 for e in events]),
+        "monthly": monthly_projection(calls_per_minute),
         "landing_bytes_per_poll": round(statistics_mean(list(sizes.values()))),
         "landing_bytes_per_minute": round(sum(sizes.values()) / (producing_seconds / 60)),
         "rows_per_poll": round(rows_landed / max(len(landed), 1)),
@@ -286,6 +279,7 @@ def _measure(layout: LocalLayout, root: Path, currencies: tuple[str, ...], coins
         "batch_seconds": _stats([b["seconds"] for b in batches]),
         "batch_stage_seconds": _stats([b["stage_seconds"] for b in batches]),
         "batch_load_seconds": _stats([b["load_seconds"] for b in batches]),
+        "batch_other_seconds": _stats([b["seconds"] - b["stage_seconds"] - b["load_seconds"] for b in batches]),
         "first_rows_queryable_seconds": round(first_rows_after, 1),
         "freshness_seconds": _stats(fresh),
         "freshness_from_last_page_seconds": _stats(last_fresh),
@@ -294,9 +288,7 @@ def _measure(layout: LocalLayout, root: Path, currencies: tuple[str, ...], coins
                            "stream: landed to loaded": _stats(stream_part),
                            "loaded to seen by a reader": _stats(visible)},
         "memory_mib": {"jvm": jvm.get("jvm"), "stream_driver": jvm.get("python_driver"),
-                       "producer_max": max((p.get("python_driver", 0) for p in producers), default=None),
-                       "producers_sum": round(sum(p.get("python_driver", 0) for p in producers), 1),
-                       "replay": replay.get("python_driver")},
+                       "producer": producer.get("python_driver"), "replay": replay.get("python_driver")},
         "target_p95_seconds": TARGET_P95_SECONDS,
         "target_jvm_mib": TARGET_JVM_MIB,
         "problems": problems,

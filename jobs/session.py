@@ -12,6 +12,13 @@ Settings follow what was measured on 2-core machines (docs/ARCHITECTURE.md §4):
 - Locally, ``spark.local.dir`` and ``java.io.tmpdir`` in one scratch folder this
   process owns: a ``kill -9`` leaves temp files behind, and they are then in one
   place, removed by the next start.
+- Locally, a driver heap of :data:`LOCAL_DRIVER_MEMORY`, not Spark's 1 GiB default: the
+  local JVM is driver and executor in one, and its resident size is the heap plus about
+  300 MiB of its own (code, metaspace, threads). A batch of 54,000 rows (18,000 coins in
+  three currencies, one 30 MB poll) runs in 512 MiB, and the JVM then stays under 1 GiB
+  (docs/BENCHMARKS.md, "Scale"); with the default heap the same batches took it to 1.2-1.4 GiB,
+  since the JVM grows its heap towards the maximum before it collects. On Dataproc the
+  cluster's properties size the driver and executors.
 - Locally, the driver on loopback (127.0.0.1): a local run needs no network, and
   Spark would otherwise bind to the machine's first non-loopback address.
 - Locally and when asked (``quiet``, the local app's default), a JVM that logs errors
@@ -40,6 +47,10 @@ SESSION_CONF: dict[str, str] = {
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
+
+#: The local JVM's heap (``spark.driver.memory``; read as the JVM starts, so only by the
+#: session that starts it). See the module docstring.
+LOCAL_DRIVER_MEMORY = "512m"
 
 _SCRATCH_PREFIX = "pid-"
 
@@ -97,6 +108,7 @@ def build_session(
                 log_config.write_text(_ERRORS_ONLY_LOG4J2)
                 java_options.append(f"-Dlog4j2.configurationFile={log_config}")
             settings["spark.driver.extraJavaOptions"] = " ".join(java_options)
+            settings["spark.driver.memory"] = LOCAL_DRIVER_MEMORY
             settings["spark.driver.host"] = settings["spark.driver.bindAddress"] = "127.0.0.1"
             # Read by the JVM as it starts, before any setting: stops the
             # "hostname resolves to a loopback address" warning and its address lookup.

@@ -325,11 +325,13 @@ class Market:
             for record in snapshot["coins"]
         )
         self._lock = threading.Lock()
-        # Computing a frame takes tens of milliseconds and rendering it in a currency
-        # and order about fifteen, while a frame is polled many times as long as it is
-        # current: keep the last few of each.
+        # Computing a frame takes tens of milliseconds (seconds at 18,000 coins) and a frame
+        # is polled many times as long as it is current: keep the last few, and each one's
+        # order. Rendering (currency, rounding, times) is left to each request, for its page
+        # alone: it costs the same over a frame's pages, and cached renderings of whole
+        # frames in every currency held most of the replay's memory at 18,000 coins.
         self._rows = lru_cache(maxsize=8)(self._compute_rows)
-        self._records = lru_cache(maxsize=32)(self._render_records)
+        self._ordered = lru_cache(maxsize=8)(self._order_rows)
 
     @classmethod
     @cache
@@ -436,18 +438,20 @@ class Market:
         if frame_ms < 1:
             raise ValueError(f"frame_seconds must be at least 0.001, got {frame_seconds}")
         with self._lock:  # concurrent requests of a new frame compute it once
-            records = self._records(k, frame_ms, vs_currency, order, shift // _MS)
-        return [{**record, "roi": record["roi"] and dict(record["roi"])} for record in records[start:stop]]
+            rows = self._ordered(k, frame_ms, order)
+        rate, shift_ms = RATES[vs_currency], shift // _MS
+        records = [_render(row, rate, shift_ms) for row in rows[start:stop]]
+        for record in records:  # the cached row's own dict must not reach a caller
+            record["roi"] = record["roi"] and dict(record["roi"])
+        return records
 
-    def _render_records(
-        self, k: int, frame_ms: int, vs_currency: str, order: str, shift_ms: int
-    ) -> tuple[Mapping[str, Any], ...]:
-        """Frame ``k`` as the API sends it; cached, so callers get copies."""
+    def _order_rows(self, k: int, frame_ms: int, order: str) -> tuple[Mapping[str, Any], ...]:
+        """Frame ``k``'s rows in ``order``; cached, never mutated."""
         key, reverse = _ORDERINGS[order]
         rows = sorted(self._rows(k, frame_ms), key=key)
         if reverse:
             rows.reverse()
-        return tuple(_render(row, RATES[vs_currency], shift_ms) for row in rows)
+        return tuple(rows)
 
     def _compute_rows(self, k: int, frame_ms: int) -> tuple[Mapping[str, Any], ...]:
         """Every coin at frame ``k`` in US dollars, ranked; cached per instance, never mutated."""

@@ -60,16 +60,17 @@ def test_scale_reads_the_streams_batch_lines(tmp_path: Path) -> None:
                                  "load_seconds": 0.14}]
 
 
-def test_scale_producers_settings_are_accepted_and_share_the_plans_rate(monkeypatch: pytest.MonkeyPatch,
-                                                                        tmp_path: Path) -> None:
+def test_scale_runs_one_producer_for_every_currency_on_the_plans_rate(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
     from bench.scale import monthly_projection, producer_env
     from core.layout import LocalLayout
     from producer import ProducerConfig
 
-    for name, value in producer_env(LocalLayout(tmp_path), "http://127.0.0.1:1/api/v3", "eur", 3).items():
+    for name, value in producer_env(LocalLayout(tmp_path), "http://127.0.0.1:1/api/v3", ("usd", "eur", "btc")).items():
         monkeypatch.setenv(name, value)
-    config = ProducerConfig.from_env()
-    assert (config.top_n, config.vs_currencies, config.requests_per_minute) == ("all", ("eur",), 166)
-    # 219 calls a minute for 31 days and three producers' hourly /key checks, against Analyst's 500,000
-    assert monthly_projection(219, 3) == {"credits_a_month": 9_778_392, "plan": "analyst", "plan_credits": 500_000,
-                                          "times_the_plan": 19.6, "largest_documented": 2_000_000}
+    config = ProducerConfig.from_env()  # accepted: 80 planned pages x 3 currencies fit 500 calls a minute
+    assert (config.top_n, config.vs_currencies, config.requests_per_minute) == ("all", ("usd", "eur", "btc"), 500)
+    assert config.requests_per_poll == 240
+    # 219 calls a minute for 31 days and the producer's hourly /key check, against Analyst's 500,000
+    assert monthly_projection(219) == {"credits_a_month": 9_776_904, "plan": "analyst", "plan_credits": 500_000,
+                                       "times_the_plan": 19.6, "largest_documented": 2_000_000}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.session import _own_scratch_dir
+from jobs.session import LOCAL_DRIVER_MEMORY, _own_scratch_dir
 
 
 @pytest.mark.spark
@@ -34,6 +34,18 @@ def test_local_driver_listens_on_loopback_only(spark):
     conf = spark.sparkContext.getConf()
     assert conf.get("spark.driver.bindAddress") == "127.0.0.1"
     assert conf.get("spark.driver.host") == "127.0.0.1"
+
+
+@pytest.mark.spark
+def test_local_jvm_starts_with_the_smaller_heap(spark):
+    # spark.driver.memory only counts if it reaches the JVM's command line (-Xmx): ask the JVM.
+    heap_mib = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() / 2**20
+    assert heap_mib <= parse_mib(LOCAL_DRIVER_MEMORY) < 1024
+
+
+def parse_mib(size: str) -> int:
+    assert size.endswith("m"), size
+    return int(size[:-1])
 
 
 def test_scratch_folders_of_dead_processes_are_removed(tmp_path):
