@@ -124,21 +124,36 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return main.synth(outdir=str(tmp_path_factory.mktemp("cdktf.out")))
 
 
-def _synth_with_cdktn(outdir: Path, **variables: str) -> Path:
-    """The app synthesized with the other CDK family, CDK Terrain (cdktf/infra/cdk.py), into ``outdir``, in a
-    process of its own (one process takes one family), a sentinel in every secret variable, ``variables`` set."""
-    env = {**os.environ, "CDKTF_OUTDIR": str(outdir), "CRYPTOPIPE__DEPLOY__CDK_FAMILY": "cdktn",
-           **dict.fromkeys(SECRET_VARIABLES, SECRET_SENTINEL), **variables}
-    result = subprocess.run([sys.executable, str(CDKTF_DIR / "main.py")], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return outdir
+# Both CDK Terrain synths in one process: one process takes one family, and the bindings' import
+# (12-13 s) is most of a synth's cost.
+_CDKTN_SYNTHS = """
+import sys
+
+import main
+from infra.environments import load_environments
+
+main.synth(outdir=sys.argv[1])
+main.synth(outdir=sys.argv[2], environments=[cfg.other_mode() for cfg in load_environments()])
+"""
 
 
 @pytest.fixture(scope="session")
-def cdktn_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cdktn_synth_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The app synthesized with the other CDK family, CDK Terrain (cdktf/infra/cdk.py), as configured and
+    with every environment in its other processing mode, in a process of its own, a sentinel in every
+    secret variable."""
+    outdirs = (tmp_path_factory.mktemp("cdktn.out"), tmp_path_factory.mktemp("cdktn-flipped.out"))
+    env = {**os.environ, "CRYPTOPIPE__DEPLOY__CDK_FAMILY": "cdktn", **dict.fromkeys(SECRET_VARIABLES, SECRET_SENTINEL)}
+    result = subprocess.run([sys.executable, "-c", _CDKTN_SYNTHS, *map(str, outdirs)], cwd=CDKTF_DIR, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return outdirs
+
+
+@pytest.fixture(scope="session")
+def cdktn_synth_dir(cdktn_synth_dirs: tuple[Path, Path]) -> Path:
     """The app synthesized with CDK Terrain."""
-    return _synth_with_cdktn(tmp_path_factory.mktemp("cdktn.out"))
+    return cdktn_synth_dirs[0]
 
 
 @pytest.fixture(scope="session")
@@ -159,14 +174,9 @@ def flipped_synth_dir(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def cdktn_flipped_synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same with CDK Terrain, in a process of its own, the modes flipped through the environments'
-    variables (cdktf/infra/environments.py)."""
-    from infra.environments import load_environments
-
-    modes = {f"CRYPTOPIPE__DEPLOY__{cfg.name.upper()}__PROCESSING": cfg.other_mode().processing
-             for cfg in load_environments()}
-    return _synth_with_cdktn(tmp_path_factory.mktemp("cdktn-flipped.out"), **modes)
+def cdktn_flipped_synth_dir(cdktn_synth_dirs: tuple[Path, Path]) -> Path:
+    """The same with CDK Terrain."""
+    return cdktn_synth_dirs[1]
 
 
 @pytest.fixture(scope="session")
