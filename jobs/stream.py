@@ -26,7 +26,9 @@ replay a no-op (:mod:`jobs.loaders`).
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -265,10 +267,20 @@ def read_landing(
     )
 
 
-def run(spark: SparkSession, config: StreamConfig) -> StreamStatus:
-    """Run the stream until it ends (``--available-now``), fails, or is interrupted."""
+#: The longest the driver's main thread waits on the query at a time, so that it sees a stop
+#: request soon: CPython runs signal handlers in the main thread only, and when the kernel hands
+#: SIGINT to another of the driver's threads (py4j's, Spark's callback server), a main thread
+#: blocked in one long ``awaitTermination`` read is not woken; on an idle stream no answer comes.
+WAIT_SECONDS = 1.0
+
+
+def run(spark: SparkSession, config: StreamConfig, stop: threading.Event | None = None) -> StreamStatus:
+    """Run the stream until it ends (``--available-now``), fails, or ``stop`` is set; then it is
+    stopped, the batch in flight abandoned (replayed from the checkpoint at the next start)."""
+    stop = stop or threading.Event()
     with start_stream(spark, config) as handle:
-        handle.await_termination()
+        while not handle.await_termination(WAIT_SECONDS) and not stop.is_set():
+            pass
     return handle.status()
 
 
@@ -277,19 +289,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("py4j").setLevel(logging.WARNING)
     config = parse_args(argv)
+    interrupted = threading.Event()
     spark = None
     try:
         spark = build_session()
-        status = run(spark, config)
-    except KeyboardInterrupt:
-        log.info("interrupted: stream stopped")
-        return 130
+        # Ctrl-C asks the stream to stop: a flag the main thread reads between waits on the query.
+        # Set after the session, whose SparkContext installs a handler of its own that calls into
+        # the JVM from inside whatever py4j call the main thread is in (and breaks that call).
+        signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+        status = run(spark, config, interrupted)
+    except KeyboardInterrupt:  # while the session started
+        interrupted.set()
     except Exception:
         log.exception("stream failed")
         return 1
     finally:
         if spark is not None:
             spark.stop()
+    if interrupted.is_set():
+        log.info("interrupted: stream stopped")
+        return 130
     if config.available_now:  # a scheduled run's sign of success (core/health.py)
         log.info("%s %s", stream_mark(RUN_FINISHED), status)
     else:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -228,6 +234,42 @@ def test_running_stream_archives_what_it_read_still_sees_new_files_and_stops_on_
     assert (status.batches, status.rows_loaded, status.rows_quarantined, status.duplicates_dropped) == (3, 3, 1, 1)
     assert pipeline.query("SELECT coin_id FROM market_ticks ORDER BY 1") == [("bitcoin",), ("ethereum",), ("solana",)]
     assert status.newest_event_time == datetime(2025, 6, 1, 12, 0, 3, 123000, tzinfo=UTC)
+
+
+#: tgkill(2)'s system call number: a signal to one thread of another process (os.kill lets the kernel choose).
+_TGKILL = {"x86_64": 234, "aarch64": 131}
+
+
+def _signal_thread(pid: int, tid: int, signum: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(_TGKILL[platform.machine()], pid, tid, signum) != 0:
+        raise OSError(ctypes.get_errno(), f"tgkill({pid}, {tid}, {signum})")
+
+
+def test_an_idle_stream_stops_on_ctrl_c_whichever_of_its_threads_the_kernel_hands_it(pipeline: Pipeline):
+    """SIGINT to a process goes to any of its threads that does not block it. Delivered to one of
+    the driver's other threads (py4j's, Spark's callback server), it never woke a main thread that
+    waited in one long ``awaitTermination`` read, and an idle stream, with no batch to call back,
+    ran on: it hung a test's stop for five minutes. Here the signal goes to such a thread on
+    purpose, on a stream with nothing to read."""
+    log = pipeline.root / "stream.log"
+    pipeline.landing.mkdir(parents=True)  # nothing landed: the stream has nothing to read
+    with log.open("w") as output:
+        process = subprocess.Popen([sys.executable, "-m", "jobs.stream", *pipeline.args("--trigger-seconds", "0.5")],
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "TMPDIR": str(pipeline.spark_scratch)})
+    try:
+        _wait_for(lambda: "stream_started:" in log.read_text(errors="replace") or process.poll() is not None,
+                  timeout=120)
+        assert process.poll() is None, log.read_text()[-3000:]
+        others = [int(tid) for tid in os.listdir(f"/proc/{process.pid}/task") if int(tid) != process.pid]
+        _signal_thread(process.pid, others[-1], signal.SIGINT)
+        assert process.wait(timeout=60) == 130, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert "interrupted: stream stopped" in log.read_text()
 
 
 def test_main_logs_a_failure_and_exits_non_zero(monkeypatch, pipeline: Pipeline, caplog):
