@@ -88,7 +88,8 @@ def emulator_venv() -> Path:
 def run_tests(tests: tuple[str, ...], venv: Path, mutation: Mutation | None = None) -> int:
     """pytest's exit status for ``tests`` on a copy of the repository, with ``mutation`` applied if given.
 
-    The copy links to the emulator ``venv`` where its own scripts/bigquery_emulator.py looks for one.
+    The copy links to the emulator ``venv`` where its own scripts/bigquery_emulator.py looks for one,
+    and to this tree's archive of Spark's classes.
     """
     with tempfile.TemporaryDirectory(prefix="cryptopipe-mutant-") as scratch:
         copy = Path(scratch)
@@ -100,6 +101,10 @@ def run_tests(tests: tuple[str, ...], venv: Path, mutation: Mutation | None = No
                 (copy / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, copy / name)
         (copy / venv.relative_to(ROOT)).symlink_to(venv, target_is_directory=True)
+        classes = ROOT / ".cache" / "spark-classes"  # the test JVMs' class archive (scripts/spark_classes.py)
+        if classes.is_dir():
+            (copy / ".cache").mkdir()
+            (copy / ".cache" / "spark-classes").symlink_to(classes, target_is_directory=True)
         if mutation is not None:
             target = copy / mutation.file
             text = target.read_text()

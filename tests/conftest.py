@@ -17,26 +17,18 @@ use it ``@pytest.mark.spark``.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
+import sys
+from pathlib import Path
 
 # gRPC's C core logs each closed loopback connection at INFO (the Storage Write stand-in's);
 # before any test imports grpc, so the output keeps to what failed.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-# Every Spark driver the tests start (the session's, the job's processes, `cryptopipe up`'s)
-# lives seconds to minutes: C1 only (no C2 compiling on the shared 2 cores) and the serial
-# collector halve a short driver's CPU, a fifth off the session's (docs/TESTING.md). PySpark
-# passes this to spark-submit after the session's own --conf; the default options come before
-# the job's spark.driver.extraJavaOptions, which stay as they are. Tests only: a long-running
-# production driver wants C2.
-os.environ.setdefault(
-    "PYSPARK_SUBMIT_ARGS",
-    '--conf "spark.driver.defaultJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" pyspark-shell',
-)
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -51,6 +43,22 @@ from jobs.loaders.duckdb import DuckDBWarehouse, connect
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+
+def script_module(name: str):
+    """The program ``scripts/<name>.py`` as a module (the folder holds programs, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", Path(__file__).parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a dataclass of the module looks the module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# Every Spark driver the tests start (the session's, the job's processes, `cryptopipe up`'s) lives
+# seconds to minutes: C1 only, the serial collector, and Spark's classes from the archive
+# `scripts/test` makes (scripts/spark_classes.py, docs/TESTING.md). Read as each driver starts.
+_spark_classes = script_module("spark_classes")
+os.environ.setdefault("PYSPARK_SUBMIT_ARGS", _spark_classes.submit_args(_spark_classes.java_options()))
 
 
 #: Session resources that cost seconds to start, by the fixture that starts them, and the

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+from ..conftest import script_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,9 +30,7 @@ def test_checkov_finds_no_failed_check(synth_dir):
 
 def test_a_report_is_a_pass_only_with_checks_passed_none_failed_and_every_file_parsed():
     """checkov exits 0 on a file it cannot parse, or on nothing to scan: false greens the script refuses."""
-    spec = importlib.util.spec_from_file_location("checkov_script", ROOT / "scripts" / "checkov.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = script_module("checkov")
     passing = {"summary": {"passed": 40, "failed": 0}, "results": {"failed_checks": [], "parsing_errors": []}}
     assert script.problems(passing) == []
     unparsed = {"summary": {"passed": 0, "failed": 0}, "results": {"parsing_errors": ["stacks/x/cdk.tf.json"]}}

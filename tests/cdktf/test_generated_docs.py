@@ -6,15 +6,15 @@ the test session's synth, so the access tables need no synth of their own.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from infra.environments import load_environments
 
 from core.docsections import section_names, splice
-from infra.environments import load_environments
+
+from ..conftest import script_module
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The sections each document must carry: a table that restates code, written by it.
@@ -29,15 +29,7 @@ EXPECTED = {
 }
 
 
-def _docs_script():
-    spec = importlib.util.spec_from_file_location("docs_script", ROOT / "scripts" / "docs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-DOCS = _docs_script()
+DOCS = script_module("docs")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from core.joboptions import job_argv
 from core.layout import LocalLayout
 
-from ..conftest import coingecko, landed
+from ..conftest import coingecko, landed, script_module
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -91,11 +91,5 @@ def pipeline(tmp_path: Path) -> Pipeline:
 @pytest.fixture(scope="session")
 def bq_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """bqemulator on loopback for the session (scripts/bigquery_emulator.py: pinned, offline, its one shim)."""
-    import importlib.util
-
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("bqemulator_script", root / "scripts" / "bigquery_emulator.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with module.Emulator(log=tmp_path_factory.mktemp("bqemulator") / "emulator.log") as emulator:
+    with script_module("bigquery_emulator").Emulator(log=tmp_path_factory.mktemp("bqemulator") / "emulator.log") as emulator:
         yield emulator

@@ -10,6 +10,8 @@ import pytest
 
 from jobs.session import LOCAL_DRIVER_MEMORY, _own_scratch_dir
 
+from ..conftest import script_module
+
 
 @pytest.mark.spark
 def test_session_runs_in_utc_with_small_shuffles_and_micros_timestamps(spark):
@@ -41,6 +43,16 @@ def test_local_jvm_starts_with_the_smaller_heap(spark):
     # spark.driver.memory only counts if it reaches the JVM's command line (-Xmx): ask the JVM.
     heap_mib = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() / 2**20
     assert heap_mib <= parse_mib(LOCAL_DRIVER_MEMORY) < 1024
+
+
+@pytest.mark.spark
+def test_the_test_jvms_map_sparks_classes_from_the_archive_the_set_up_made(spark):
+    """Not a product setting: the suite's own JVM start-up (scripts/spark_classes.py). A JVM that
+    cannot use the archive runs without it in silence, so this is where a stale one shows."""
+    archive = script_module("spark_classes").archive()
+    assert archive.exists(), "scripts/test makes it: .venv/bin/python scripts/spark_classes.py"
+    pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+    assert str(archive) in Path(f"/proc/{pid}/maps").read_text()
 
 
 def parse_mib(size: str) -> int:
