@@ -10,7 +10,10 @@ construct id, e.g. ``storage_temp-bucket``): the check still runs on every other
 resource, and a failure it excuses is listed with its reason. checkov (pinned) lives in its own venv, ``.venv-checkov``,
 made on first use: it pins ``packaging`` apart from the app. Scans with
 ``--framework terraform_json`` (plain ``terraform`` scans nothing and passes) and
-``--skip-download`` (offline), every stack at once. Exits 1 on any failed check, on a
+``--skip-download`` (offline), every stack in one run (a checkov process spends two
+seconds importing itself, a stack a fraction of one), so the skips are applied to each
+stack's part of the report rather than by ``--skip-check``: a skipped check's results are
+dropped, which is what not running it would give. Exits 1 on any failed check, on a
 file checkov could not parse, and on a stack where nothing was checked (each of
 those a false green otherwise).
 
@@ -23,12 +26,10 @@ scanned as a copy without them (:data:`UNSCANNABLE_BLOCKS`).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import tomllib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path (the tests)
@@ -78,19 +79,39 @@ def scannable_copy(stack_dir: Path, destination: Path) -> Path:
     return destination
 
 
-def scan(checkov: Path, stack_dir: Path) -> tuple[dict, dict[str, str]]:
-    """checkov's JSON report of one stack, and the skips applied."""
-    skips = skips_for(stack_dir.name)
-    with tempfile.TemporaryDirectory(prefix=f"checkov-{stack_dir.name}-") as scratch:
-        copy = scannable_copy(stack_dir, Path(scratch) / stack_dir.name)
-        command = [str(checkov), "--directory", str(copy), "--framework", "terraform_json", "--skip-download",
+def scan(checkov: Path, stacks: list[Path]) -> dict[str, dict]:
+    """checkov's JSON report of each stack (by folder name), its skips applied."""
+    with tempfile.TemporaryDirectory(prefix="checkov-") as scratch:
+        for stack_dir in stacks:
+            scannable_copy(stack_dir, Path(scratch) / stack_dir.name)
+        command = [str(checkov), "--directory", scratch, "--framework", "terraform_json", "--skip-download",
                    "--output", "json", "--compact"]
-        if skips:
-            command += ["--skip-check", ",".join(sorted(skips))]
         result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode not in (0, 1):  # 1 means failed checks; anything else is checkov itself failing
-        raise RuntimeError(f"checkov exited {result.returncode} on {stack_dir}:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout), skips
+        raise RuntimeError(f"checkov exited {result.returncode} on {[s.name for s in stacks]}:\n{result.stderr[-3000:]}")
+    return split_report(json.loads(result.stdout), [stack_dir.name for stack_dir in stacks])
+
+
+def split_report(report: dict, stacks: list[str]) -> dict[str, dict]:
+    """One report of a scan over every stack's folder, as each stack's own report without its skips.
+
+    checkov names each file by its path under the scanned folder (``/dev/cdk.tf.json``), and
+    with nothing to scan it reports an empty list rather than an object."""
+    results = report.get("results", {}) if isinstance(report, dict) else {}
+
+    def stack_of(path: str) -> str:
+        return Path(path).parts[1] if path.startswith("/") else Path(path).parts[0]
+
+    split = {}
+    for stack in stacks:
+        skips = skips_for(stack)
+        kept = {kind: [check for check in results.get(kind, [])
+                       if stack_of(check["file_path"]) == stack and check["check_id"] not in skips]
+                for kind in ("passed_checks", "failed_checks")}
+        unparsed = [path for path in results.get("parsing_errors", []) if stack_of(path) == stack]
+        split[stack] = {"summary": {"passed": len(kept["passed_checks"]), "failed": len(kept["failed_checks"])},
+                        "results": {**kept, "parsing_errors": unparsed}}
+    return split
 
 
 def main(argv: list[str]) -> int:
@@ -100,14 +121,11 @@ def main(argv: list[str]) -> int:
         print(f"checkov.py: no synthesized stack under {stacks_dir}; run `.venv/bin/python cdktf/main.py` first",
               file=sys.stderr)
         return 1
-    checkov = ensure_checkov()
     ok = True
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # each scan is its own process
-        reports = list(pool.map(lambda stack_dir: scan(checkov, stack_dir), stacks))
-    for stack_dir, (report, skips) in zip(stacks, reports, strict=True):
-        summary, excused = report.get("summary", {}), excused_failures(report)
-        print(f"{stack_dir.name}: {summary.get('passed', 0)} passed, {summary.get('failed', 0) - len(excused)} failed, "
-              f"{len(excused)} excused; not run (cdktf/checkov-skips.toml): {', '.join(sorted(skips)) or 'none'}")
+    for stack, report in scan(ensure_checkov(), stacks).items():
+        summary, excused = report["summary"], excused_failures(report)
+        print(f"{stack}: {summary['passed']} passed, {summary['failed'] - len(excused)} failed, "
+              f"{len(excused)} excused; not run (cdktf/checkov-skips.toml): {', '.join(sorted(skips_for(stack))) or 'none'}")
         for line in excused:
             print(f"  excused {line}")
         for problem in problems(report):
