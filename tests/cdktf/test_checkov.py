@@ -58,3 +58,28 @@ def test_every_skip_has_a_reason_and_is_documented():
             assert check_id.startswith(("CKV_GCP_", "CKV2_GCP_")), check_id
             assert len(reason) > 20, check_id
             assert check_id in deploy_doc, f"{check_id} is skipped but docs/DEPLOY.md does not explain it"
+
+
+def test_one_scan_of_every_stack_is_split_into_each_stacks_report_without_its_skips():
+    script = script_module("checkov")
+    skipped = next(iter(script.skips_for("dev")))  # a check dev skips ([all] or its own table)
+    assert skipped in script.skips_for("bootstrap-dev")  # ... and so does bootstrap-dev ([all])
+    dev_only = next(iter(SKIPS["dev"]))  # skipped in dev alone
+
+    def check(check_id, stack):
+        return {"check_id": check_id, "check_name": "a check", "resource": "google_x.y_0A1B2C3D",
+                "file_path": f"/{stack}/cdk.tf.json"}
+
+    report = {"results": {
+        "passed_checks": [check("CKV_GCP_1", "dev"), check(skipped, "dev"), check("CKV_GCP_1", "prod")],
+        "failed_checks": [check(dev_only, "dev"), check(dev_only, "prod"), check(skipped, "bootstrap-dev")],
+        "parsing_errors": ["/bootstrap-dev/cdk.tf.json"],
+    }}
+    split = script.split_report(report, ["dev", "prod", "bootstrap-dev"])
+    assert {stack: part["summary"] for stack, part in split.items()} == {
+        "dev": {"passed": 1, "failed": 0}, "prod": {"passed": 1, "failed": 1}, "bootstrap-dev": {"passed": 0, "failed": 0}}
+    assert split["prod"]["results"]["failed_checks"] == [check(dev_only, "prod")]
+    assert split["bootstrap-dev"]["results"]["parsing_errors"] == ["/bootstrap-dev/cdk.tf.json"]
+    assert script.problems(split["dev"]) == []
+    # checkov reports an empty list when it found nothing to scan: every stack then checked nothing
+    assert all(script.problems(part) for part in script.split_report([], ["dev", "prod"]).values())
