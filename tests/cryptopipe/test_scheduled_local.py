@@ -39,6 +39,10 @@ from ..jobs.conftest import T0, Pipeline, line
 pytestmark = pytest.mark.slow
 
 EVERY = 60.0
+#: Two files a batch: the first run (seven files) is still reading when it is killed after its
+#: first batch, and the later runs drain in half the batches one file a batch would take.
+FILES_PER_BATCH = 2
+FIRST_RUN_FILES = 7
 COINS = ("bitcoin", "ethereum", "solana")
 DEADLINE = 300.0
 
@@ -101,11 +105,11 @@ def test_scheduled_runs_a_kill_and_a_switch_to_stream_and_back_land_every_row_on
     pipeline = Pipeline(tmp_path)
     landing = Landing(pipeline)
     now = [0.0]
-    # One file a batch: the first run is still reading when it is killed.
-    runs = ScheduledRuns(pipeline, EVERY, job_options={"max_files_per_trigger": 1}, clock=lambda: now[0])
+    runs = ScheduledRuns(pipeline, EVERY, job_options={"max_files_per_trigger": FILES_PER_BATCH},
+                         clock=lambda: now[0])
 
     # 1. A run, killed after its first batch; no second run meanwhile.
-    landing.polls_of(6)
+    landing.polls_of(FIRST_RUN_FILES - 1)
     landing.poll(empty=True)
     assert runs.tick() == "started"
     assert runs.tick() == "waiting"  # one run a slot
@@ -116,7 +120,7 @@ def test_scheduled_runs_a_kill_and_a_switch_to_stream_and_back_land_every_row_on
     runs.signal(signal.SIGKILL)
     killed = runs.wait(DEADLINE)
     assert killed is not None and killed.returncode == -signal.SIGKILL, first_log.read_text()[-3000:]
-    assert 1 <= killed.batches < 7, "the kill should land inside the run"
+    assert 1 <= killed.batches < -(-FIRST_RUN_FILES // FILES_PER_BATCH), "the kill should land inside the run"
 
     # 2. The next slot's run replays from the checkpoint and drains the rest.
     landing.polls_of(2)
@@ -130,7 +134,7 @@ def test_scheduled_runs_a_kill_and_a_switch_to_stream_and_back_land_every_row_on
     # 3. Stream mode on the same checkpoint, until it has loaded what landed since; then stopped.
     landing.polls_of(2)
     argv = [sys.executable, "-m", "jobs.stream",
-            *job_argv({**pipeline.job_places(), "trigger_seconds": 0.5, "max_files_per_trigger": 1})]
+            *job_argv({**pipeline.job_places(), "trigger_seconds": 0.5, "max_files_per_trigger": FILES_PER_BATCH})]
     with (tmp_path / "stream.log").open("w") as output:
         stream = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
                                   env={**os.environ, "TMPDIR": str(pipeline.spark_scratch)})
