@@ -37,9 +37,10 @@ from cryptopipe.health.judge import pipeline_health
 from cryptopipe.health.render import dashboard_alerts, status_table
 from core.layout import LocalLayout
 from cryptopipe.pipeline import PROCESSING_MODES, LocalPipeline, Status
+from producer.config import ENV_PREFIX as PRODUCER_ENV_PREFIX
 from cryptopipe.settings import (
-    SOURCES, default_interval_seconds, producer_config, producer_default, producer_setting, stream_config,
-    default_trigger_seconds,
+    SOURCES, default_interval_seconds, default_trigger_seconds, producer_config, producer_configured,
+    producer_default, producer_setting, stream_config,
 )
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ TOP_N = click.option("--top-n", default=None, show_default=str(producer_default(
 COIN_IDS = click.option("--coin-ids", default=None,
                         help="These coins instead of the top N (comma-separated CoinGecko ids).")
 VS_CURRENCIES = click.option("--vs-currencies", default=None, show_default=",".join(producer_default("vs_currencies")),
-                             help="Quote currencies, comma-separated (usd,eur,btc): one request a page and currency.")
+                             help="Quote currencies, comma-separated (usd,eur,btc): one request a page and currency. "
+                                  f"Unset: {PRODUCER_ENV_PREFIX}VS_CURRENCIES, else the default.")
 
 
 def _fail(message: str) -> None:
@@ -253,8 +255,11 @@ def dashboard(ctx, layout, warehouse, host, port, vs_currencies, stale_after):
     from producer.config import InvalidSetting
 
     try:
-        currencies = None if vs_currencies is None else producer_setting("vs_currencies", vs_currencies)
+        currencies = producer_configured("vs_currencies") if vs_currencies is None \
+            else producer_setting("vs_currencies", vs_currencies)
     except InvalidSetting as error:
+        if vs_currencies is None:  # a CRYPTOPIPE__PRODUCER__* variable: the error names it
+            raise click.UsageError(str(error), ctx) from None
         param = next(p for p in ctx.command.params if p.name == "vs_currencies")
         raise click.BadParameter(f"{error.value!r}: {error.reason}", ctx, param) from None
     try:

@@ -38,6 +38,15 @@ def producer_default(field: str) -> Any:
     return ProducerConfig.model_fields[field].default
 
 
+def producer_configured(field: str) -> Any:
+    """``field`` as a producer started here would run with it: ``CRYPTOPIPE__PRODUCER__*`` over the
+    default (a part showing what the producer lands, like the dashboard's currencies). A refused
+    variable raises :class:`producer.config.InvalidSetting`."""
+    from producer import ProducerConfig
+
+    return getattr(ProducerConfig.from_env(), field)
+
+
 def producer_setting(field: str, value: Any) -> Any:
     """``value`` checked and converted by the producer's own rules for ``field`` (``"usd,eur"`` ->
     ``("usd", "eur")``), for a part that takes one producer setting without the rest; a

@@ -11,12 +11,16 @@ import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
-from cryptopipe.cli import cli
 from core.layout import LocalLayout
+from cryptopipe.cli import cli
+from producer.config import ENV_PREFIX as PRODUCER_ENV_PREFIX
+
+from ..conftest import isolated_environ
 
 
 def _invoke(*args: str):
@@ -211,3 +215,48 @@ def test_query_runs_while_the_warehouse_is_between_writes(tmp_path):
         writer.wait()
     assert result.exit_code == 0, result.output
     assert "1 row" in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "option", "shown"),
+    [
+        (None, None, ("usd",)),  # the producer's default
+        ("eur,btc", None, ("eur", "btc")),  # what the producer started here lands
+        ("eur,btc", "usd", ("usd",)),  # the option over the variable
+    ],
+)
+def test_dashboard_shows_the_currencies_the_producer_lands(tmp_path, monkeypatch, variable, option, shown):
+    set_variables = isolated_environ(monkeypatch, PRODUCER_ENV_PREFIX)
+    if variable is not None:
+        set_variables({f"{PRODUCER_ENV_PREFIX}VS_CURRENCIES": variable})
+    served = _serve_dashboard_once(monkeypatch, tmp_path, *(["--vs-currencies", option] if option else []))
+    assert served.exit_code == 0, served.output
+    assert served.currencies == shown
+
+
+def test_dashboard_names_a_bad_currency_variable(tmp_path, monkeypatch):
+    isolated_environ(monkeypatch, PRODUCER_ENV_PREFIX)({f"{PRODUCER_ENV_PREFIX}VS_CURRENCIES": "usd,EUR"})
+    served = _serve_dashboard_once(monkeypatch, tmp_path)
+    assert served.exit_code == 2
+    assert f"{PRODUCER_ENV_PREFIX}VS_CURRENCIES" in served.output and "'usd,EUR'" in served.output
+
+
+def _serve_dashboard_once(monkeypatch, tmp_path: Path, *args: str):
+    """`cryptopipe dashboard` up to its first wait, then Ctrl-C; the result with the currencies served."""
+    import cryptopipe.cli as cli_module
+
+    started: list = []
+
+    class Recorded(cli_module.DashboardServer):
+        def start(self):
+            started.append(self)
+            return super().start()
+
+    def interrupt(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "DashboardServer", Recorded)
+    monkeypatch.setattr(cli_module, "time", SimpleNamespace(sleep=interrupt))  # the command's own waits only
+    result = CliRunner().invoke(cli, ["dashboard", "--data-dir", str(tmp_path), "--port", "0", *args])
+    result.currencies = started[0].service.vs_currencies if started else None
+    return result
