@@ -154,3 +154,9 @@ CurrencyCodes = Annotated[
     matching(r"[a-z0-9]+", "comma-separated lower-case CoinGecko currency codes such as usd,eur,btc"),
     AfterValidator(_distinct_currencies),
 ]
+
+#: CoinGecko coin ids, ``bitcoin,ethereum``: the producer's ``coin_ids`` and each environment's,
+#: which the CDKTF app hands to the producer's VM.
+CoinIds = Annotated[
+    CommaSeparated, matching(r"[a-z0-9][a-z0-9._-]*", "comma-separated CoinGecko ids such as bitcoin,ethereum")
+]

@@ -18,7 +18,7 @@ from pydantic_settings import SettingsConfigDict
 
 from core.coingecko_plans import ALL, ALL_COINS_BOUND, PLAN_NAMES, PLANS, MonthlyNeed, Plan, pages_for
 from core.gcp import PROJECT_ID
-from core.settings import CommaSeparated, CurrencyCodes, Problem, Refused, StrictSettings, matching, problems
+from core.settings import CoinIds, CurrencyCodes, Problem, Refused, StrictSettings, matching, problems
 from producer.errors import ConfigError
 
 ENV_PREFIX = "CRYPTOPIPE__PRODUCER__"
@@ -109,9 +109,7 @@ class ProducerConfig(StrictSettings):
         f"planned (credits, request budget) as {ALL_COINS_BOUND:,} coins, {pages_for(ALL)} pages. Ignored when "
         "``COIN_IDS`` is set (docs/PRODUCER.md, \"Every coin\")."))
 
-    coin_ids: Annotated[
-        CommaSeparated, matching(r"[a-z0-9][a-z0-9._-]*", "comma-separated CoinGecko ids such as bitcoin,ethereum")
-    ] = ()
+    coin_ids: CoinIds = ()
     """Explicit coin ids, comma-separated (``bitcoin,ethereum``): one request per 250 ids."""
 
     interval_seconds: _Seconds = 60.0

@@ -35,6 +35,7 @@ from core.coingecko_plans import PLAN_NAMES, MonthlyNeed
 from core.gcp import PROJECT_ID
 from core.health import Thresholds
 from core.settings import (
+    CoinIds,
     CommaSeparated,
     CurrencyCodes,
     Problem,
@@ -154,7 +155,7 @@ class EnvironmentConfig(StrictSettings):
     multiplies the CoinGecko credits a month."""
     top_n: int = Field(250, ge=1, le=1000)
     """Coins polled, by market cap (unless ``coin_ids``)."""
-    coin_ids: Annotated[CommaSeparated, matching(r"[a-z0-9][a-z0-9-]*", "CoinGecko coin ids like 'bitcoin'")] = ()
+    coin_ids: CoinIds = ()
     """Explicit coin ids instead of the top N."""
     interval_seconds: int = Field(60, ge=10, le=3600)
     """Seconds between polls."""

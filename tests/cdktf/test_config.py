@@ -196,3 +196,24 @@ def test_scheduled_mode_derives_its_alert_thresholds_from_the_schedule():
     assert environment("qa", base).alert_thresholds.schedule_seconds is None
     with pytest.raises(ConfigError, match="schedule_minutes.*45 is invalid"):
         environment("qa", {**base, "schedule_minutes": 45})
+
+
+@pytest.mark.parametrize("coin_ids", ["bitcoin,ethereum", "usd.coin,wrapped_steth", "Bitcoin", "-bitcoin", "btc!"])
+def test_an_environment_takes_exactly_the_coin_ids_its_producer_takes(coin_ids, monkeypatch):
+    """The environment hands its ``coin_ids`` to the producer on the VM: one check, or a synth
+    could refuse ids the producer polls, or pass ids the VM's producer then refuses at boot."""
+    from producer import ProducerConfig
+    from producer.config import ENV_PREFIX, InvalidSetting
+
+    isolated_environ(monkeypatch, ENV_PREFIX)  # the producer reads no variable of this shell
+    try:
+        ProducerConfig(coin_ids=coin_ids)
+        producer_takes = True
+    except InvalidSetting:
+        producer_takes = False
+    try:
+        environment("dev", {**VALID, "coin_ids": coin_ids})
+        environment_takes = True
+    except ConfigError:
+        environment_takes = False
+    assert environment_takes == producer_takes
