@@ -39,13 +39,20 @@ TEST_JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 _QUIET_CDS = ("-Xlog:cds=off", "-Xlog:cds+dynamic=off")
 
 
+def _jdk() -> str:
+    """The JDK spark-submit starts (``$JAVA_HOME/bin/java``, else ``java`` on the PATH): its
+    ``release`` file, which names its version and build, or its path when it has none."""
+    home = os.environ.get("JAVA_HOME")
+    java = shutil.which("java", path=str(Path(home) / "bin") if home else None)
+    if java is None:
+        return ""
+    release = Path(os.path.realpath(java)).parents[1] / "release"
+    return release.read_text() if release.exists() else os.path.realpath(java)
+
+
 def archive() -> Path:
     """Where the archive for this JDK and this pyspark is (whether or not it exists yet)."""
-    java = shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin")) if "JAVA_HOME" in os.environ \
-        else shutil.which("java")
-    release = Path(os.path.realpath(java)).parents[1] / "release" if java else None
-    key = json.dumps([release.read_text() if release and release.exists() else java, version("pyspark"),
-                      TEST_JVM_OPTIONS])
+    key = json.dumps([_jdk(), version("pyspark"), TEST_JVM_OPTIONS])
     return ARCHIVES / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
 
 
