@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
+import time
 
 from core.coingecko_plans import PLANS
 
 from .market import Market
 from .server import ReplayServer
+
+#: The longest the main thread sleeps between looks at a pending Ctrl-C.
+WAIT_SECONDS = 1.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     coins, every = len(server.market.ids), f"{args.frame_seconds:g} s"
     limits = f"; {server.rate_limit_per_minute} calls a minute" if server.rate_limit_per_minute else ""
     limits += f", {server.monthly_credits:,} credits" if server.monthly_credits else ""
-    print(f"Replaying {coins} coins at {server.url} (a frame every {every}{limits}); Ctrl-C stops.", flush=True)
     try:
-        threading.Event().wait()
+        print(f"Replaying {coins} coins at {server.url} (a frame every {every}{limits}); Ctrl-C stops.", flush=True)
+        while True:
+            # A second at a time: the kernel may hand Ctrl-C's SIGINT to a serving thread, and
+            # CPython runs the handler in this thread only once it runs again; one long wait never would.
+            time.sleep(WAIT_SECONDS)
     except KeyboardInterrupt:
         pass
     finally:

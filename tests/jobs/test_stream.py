@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -20,6 +18,7 @@ from jobs import stream
 from jobs.stream import main, parse_args, start_stream
 from jobs.validate import NO_RECORDS
 
+from ..signals import other_threads, signal_thread
 from .conftest import Pipeline, line, landing_record
 
 UTC = timezone.utc
@@ -236,16 +235,6 @@ def test_running_stream_archives_what_it_read_still_sees_new_files_and_stops_on_
     assert status.newest_event_time == datetime(2025, 6, 1, 12, 0, 3, 123000, tzinfo=UTC)
 
 
-#: tgkill(2)'s system call number: a signal to one thread of another process (os.kill lets the kernel choose).
-_TGKILL = {"x86_64": 234, "aarch64": 131}
-
-
-def _signal_thread(pid: int, tid: int, signum: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syscall(_TGKILL[platform.machine()], pid, tid, signum) != 0:
-        raise OSError(ctypes.get_errno(), f"tgkill({pid}, {tid}, {signum})")
-
-
 def test_an_idle_stream_stops_on_ctrl_c_whichever_of_its_threads_the_kernel_hands_it(pipeline: Pipeline):
     """SIGINT to a process goes to any of its threads that does not block it. Delivered to one of
     the driver's other threads (py4j's, Spark's callback server), it never woke a main thread that
@@ -262,8 +251,7 @@ def test_an_idle_stream_stops_on_ctrl_c_whichever_of_its_threads_the_kernel_hand
         _wait_for(lambda: "stream_started:" in log.read_text(errors="replace") or process.poll() is not None,
                   timeout=120)
         assert process.poll() is None, log.read_text()[-3000:]
-        others = [int(tid) for tid in os.listdir(f"/proc/{process.pid}/task") if int(tid) != process.pid]
-        _signal_thread(process.pid, others[-1], signal.SIGINT)
+        signal_thread(process.pid, other_threads(process.pid)[-1], signal.SIGINT)
         assert process.wait(timeout=60) == 130, log.read_text()[-3000:]
     finally:
         if process.poll() is None:
