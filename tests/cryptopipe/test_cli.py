@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,7 @@ from cryptopipe.cli import cli
 from producer.config import ENV_PREFIX as PRODUCER_ENV_PREFIX
 
 from ..conftest import isolated_environ
+from ..signals import other_threads, signal_thread
 
 
 def _invoke(*args: str):
@@ -83,17 +86,31 @@ def test_up_refuses_a_bad_producer_variable_naming_it(tmp_path, monkeypatch):
     assert "Error: CRYPTOPIPE__PRODUCER__READ_TIMEOUT_SECONDS='slow' is invalid: expected a valid number" in result.output
 
 
+def _up_argv(data: Path, *extra: str) -> list[str]:
+    """`cryptopipe up` on the replay, as a user runs it (the console script, a new process)."""
+    return [str(Path(sys.executable).with_name("cryptopipe")), "up", "--source", "replay", "--data-dir", str(data),
+            "--interval", "2", "--top-n", "20", "--no-dashboard", *extra]
+
+
 def _up_in_a_new_process(data: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """A short `cryptopipe up` on the replay in its own process: Spark's JVM starts anew, as for a user."""
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("cryptopipe")), "up", "--source", "replay", "--data-dir", str(data),
-         "--max-polls", "1", "--interval", "2", "--top-n", "20", "--no-dashboard", *extra],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+    return subprocess.run(_up_argv(data, "--max-polls", "1", *extra), capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def _wait_until(condition, what: str, within: float = 120.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {within} s")
+        time.sleep(0.1)
 
 
 @pytest.mark.spark
-def test_up_shows_cryptopipes_lines_only_and_sparks_with_verbose(tmp_path):
+def test_up_shows_cryptopipes_lines_only_sparks_with_verbose_and_stops_on_ctrl_c(tmp_path):
+    """The verbose run is also the one stopped with Ctrl-C (each run is a JVM start): the signal goes
+    to one of its other threads, where the kernel may hand a terminal's SIGINT, and `up` still
+    stops, its stream's batch and its producer's poll finished, and says what it loaded."""
     quiet = _up_in_a_new_process(tmp_path / "quiet")
     assert quiet.returncode == 0, quiet.stderr
     output = quiet.stdout + quiet.stderr
@@ -102,9 +119,24 @@ def test_up_shows_cryptopipes_lines_only_and_sparks_with_verbose(tmp_path):
              if re.search(r"WARN|NativeCodeLoader|spark\.local\.dir|log level", line)]  # fmt: skip
     assert noise == [], output
 
-    verbose = _up_in_a_new_process(tmp_path / "verbose", "--verbose")
-    assert verbose.returncode == 0, verbose.stderr
-    assert "WARN NativeCodeLoader" in verbose.stderr and "INFO producer.poller" in verbose.stderr
+    log = tmp_path / "verbose.log"
+    with log.open("w") as written:
+        verbose = subprocess.Popen(_up_argv(tmp_path / "verbose", "--verbose"), stdout=written,
+                                   stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+    try:
+        _wait_until(lambda: re.search(r"INFO jobs\.stream: batch \d+: ", log.read_text(errors="replace"))
+                    or verbose.poll() is not None, "the first batch loaded")
+        assert verbose.poll() is None, log.read_text()[-3000:]
+        signal_thread(verbose.pid, other_threads(verbose.pid)[-1], signal.SIGINT)
+        assert verbose.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        if verbose.poll() is None:
+            verbose.kill()
+            verbose.wait()
+    shown = log.read_text()
+    assert "WARN NativeCodeLoader" in shown and "INFO producer.poller" in shown
+    assert "stopping: the producer finishes its poll, the stream its batch" in shown
+    assert re.search(r"^done: [1-9][0-9]* rows loaded into ", shown, re.MULTILINE), shown[-3000:]
 
 
 def test_query_prints_rows_as_a_table(tmp_path):
