@@ -33,6 +33,7 @@ from rich.table import Table
 from cryptopipe.dashboard import DEFAULT_HOST, DEFAULT_PORT, DashboardError, DashboardServer
 from cryptopipe.dashboard.service import STALE_AFTER_SECONDS
 from cryptopipe.errors import PipelineError
+from cryptopipe.interrupt import stop_on_ctrl_c
 from cryptopipe.health.judge import pipeline_health
 from cryptopipe.health.render import dashboard_alerts, status_table
 from core.layout import LocalLayout
@@ -95,6 +96,7 @@ def _status_line(status: Status, elapsed: float) -> str:
 @VERBOSE
 def cli(verbose: bool) -> None:
     """cryptopipe: CoinGecko market data -> landing zone -> Spark -> warehouse."""
+    stop_on_ctrl_c()
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _log_verbosely(verbose)
 
@@ -270,8 +272,8 @@ def dashboard(ctx, layout, warehouse, host, port, vs_currencies, stale_after):
         ).start()  # fmt: skip
     except DashboardError as error:
         _fail(str(error))
-    err.print(f"dashboard: {server.url} · warehouse {server.service.backend.uri} · Ctrl-C to stop")
-    try:
+    try:  # from the line saying Ctrl-C stops it: a Ctrl-C after it stops the server
+        err.print(f"dashboard: {server.url} · warehouse {server.service.backend.uri} · Ctrl-C to stop")
         while True:
             time.sleep(STATUS_REFRESH_SECONDS)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import time
 
 from core.coingecko_plans import PLANS
 
+from ..interrupt import stop_on_ctrl_c
 from .market import Market
 from .server import ReplayServer
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None, help="play this CoinGecko plan's rate limit and monthly credits (the options above win)",
     )
     args = parser.parse_args(argv)
+    stop_on_ctrl_c()
     if args.coins is not None and args.coins < 1:
         parser.error(f"--coins must be at least 1, got {args.coins}")
     given = {"host": args.host, "port": args.port, "frame_seconds": args.frame_seconds, "rebase": args.rebase,

@@ -23,7 +23,7 @@ from cryptopipe.cli import cli
 from producer.config import ENV_PREFIX as PRODUCER_ENV_PREFIX
 
 from ..conftest import isolated_environ
-from ..signals import other_threads, signal_thread
+from ..signals import other_threads, signal_thread, started_ignoring_ctrl_c
 
 
 def _invoke(*args: str):
@@ -108,9 +108,10 @@ def _wait_until(condition, what: str, within: float = 120.0) -> None:
 
 @pytest.mark.spark
 def test_up_shows_cryptopipes_lines_only_sparks_with_verbose_and_stops_on_ctrl_c(tmp_path):
-    """The verbose run is also the one stopped with Ctrl-C (each run is a JVM start): the signal goes
-    to one of its other threads, where the kernel may hand a terminal's SIGINT, and `up` still
-    stops, its stream's batch and its producer's poll finished, and says what it loaded."""
+    """The verbose run is also the one stopped with Ctrl-C (each run is a JVM start): started with
+    SIGINT ignored, as a script's background job is, and the signal sent to one of its other
+    threads, where the kernel may hand a terminal's SIGINT, `up` still stops, its stream's batch
+    and its producer's poll finished, and says what it loaded."""
     quiet = _up_in_a_new_process(tmp_path / "quiet")
     assert quiet.returncode == 0, quiet.stderr
     output = quiet.stdout + quiet.stderr
@@ -122,7 +123,8 @@ def test_up_shows_cryptopipes_lines_only_sparks_with_verbose_and_stops_on_ctrl_c
     log = tmp_path / "verbose.log"
     with log.open("w") as written:
         verbose = subprocess.Popen(_up_argv(tmp_path / "verbose", "--verbose"), stdout=written,
-                                   stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+                                   stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
+                                   preexec_fn=started_ignoring_ctrl_c)
     try:
         _wait_until(lambda: re.search(r"INFO jobs\.stream: batch \d+: ", log.read_text(errors="replace"))
                     or verbose.poll() is not None, "the first batch loaded")
@@ -292,3 +294,19 @@ def _serve_dashboard_once(monkeypatch, tmp_path: Path, *args: str):
     result = CliRunner().invoke(cli, ["dashboard", "--data-dir", str(tmp_path), "--port", "0", *args])
     result.currencies = started[0].service.vs_currencies if started else None
     return result
+
+
+def test_dashboard_started_with_ctrl_c_ignored_still_stops_on_it(tmp_path):
+    """A script's background job starts with SIGINT ignored; `cryptopipe` asks for Ctrl-C all the same."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("cryptopipe")), "dashboard", "--data-dir", str(tmp_path), "--port", "0"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}, preexec_fn=started_ignoring_ctrl_c,
+    )
+    try:
+        assert "dashboard: http://127.0.0.1:" in process.stderr.readline()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
