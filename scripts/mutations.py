@@ -26,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_SCRIPT = "scripts/bigquery_emulator.py"
-COPIED = ("core", "jobs", "producer", "cryptopipe", "tests", "pyproject.toml", EMULATOR_SCRIPT, "scripts/toolvenv.py")
+COPIED = ("core", "jobs", "producer", "cryptopipe", "tests", "pyproject.toml", EMULATOR_SCRIPT, "scripts/toolvenv.py",
+          "scripts/spark_classes.py")  # tests/conftest.py reads the test JVMs' options from it
 
 
 @dataclass(frozen=True)
