@@ -21,6 +21,7 @@ import importlib.util
 import itertools
 import os
 import sys
+import time
 from pathlib import Path
 
 # gRPC's C core logs each closed loopback connection at INFO (the Storage Write stand-in's);
@@ -224,6 +225,16 @@ def make_warehouse(path: Path) -> DuckDBWarehouse:
 @pytest.fixture
 def warehouse(tmp_path: Path) -> DuckDBWarehouse:
     return make_warehouse(tmp_path / "warehouse.duckdb")
+
+
+def wait_until(condition: Callable[[], object], what: str, within: float, *, every: float = 0.1) -> None:
+    """Poll ``condition`` every ``every`` seconds until it holds; fail naming ``what`` after ``within``:
+    a wait on a condition with a deadline, never a fixed sleep."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {within:g} s")
+        time.sleep(every)
 
 
 def isolated_environ(monkeypatch: pytest.MonkeyPatch, prefix: str) -> Callable[[dict[str, str]], None]:

@@ -12,6 +12,7 @@ from ..conftest import script_module
 ROOT = Path(__file__).resolve().parents[2]
 
 
+CHECKOV = script_module("checkov")
 SKIPS = tomllib.loads((ROOT / "cdktf" / "checkov-skips.toml").read_text())
 
 
@@ -30,23 +31,22 @@ def test_checkov_finds_no_failed_check(synth_dir):
 
 def test_a_report_is_a_pass_only_with_checks_passed_none_failed_and_every_file_parsed():
     """checkov exits 0 on a file it cannot parse, or on nothing to scan: false greens the script refuses."""
-    script = script_module("checkov")
     passing = {"summary": {"passed": 40, "failed": 0}, "results": {"failed_checks": [], "parsing_errors": []}}
-    assert script.problems(passing) == []
+    assert CHECKOV.problems(passing) == []
     unparsed = {"summary": {"passed": 0, "failed": 0}, "results": {"parsing_errors": ["stacks/x/cdk.tf.json"]}}
-    assert [p.split()[0] for p in script.problems(unparsed)] == ["NOT", "NOTHING"]
+    assert [p.split()[0] for p in CHECKOV.problems(unparsed)] == ["NOT", "NOTHING"]
     failed = {"summary": {"passed": 3, "failed": 1}, "results": {"failed_checks": [
         {"check_id": "CKV_GCP_1", "check_name": "a check", "resource": "google_x.y"}]}}
-    assert script.problems(failed) == ["FAILED CKV_GCP_1 a check: google_x.y"]
+    assert CHECKOV.problems(failed) == ["FAILED CKV_GCP_1 a check: google_x.y"]
     # a [resources] skip excuses its check on that resource only
-    (check_id, construct), _ = next(iter(script.resource_skips().items()))
+    (check_id, construct), _ = next(iter(CHECKOV.resource_skips().items()))
     excused = {"check_id": check_id, "check_name": "a check", "resource": f"google_x.{construct}_0A1B2C3D"}
     elsewhere = {**excused, "resource": "google_x.other-thing_0A1B2C3D"}
     report = {"summary": {"passed": 3, "failed": 2}, "results": {"failed_checks": [excused, elsewhere]}}
-    assert script.problems(report) == [f"FAILED {check_id} a check: google_x.other-thing_0A1B2C3D"]
-    assert len(script.excused_failures(report)) == 1
+    assert CHECKOV.problems(report) == [f"FAILED {check_id} a check: google_x.other-thing_0A1B2C3D"]
+    assert len(CHECKOV.excused_failures(report)) == 1
     # the bootstrap stack's import block is what checkov 3.3 cannot parse: it is scanned without it
-    assert script.UNSCANNABLE_BLOCKS == ("import",)
+    assert CHECKOV.UNSCANNABLE_BLOCKS == ("import",)
 
 
 def test_every_skip_has_a_reason_and_is_documented():
@@ -61,9 +61,8 @@ def test_every_skip_has_a_reason_and_is_documented():
 
 
 def test_one_scan_of_every_stack_is_split_into_each_stacks_report_without_its_skips():
-    script = script_module("checkov")
-    skipped = next(iter(script.skips_for("dev")))  # a check dev skips ([all] or its own table)
-    assert skipped in script.skips_for("bootstrap-dev")  # ... and so does bootstrap-dev ([all])
+    skipped = next(iter(CHECKOV.skips_for("dev")))  # a check dev skips ([all] or its own table)
+    assert skipped in CHECKOV.skips_for("bootstrap-dev")  # ... and so does bootstrap-dev ([all])
     dev_only = next(iter(SKIPS["dev"]))  # skipped in dev alone
 
     def check(check_id, stack):
@@ -75,11 +74,11 @@ def test_one_scan_of_every_stack_is_split_into_each_stacks_report_without_its_sk
         "failed_checks": [check(dev_only, "dev"), check(dev_only, "prod"), check(skipped, "bootstrap-dev")],
         "parsing_errors": ["/bootstrap-dev/cdk.tf.json"],
     }}
-    split = script.split_report(report, ["dev", "prod", "bootstrap-dev"])
+    split = CHECKOV.split_report(report, ["dev", "prod", "bootstrap-dev"])
     assert {stack: part["summary"] for stack, part in split.items()} == {
         "dev": {"passed": 1, "failed": 0}, "prod": {"passed": 1, "failed": 1}, "bootstrap-dev": {"passed": 0, "failed": 0}}
     assert split["prod"]["results"]["failed_checks"] == [check(dev_only, "prod")]
     assert split["bootstrap-dev"]["results"]["parsing_errors"] == ["/bootstrap-dev/cdk.tf.json"]
-    assert script.problems(split["dev"]) == []
+    assert CHECKOV.problems(split["dev"]) == []
     # checkov reports an empty list when it found nothing to scan: every stack then checked nothing
-    assert all(script.problems(part) for part in script.split_report([], ["dev", "prod"]).values())
+    assert all(CHECKOV.problems(part) for part in CHECKOV.split_report([], ["dev", "prod"]).values())

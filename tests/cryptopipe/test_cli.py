@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ from core.layout import LocalLayout
 from cryptopipe.cli import cli
 from producer.config import ENV_PREFIX as PRODUCER_ENV_PREFIX
 
-from ..conftest import isolated_environ
+from ..conftest import isolated_environ, wait_until
 from ..signals import other_threads, signal_thread, started_ignoring_ctrl_c
 
 
@@ -98,14 +97,6 @@ def _up_in_a_new_process(data: Path, *extra: str) -> subprocess.CompletedProcess
                           env={**os.environ, "COLUMNS": "200"})
 
 
-def _wait_until(condition, what: str, within: float = 120.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what} after {within} s")
-        time.sleep(0.1)
-
-
 @pytest.mark.spark
 def test_up_shows_cryptopipes_lines_only_sparks_with_verbose_and_stops_on_ctrl_c(tmp_path):
     """The verbose run is also the one stopped with Ctrl-C (each run is a JVM start): started with
@@ -126,8 +117,8 @@ def test_up_shows_cryptopipes_lines_only_sparks_with_verbose_and_stops_on_ctrl_c
                                    stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
                                    preexec_fn=started_ignoring_ctrl_c)
     try:
-        _wait_until(lambda: re.search(r"INFO jobs\.stream: batch \d+: ", log.read_text(errors="replace"))
-                    or verbose.poll() is not None, "the first batch loaded")
+        wait_until(lambda: re.search(r"INFO jobs\.stream: batch \d+: ", log.read_text(errors="replace"))
+                   or verbose.poll() is not None, "the first batch loaded", 120)
         assert verbose.poll() is None, log.read_text()[-3000:]
         signal_thread(verbose.pid, other_threads(verbose.pid)[-1], signal.SIGINT)
         assert verbose.wait(timeout=60) == 0, log.read_text()[-3000:]
@@ -263,20 +254,21 @@ def test_dashboard_shows_the_currencies_the_producer_lands(tmp_path, monkeypatch
     set_variables = isolated_environ(monkeypatch, PRODUCER_ENV_PREFIX)
     if variable is not None:
         set_variables({f"{PRODUCER_ENV_PREFIX}VS_CURRENCIES": variable})
-    served = _serve_dashboard_once(monkeypatch, tmp_path, *(["--vs-currencies", option] if option else []))
+    served, currencies = _serve_dashboard_once(monkeypatch, tmp_path, *(["--vs-currencies", option] if option else []))
     assert served.exit_code == 0, served.output
-    assert served.currencies == shown
+    assert currencies == shown
 
 
 def test_dashboard_names_a_bad_currency_variable(tmp_path, monkeypatch):
     isolated_environ(monkeypatch, PRODUCER_ENV_PREFIX)({f"{PRODUCER_ENV_PREFIX}VS_CURRENCIES": "usd,EUR"})
-    served = _serve_dashboard_once(monkeypatch, tmp_path)
+    served, _ = _serve_dashboard_once(monkeypatch, tmp_path)
     assert served.exit_code == 2
     assert f"{PRODUCER_ENV_PREFIX}VS_CURRENCIES" in served.output and "'usd,EUR'" in served.output
 
 
 def _serve_dashboard_once(monkeypatch, tmp_path: Path, *args: str):
-    """`cryptopipe dashboard` up to its first wait, then Ctrl-C; the result with the currencies served."""
+    """`cryptopipe dashboard` up to its first wait, then Ctrl-C: its result, and the currencies it served
+    (None if no server started)."""
     import cryptopipe.cli as cli_module
 
     started: list = []
@@ -292,8 +284,7 @@ def _serve_dashboard_once(monkeypatch, tmp_path: Path, *args: str):
     monkeypatch.setattr(cli_module, "DashboardServer", Recorded)
     monkeypatch.setattr(cli_module, "time", SimpleNamespace(sleep=interrupt))  # the command's own waits only
     result = CliRunner().invoke(cli, ["dashboard", "--data-dir", str(tmp_path), "--port", "0", *args])
-    result.currencies = started[0].service.vs_currencies if started else None
-    return result
+    return result, started[0].service.vs_currencies if started else None
 
 
 def test_dashboard_started_with_ctrl_c_ignored_still_stops_on_it(tmp_path):

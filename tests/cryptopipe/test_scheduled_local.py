@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -34,6 +33,7 @@ from core.timefmt import utc_millis
 from cryptopipe.scheduled import ScheduledRuns
 from jobs.loaders.duckdb import open_reader
 
+from ..conftest import wait_until
 from ..jobs.conftest import T0, Pipeline, line
 
 pytestmark = pytest.mark.slow
@@ -79,14 +79,6 @@ class Landing:
             self.poll(bad=self.polls % 3 == 0)
 
 
-def _wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
-
-
 def _contents(pipeline: Pipeline) -> tuple[Counter, Counter]:
     with open_reader(pipeline.warehouse) as con:
         keys = Counter(con.execute("SELECT coin_id, vs_currency, last_updated FROM market_ticks").fetchall())
@@ -114,7 +106,8 @@ def test_scheduled_runs_a_kill_and_a_switch_to_stream_and_back_land_every_row_on
     assert runs.tick() == "started"
     assert runs.tick() == "waiting"  # one run a slot
     first_log = runs.log_of(0)
-    _wait_for(lambda: "stream_batch:" in first_log.read_text(errors="replace"), "the first run's first batch")
+    wait_until(lambda: "stream_batch:" in first_log.read_text(errors="replace"), "the first run's first batch",
+               DEADLINE)
     now[0] += EVERY
     assert runs.tick() == "skipped"  # the run of the slot before is still going
     runs.signal(signal.SIGKILL)
@@ -139,7 +132,7 @@ def test_scheduled_runs_a_kill_and_a_switch_to_stream_and_back_land_every_row_on
         stream = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
                                   env={**os.environ, "TMPDIR": str(pipeline.spark_scratch)})
     try:
-        _wait_for(lambda: _loaded(pipeline) == len(landing.keys), "stream mode to load the new files")
+        wait_until(lambda: _loaded(pipeline) == len(landing.keys), "stream mode to load the new files", DEADLINE)
     finally:
         os.killpg(stream.pid, signal.SIGINT)
         stream.wait(DEADLINE)

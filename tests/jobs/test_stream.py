@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from jobs import stream
 from jobs.stream import main, parse_args, start_stream
 from jobs.validate import NO_RECORDS
 
+from ..conftest import wait_until
 from ..signals import other_threads, signal_thread
 from .conftest import Pipeline, line, landing_record
 
@@ -26,11 +26,7 @@ UTC = timezone.utc
 
 def _wait_for(condition, *, timeout: float = 30.0) -> None:
     """Spark archives files on a background thread: wait for it, without timing it."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
+    wait_until(condition, "the condition", timeout)
 
 
 @pytest.mark.spark
